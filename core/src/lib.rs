@@ -1,0 +1,46 @@
+//! `streamcore`: the stream-processing engine the suite's services run on, in the spirit of Kafka Streams.
+//!
+//! A service describes *what* to compute as a [`Topology`] (source processors, stream processors and sink
+//! processors); the [`runtime`] decides *where and when*: it joins a consumer group, turns every assigned input
+//! partition into a [`task`] with its own local state, restores that state from changelog topics, and commits
+//! input offsets only after every output the offsets caused has been acknowledged (at-least-once).
+//!
+//! # Layout
+//!
+//! Each module implements one concept of the stream-processing chapter and is named after it:
+//!
+//! | module | concept |
+//! |---|---|
+//! | [`record`] | an event: key, value, event time, and where it came from |
+//! | [`time`] | event time vs. log-append/create time vs. processing time; stream time |
+//! | [`codec`] | bytes on the wire to typed events and back; decimals that never pass through floats |
+//! | [`topology`] | the processor graph: sources, processors, sinks; `describe()` as text and Mermaid |
+//! | [`processor`] | the lifecycle trait for stateful processors and the context they see |
+//! | [`state`] | local state: key-value stores in memory or RocksDB, changelogs, checkpoints, restore |
+//! | [`task`] | one task per input partition: the unit of parallelism, owning its state |
+//! | [`runtime`] | the consumer group, rebalances, commits, dead letters, graceful shutdown |
+//! | [`query`] | interactive queries: reading tasks' committed local state from HTTP handlers |
+//! | [`http`] | the endpoints every service shares: health, readiness, metrics, topology |
+//! | [`metrics`] | Prometheus metrics of the engine |
+//! | [`testkit`] | an in-memory test driver (Kafka Streams' `TopologyTestDriver`), no broker needed |
+
+pub mod codec;
+pub mod error;
+pub mod http;
+pub mod metrics;
+pub mod processor;
+pub mod query;
+pub mod record;
+pub mod runtime;
+pub mod state;
+pub mod task;
+pub mod testkit;
+pub mod time;
+pub mod topology;
+
+pub use error::{ProcessError, StreamError};
+pub use processor::{Processor, ProcessorContext, RecordSink};
+pub use record::Record;
+pub use runtime::{Runtime, StreamsConfig};
+pub use topology::{Stream, Topology, TopologyBuilder};
+

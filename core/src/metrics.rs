@@ -1,0 +1,68 @@
+//! The engine's Prometheus metrics. They register into the service's registry, so one `/metrics` page shows the
+//! engine's and the service's metrics together.
+
+use prometheus::{Histogram, HistogramOpts, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry};
+
+/// Metrics of one runtime.
+#[derive(Clone)]
+pub struct Metrics {
+    /// Records read, per topic.
+    pub consumed: IntCounterVec,
+    /// Records written (outputs, changelogs, dead letters), per topic.
+    pub produced: IntCounterVec,
+    /// Records sent to the dead-letter topic, per source topic.
+    pub dead_lettered: IntCounterVec,
+    /// Processing attempts that asked to be retried, per source topic.
+    pub retried: IntCounterVec,
+    /// Time to process one record (the processors' work, not the broker round trip).
+    pub process_latency: Histogram,
+    /// Time to commit: flush, wait for acks, commit offsets, apply stores.
+    pub commit_latency: Histogram,
+    /// Changelog records replayed into stores, per store.
+    pub restored: IntCounterVec,
+    /// Changelog records left to replay, per store and partition.
+    pub restore_remaining: IntGaugeVec,
+    /// Consumer lag, per topic and partition, from librdkafka's statistics.
+    pub consumer_lag: IntGaugeVec,
+    /// Tasks (input partitions) this instance owns.
+    pub assigned_tasks: IntGauge,
+}
+
+impl Metrics {
+    /// Create and register the metrics.
+    pub fn new(registry: &Registry) -> Result<Self, prometheus::Error> {
+        let counter = |name: &str, help: &str, labels: &[&str]| -> Result<IntCounterVec, prometheus::Error> {
+            let c = IntCounterVec::new(Opts::new(name, help), labels)?;
+            registry.register(Box::new(c.clone()))?;
+            Ok(c)
+        };
+        let gauge_vec = |name: &str, help: &str, labels: &[&str]| -> Result<IntGaugeVec, prometheus::Error> {
+            let g = IntGaugeVec::new(Opts::new(name, help), labels)?;
+            registry.register(Box::new(g.clone()))?;
+            Ok(g)
+        };
+        let histogram = |name: &str, help: &str, buckets: Vec<f64>| -> Result<Histogram, prometheus::Error> {
+            let h = Histogram::with_opts(HistogramOpts::new(name, help).buckets(buckets))?;
+            registry.register(Box::new(h.clone()))?;
+            Ok(h)
+        };
+        let assigned_tasks = IntGauge::new("streamcore_assigned_tasks", "Tasks (input partitions) owned by this instance")?;
+        registry.register(Box::new(assigned_tasks.clone()))?;
+        Ok(Metrics {
+            consumed: counter("streamcore_records_consumed_total", "Records read, per topic", &["topic"])?,
+            produced: counter("streamcore_records_produced_total", "Records written, per topic", &["topic"])?,
+            dead_lettered: counter("streamcore_dead_lettered_total", "Records sent to the dead-letter topic, per source topic", &["topic"])?,
+            retried: counter("streamcore_retries_total", "Processing attempts retried after a transient failure, per source topic", &["topic"])?,
+            process_latency: histogram(
+                "streamcore_process_latency_seconds",
+                "Time to process one record",
+                prometheus::exponential_buckets(1e-6, 4.0, 12)?,
+            )?,
+            commit_latency: histogram("streamcore_commit_latency_seconds", "Time to commit", prometheus::exponential_buckets(1e-3, 2.0, 14)?)?,
+            restored: counter("streamcore_restored_records_total", "Changelog records replayed into stores", &["store"])?,
+            restore_remaining: gauge_vec("streamcore_restore_remaining_records", "Changelog records left to replay", &["store", "partition"])?,
+            consumer_lag: gauge_vec("streamcore_consumer_lag", "Consumer lag per input partition", &["topic", "partition"])?,
+            assigned_tasks,
+        })
+    }
+}

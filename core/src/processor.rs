@@ -1,0 +1,129 @@
+//! Stream processors: the nodes between sources and sinks.
+//!
+//! Stateless operations (map, filter, flat_map, branch, for_each) are closures on [`crate::Stream`]; anything that
+//! keeps state implements [`Processor`], a small lifecycle trait in the shape of Kafka Streams' `Processor`:
+//! one required method, defaulted hooks, each called at a documented moment.
+
+use crate::error::ProcessError;
+use crate::record::{OutgoingRecord, Record, SourcePosition};
+use crate::state::{LoggedStore, StoreError};
+use crate::time::StreamTime;
+use std::any::Any;
+use std::collections::BTreeMap;
+
+/// A type-erased value travelling between nodes.
+pub(crate) type Value = Box<dyn Any + Send>;
+
+/// A stateful processor.
+///
+/// One instance exists per task (per input partition), created by the factory given to
+/// [`Stream::process`](crate::Stream::process), so instances never share state except through stores.
+pub trait Processor: Send + 'static {
+    /// The value type it consumes.
+    type In: Send + 'static;
+    /// The value type it forwards.
+    type Out: Clone + Send + 'static;
+
+    /// Called once when the task is created, after its stores were restored and before the first record.
+    fn init(&mut self, _ctx: &mut ProcessorContext<'_, '_, Self::Out>) -> Result<(), ProcessError> {
+        Ok(())
+    }
+
+    /// Called for every record, in offset order within the task's partition.
+    fn process(&mut self, record: Record<Self::In>, ctx: &mut ProcessorContext<'_, '_, Self::Out>) -> Result<(), ProcessError>;
+
+    /// Called when the task is closed (partition revoked, or shutdown), after its last commit.
+    fn close(&mut self) {}
+}
+
+/// The per-task state every node of a task shares.
+pub(crate) struct TaskState {
+    pub(crate) partition: i32,
+    pub(crate) stores: BTreeMap<String, LoggedStore>,
+    pub(crate) stream_time: StreamTime,
+    pub(crate) outbox: Vec<OutgoingRecord>,
+    pub(crate) position: SourcePosition,
+}
+
+/// What a node emits: to all children (`None`) or to one (`Some(index)`, for `branch`).
+pub(crate) struct Emit {
+    pub(crate) child: Option<usize>,
+    pub(crate) record: Record<Value>,
+}
+
+/// Where a task's writes go: the producer in the runtime, in-memory topics in the test driver.
+pub trait RecordSink {
+    /// Hand a record over for sending.
+    fn send(&mut self, record: OutgoingRecord) -> Result<(), crate::StreamError>;
+    /// Wait until everything handed over so far is acknowledged.
+    fn flush(&mut self) -> Result<(), crate::StreamError>;
+}
+
+impl TaskState {
+    /// Hand the outbox and every store's changelog writes to the sink.
+    pub(crate) fn drain_into(&mut self, sink: &mut dyn RecordSink, event_ms: Option<i64>) -> Result<(), crate::StreamError> {
+        for r in self.outbox.drain(..) {
+            sink.send(r)?;
+        }
+        let mut changelog = Vec::new();
+        for store in self.stores.values_mut() {
+            store.drain_changelog(event_ms, &mut changelog);
+        }
+        for r in changelog {
+            sink.send(r)?;
+        }
+        Ok(())
+    }
+}
+
+/// What a type-erased node sees while it runs.
+pub(crate) struct NodeContext<'a> {
+    pub(crate) state: &'a mut TaskState,
+    pub(crate) emitted: &'a mut Vec<Emit>,
+    pub(crate) sink: &'a mut dyn RecordSink,
+    pub(crate) event_ms: Option<i64>,
+}
+
+/// What a [`Processor`] sees: its task's stores, stream time, the input position, and a way to forward records.
+pub struct ProcessorContext<'a, 'b, Out> {
+    pub(crate) node: &'a mut NodeContext<'b>,
+    pub(crate) _out: std::marker::PhantomData<fn(Out)>,
+}
+
+impl<Out: Send + 'static> ProcessorContext<'_, '_, Out> {
+    /// Send a record to every downstream node.
+    pub fn forward(&mut self, record: Record<Out>) {
+        let Record { key, value, time } = record;
+        self.node.emitted.push(Emit { child: None, record: Record { key, value: Box::new(value) as Value, time } });
+    }
+
+    /// A store of this task, by name.
+    pub fn store(&mut self, name: &str) -> Result<&mut LoggedStore, StoreError> {
+        self.node.state.stores.get_mut(name).ok_or_else(|| StoreError::Unknown(name.to_owned()))
+    }
+
+    /// The task's stream time: the highest event time it has seen (milliseconds).
+    pub fn stream_time(&self) -> Option<i64> {
+        self.node.state.stream_time.millis()
+    }
+
+    /// The input record being processed: topic, partition, offset.
+    pub fn position(&self) -> &SourcePosition {
+        &self.node.state.position
+    }
+
+    /// The task's partition.
+    pub fn partition(&self) -> i32 {
+        self.node.state.partition
+    }
+
+    /// Send this task's store writes and sink outputs so far, and wait until the broker acknowledged them.
+    ///
+    /// For side effects outside Kafka (an email): record the effect in a store, then `flush`, so the record that
+    /// says "done" is durable as soon as possible after the effect. Costs a round trip; use it sparingly.
+    pub fn flush(&mut self) -> Result<(), ProcessError> {
+        let event_ms = self.node.event_ms;
+        self.node.state.drain_into(self.node.sink, event_ms).map_err(|e| ProcessError::Fatal(e.to_string()))?;
+        self.node.sink.flush().map_err(|e| ProcessError::Fatal(e.to_string()))
+    }
+}

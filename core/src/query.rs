@@ -1,0 +1,66 @@
+//! Interactive queries: HTTP handlers read the *committed* contents of the tasks' stores, on whichever partition
+//! holds the key. Reads never see a task's uncommitted writes, so an answer never shows state the changelog might
+//! still lose. Tasks register their stores when created and unregister them when closed.
+
+use crate::state::{Entries, KeyValueStore, Order, StoreError};
+use std::collections::BTreeMap;
+use std::ops::Bound;
+use std::sync::{Arc, RwLock};
+
+/// The stores of the tasks this instance owns, by (store name, partition).
+#[derive(Clone, Default)]
+pub struct StoreRegistry {
+    inner: Arc<RwLock<StoreMap>>,
+}
+
+type StoreMap = BTreeMap<(String, i32), Arc<dyn KeyValueStore>>;
+
+impl StoreRegistry {
+    pub(crate) fn register(&self, partition: i32, store: Arc<dyn KeyValueStore>) {
+        self.inner.write().unwrap_or_else(|p| p.into_inner()).insert((store.name().to_owned(), partition), store);
+    }
+
+    pub(crate) fn unregister(&self, name: &str, partition: i32) {
+        self.inner.write().unwrap_or_else(|p| p.into_inner()).remove(&(name.to_owned(), partition));
+    }
+
+    /// The partitions of `store` this instance holds.
+    pub fn partitions(&self, store: &str) -> Vec<(i32, Arc<dyn KeyValueStore>)> {
+        self.inner
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .iter()
+            .filter(|((name, _), _)| name == store)
+            .map(|((_, p), s)| (*p, s.clone()))
+            .collect()
+    }
+
+    /// A key's committed value, from whichever local partition of `store` has it.
+    pub fn get(&self, store: &str, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
+        for (_, s) in self.partitions(store) {
+            if let Some(v) = s.get(key)? {
+                return Ok(Some(v));
+            }
+        }
+        Ok(None)
+    }
+
+    /// Like [`get`](Self::get), decoded from JSON.
+    pub fn get_json<T: serde::de::DeserializeOwned>(&self, store: &str, key: &str) -> Result<Option<T>, StoreError> {
+        self.get(store, key.as_bytes())?
+            .map(|b| serde_json::from_slice(&b))
+            .transpose()
+            .map_err(|e| StoreError::Codec { store: store.to_owned(), key: key.to_owned(), reason: e.to_string() })
+    }
+
+    /// The `limit` largest keys of `store` across local partitions (largest first): "most recent" for time-ordered keys.
+    pub fn last(&self, store: &str, limit: usize) -> Result<Entries, StoreError> {
+        let mut all = Vec::new();
+        for (_, s) in self.partitions(store) {
+            all.extend(s.range(Bound::Unbounded, Bound::Unbounded, Order::Descending, limit)?);
+        }
+        all.sort_by(|a, b| b.0.cmp(&a.0));
+        all.truncate(limit);
+        Ok(all)
+    }
+}

@@ -1,0 +1,620 @@
+//! The runtime: runs a [`Topology`] against a Kafka cluster, at least once.
+//!
+//! One *stream thread* polls a consumer-group consumer. Rebalance callbacks create a [`Task`] per assigned input
+//! partition (restoring its stores from their changelogs first) and, for revoked partitions, commit and close
+//! their tasks. Each polled record goes to its partition's task; what the task produces goes to an idempotent
+//! producer. On the commit interval, on revocation and on shutdown the runtime *commits*, in the order that keeps
+//! every guarantee (INVARIANTS 1-2):
+//!
+//! 1. flush the producer and check that every record was acknowledged;
+//! 2. commit the input offsets those records came from;
+//! 3. apply each store's pending batch with the changelog offset it reached (its checkpoint).
+//!
+//! A processor that reports a transient failure ([`ProcessError::Retry`](crate::ProcessError::Retry)) pauses its
+//! partition: the record is retried with exponential backoff, later records wait behind it, and no offset is
+//! committed past it. The consumer keeps polling meanwhile, so the instance stays in the group.
+
+mod delivery;
+mod restore;
+pub mod status;
+mod topics;
+
+pub use status::{Phase, RuntimeStatus};
+
+use crate::error::StreamError;
+use crate::metrics::Metrics;
+use crate::query::StoreRegistry;
+use crate::record::{InputRecord, OutgoingRecord, SourcePosition};
+use crate::state::memory::MemoryStore;
+use crate::state::rocksdb::RocksDbStore;
+use crate::state::{Backend, KeyValueStore, LoggedStore};
+use crate::task::{Outcome, Task};
+use crate::time::TimestampMode;
+use crate::topology::Topology;
+use delivery::DeliveryTracker;
+use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance};
+use rdkafka::error::{KafkaError, RDKafkaErrorCode};
+use rdkafka::message::{BorrowedMessage, Header, Headers, Message, OwnedHeaders};
+use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
+use rdkafka::statistics::Statistics;
+use rdkafka::{ClientConfig, ClientContext, Offset, TopicPartitionList};
+use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+/// How to run a topology.
+#[derive(Debug, Clone)]
+pub struct StreamsConfig {
+    /// The service name: prefix of the dead-letter topic `<service>.dlq`.
+    pub service: String,
+    /// Consumer group and prefix of internal topics. Defaults to the service name; a new id reprocesses from the start.
+    pub application_id: String,
+    /// `bootstrap.servers`.
+    pub bootstrap: String,
+    /// Any other librdkafka properties (SASL, TLS, tuning); they override the runtime's defaults.
+    pub kafka_properties: Vec<(String, String)>,
+    /// Where RocksDB stores live: `<state_dir>/<application_id>/<partition>/<store>`.
+    pub state_dir: PathBuf,
+    /// How often to commit.
+    pub commit_interval: Duration,
+    /// Which time decides results.
+    pub timestamp_mode: TimestampMode,
+    /// The longest wait between retries of a record that failed transiently.
+    pub max_retry_backoff: Duration,
+}
+
+impl StreamsConfig {
+    /// Defaults for `service` against `bootstrap`.
+    pub fn new(service: &str, bootstrap: &str) -> Self {
+        StreamsConfig {
+            service: service.to_owned(),
+            application_id: service.to_owned(),
+            bootstrap: bootstrap.to_owned(),
+            kafka_properties: Vec::new(),
+            state_dir: PathBuf::from("state"),
+            commit_interval: Duration::from_secs(1),
+            timestamp_mode: TimestampMode::Payload,
+            max_retry_backoff: Duration::from_secs(5),
+        }
+    }
+
+    /// `<service>.dlq`.
+    pub fn dead_letter_topic(&self) -> String {
+        format!("{}.dlq", self.service)
+    }
+
+    fn client_config(&self) -> ClientConfig {
+        let mut c = ClientConfig::new();
+        c.set("bootstrap.servers", &self.bootstrap);
+        for (k, v) in &self.kafka_properties {
+            c.set(k, v);
+        }
+        c
+    }
+}
+
+/// Parses `key=value` pairs separated by commas or newlines (`--kafka-property`, `KAFKA_PROPERTIES`).
+pub fn parse_kafka_properties(s: &str) -> Result<Vec<(String, String)>, String> {
+    s.split([',', '\n'])
+        .map(str::trim)
+        .filter(|p| !p.is_empty())
+        .map(|p| p.split_once('=').map(|(k, v)| (k.trim().to_owned(), v.trim().to_owned())).ok_or_else(|| format!("{p:?} is not key=value")))
+        .collect()
+}
+
+/// Asks a runtime to stop: it finishes the record in hand, commits, closes its stores and returns.
+#[derive(Clone, Default)]
+pub struct Shutdown(Arc<AtomicBool>);
+
+impl Shutdown {
+    /// Ask to stop.
+    pub fn trigger(&self) {
+        self.0.store(true, Ordering::SeqCst);
+    }
+    /// Whether stopping was asked for.
+    pub fn is_triggered(&self) -> bool {
+        self.0.load(Ordering::SeqCst)
+    }
+}
+
+/// A topology ready to run.
+pub struct Runtime {
+    config: StreamsConfig,
+    topology: Arc<Topology>,
+    metrics: Metrics,
+    status: RuntimeStatus,
+    stores: StoreRegistry,
+    shutdown: Shutdown,
+}
+
+impl Runtime {
+    /// Prepare `topology` to run with `config`, registering the engine's metrics in `registry`.
+    pub fn new(topology: Topology, config: StreamsConfig, registry: &prometheus::Registry) -> Result<Self, StreamError> {
+        let metrics = Metrics::new(registry).map_err(|e| StreamError::Config(format!("metrics: {e}")))?;
+        Ok(Runtime { config, topology: Arc::new(topology), metrics, status: RuntimeStatus::default(), stores: StoreRegistry::default(), shutdown: Shutdown::default() })
+    }
+
+    /// Lifecycle, for `/readyz`.
+    pub fn status(&self) -> RuntimeStatus {
+        self.status.clone()
+    }
+    /// Committed local state, for interactive queries.
+    pub fn stores(&self) -> StoreRegistry {
+        self.stores.clone()
+    }
+    /// A handle that stops the runtime gracefully.
+    pub fn shutdown_handle(&self) -> Shutdown {
+        self.shutdown.clone()
+    }
+    /// The topology it runs.
+    pub fn topology(&self) -> Arc<Topology> {
+        self.topology.clone()
+    }
+
+    /// Run on a new stream thread.
+    pub fn spawn(self) -> Result<std::thread::JoinHandle<Result<(), StreamError>>, StreamError> {
+        std::thread::Builder::new()
+            .name(format!("{}-stream", self.config.service))
+            .spawn(move || self.run())
+            .map_err(|e| StreamError::Config(format!("cannot start the stream thread: {e}")))
+    }
+
+    /// Run on this thread until shut down or failed.
+    pub fn run(self) -> Result<(), StreamError> {
+        let result = self.run_inner();
+        self.status.set_phase(Phase::Stopped);
+        if let Err(e) = &result {
+            tracing::error!(error = %e, "stream thread stopped");
+        }
+        result
+    }
+
+    fn run_inner(&self) -> Result<(), StreamError> {
+        let cfg = &self.config;
+        let client = cfg.client_config();
+        let sources: Vec<&str> = self.topology.source_topics();
+        let partitions = self.prepare_topics(&client, &sources)?;
+        tracing::info!(application_id = %cfg.application_id, ?sources, partitions, "starting");
+
+        let changelogs: Vec<String> = self.topology.stores().iter().map(|s| s.changelog_topic(&cfg.application_id)).collect();
+        let mut producer_cfg = ClientConfig::new();
+        producer_cfg.set("bootstrap.servers", &cfg.bootstrap).set("enable.idempotence", "true").set("partitioner", "murmur2_random").set("linger.ms", "5");
+        let mut consumer_cfg = ClientConfig::new();
+        consumer_cfg
+            .set("bootstrap.servers", &cfg.bootstrap)
+            .set("group.id", &cfg.application_id)
+            .set("enable.auto.commit", "false")
+            .set("enable.auto.offset.store", "false")
+            .set("auto.offset.reset", "earliest")
+            .set("partition.assignment.strategy", "cooperative-sticky")
+            .set("session.timeout.ms", "10000")
+            .set("statistics.interval.ms", "5000");
+        let mut restore_cfg = ClientConfig::new();
+        // librdkafka wants a group id even for assign(); the restore consumer never joins or commits to it.
+        restore_cfg
+            .set("bootstrap.servers", &cfg.bootstrap)
+            .set("group.id", format!("{}-restore", cfg.application_id))
+            .set("enable.auto.commit", "false")
+            .set("enable.auto.offset.store", "false");
+        for (k, v) in &cfg.kafka_properties {
+            producer_cfg.set(k, v);
+            consumer_cfg.set(k, v);
+            restore_cfg.set(k, v);
+        }
+        let producer: BaseProducer<DeliveryTracker> =
+            producer_cfg.create_with_context(DeliveryTracker::new(changelogs)).map_err(StreamError::kafka("creating the producer"))?;
+        let restore_consumer: BaseConsumer = restore_cfg.create().map_err(StreamError::kafka("creating the restore consumer"))?;
+        let engine = Arc::new(Engine {
+            config: cfg.clone(),
+            topology: self.topology.clone(),
+            metrics: self.metrics.clone(),
+            status: self.status.clone(),
+            stores: self.stores.clone(),
+            producer,
+            restore_consumer,
+            state: Mutex::new(EngineState::default()),
+        });
+        let consumer: BaseConsumer<StreamContext> =
+            consumer_cfg.create_with_context(StreamContext { engine: engine.clone() }).map_err(StreamError::kafka("creating the consumer"))?;
+        consumer.subscribe(&sources).map_err(StreamError::kafka("subscribing"))?;
+
+        let mut last_commit = Instant::now();
+        while !self.shutdown.is_triggered() {
+            if let Some(e) = engine.take_fatal() {
+                return Err(e);
+            }
+            match consumer.poll(Duration::from_millis(100)) {
+                Some(Ok(msg)) => {
+                    let input = input_of(&msg);
+                    drop(msg);
+                    engine.handle(&consumer, input)?;
+                }
+                Some(Err(e)) => tracing::warn!(error = %e, "consumer error"),
+                None => {}
+            }
+            engine.producer.poll(Duration::ZERO);
+            engine.retry_due(&consumer)?;
+            if last_commit.elapsed() >= cfg.commit_interval {
+                engine.commit(&consumer, None)?;
+                last_commit = Instant::now();
+            }
+        }
+        tracing::info!("shutting down: committing and closing tasks");
+        engine.commit(&consumer, None)?;
+        engine.close_all();
+        consumer.unsubscribe();
+        drop(consumer);
+        engine.take_fatal().map_or(Ok(()), Err)
+    }
+
+    /// Checks the sources and creates the internal topics; returns the input partition count.
+    fn prepare_topics(&self, client: &ClientConfig, sources: &[&str]) -> Result<i32, StreamError> {
+        let probe: BaseConsumer = client.create().map_err(StreamError::kafka("creating a metadata client"))?;
+        let existing = topics::partition_counts(&probe, Duration::from_secs(30))?;
+        let mut counts = BTreeSet::new();
+        for s in sources {
+            let n = existing.get(*s).ok_or_else(|| StreamError::Config(format!("source topic {s} does not exist")))?;
+            counts.insert(*n);
+        }
+        let partitions = match counts.len() {
+            1 => counts.into_iter().next().unwrap_or(1),
+            _ => return Err(StreamError::Config(format!("source topics {sources:?} are not co-partitioned (partition counts differ)"))),
+        };
+        let mut wanted: Vec<topics::WantedTopic> =
+            self.topology.stores().iter().map(|s| topics::WantedTopic { name: s.changelog_topic(&self.config.application_id), compacted: true }).collect();
+        wanted.push(topics::WantedTopic { name: self.config.dead_letter_topic(), compacted: false });
+        wanted.extend(self.topology.sink_topics().into_iter().map(|t| topics::WantedTopic { name: t.to_owned(), compacted: false }));
+        topics::ensure(client, &existing, &wanted, partitions)?;
+        Ok(partitions)
+    }
+}
+
+fn input_of(msg: &BorrowedMessage<'_>) -> InputRecord {
+    let headers = msg
+        .headers()
+        .map(|h| h.iter().map(|h| (h.key.to_owned(), h.value.map(<[u8]>::to_vec).unwrap_or_default())).collect())
+        .unwrap_or_default();
+    InputRecord {
+        position: SourcePosition { topic: msg.topic().to_owned(), partition: msg.partition(), offset: msg.offset() },
+        key: msg.key().map(<[u8]>::to_vec),
+        value: msg.payload().map(<[u8]>::to_vec),
+        timestamp: msg.timestamp().into(),
+        headers,
+    }
+}
+
+/// A task and what the runtime tracks around it.
+struct Slot {
+    task: Task,
+    /// A record that failed transiently, and when to try it again.
+    pending: Option<Pending>,
+    /// Records polled behind a pending one, in order.
+    backlog: VecDeque<InputRecord>,
+    paused: bool,
+}
+
+struct Pending {
+    input: InputRecord,
+    attempts: u32,
+    retry_at: Instant,
+}
+
+#[derive(Default)]
+struct EngineState {
+    tasks: BTreeMap<i32, Slot>,
+    committed: HashMap<(String, i32), i64>,
+    fatal: Option<StreamError>,
+}
+
+/// What the poll loop and the rebalance callbacks share.
+struct Engine {
+    config: StreamsConfig,
+    topology: Arc<Topology>,
+    metrics: Metrics,
+    status: RuntimeStatus,
+    stores: StoreRegistry,
+    producer: BaseProducer<DeliveryTracker>,
+    restore_consumer: BaseConsumer,
+    state: Mutex<EngineState>,
+}
+
+type GroupConsumer = BaseConsumer<StreamContext>;
+
+impl Engine {
+    fn lock(&self) -> MutexGuard<'_, EngineState> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn take_fatal(&self) -> Option<StreamError> {
+        self.lock().fatal.take()
+    }
+
+    fn fail(&self, e: StreamError) {
+        tracing::error!(error = %e, "fatal error in a rebalance callback");
+        self.lock().fatal.get_or_insert(e);
+    }
+
+    fn partition_list(&self, partition: i32) -> TopicPartitionList {
+        let mut tpl = TopicPartitionList::new();
+        for t in self.topology.source_topics() {
+            tpl.add_partition(t, partition);
+        }
+        tpl
+    }
+
+    fn handle(&self, consumer: &GroupConsumer, input: InputRecord) -> Result<(), StreamError> {
+        self.metrics.consumed.with_label_values(&[&input.position.topic]).inc();
+        let mut guard = self.lock();
+        let EngineState { tasks, .. } = &mut *guard;
+        let Some(slot) = tasks.get_mut(&input.position.partition) else {
+            tracing::warn!(position = ?input.position, "record for a partition without a task; it will be redelivered to its owner");
+            return Ok(());
+        };
+        if slot.pending.is_some() || !slot.backlog.is_empty() {
+            slot.backlog.push_back(input);
+            return Ok(());
+        }
+        self.run_record(consumer, slot, input, 0).map(|_| ())
+    }
+
+    /// Processes one record and sends what it produced. Returns false when the record must be retried.
+    fn run_record(&self, consumer: &GroupConsumer, slot: &mut Slot, input: InputRecord, attempts: u32) -> Result<bool, StreamError> {
+        let started = Instant::now();
+        let outcome = slot.task.process(&input, &mut ProducerSink(self))?;
+        self.metrics.process_latency.observe(started.elapsed().as_secs_f64());
+        match outcome {
+            Outcome::Processed => Ok(true),
+            Outcome::DeadLettered(reason) => {
+                self.metrics.dead_lettered.with_label_values(&[&input.position.topic]).inc();
+                tracing::warn!(position = ?input.position, %reason, "dead-lettered");
+                Ok(true)
+            }
+            Outcome::Retry(reason) => {
+                let attempts = attempts + 1;
+                let backoff = Duration::from_millis(100u64.saturating_mul(1 << attempts.min(16))).min(self.config.max_retry_backoff);
+                self.metrics.retried.with_label_values(&[&input.position.topic]).inc();
+                tracing::warn!(position = ?input.position, %reason, attempts, ?backoff, "transient failure; will retry");
+                if !slot.paused {
+                    consumer.pause(&self.partition_list(slot.task.partition())).map_err(StreamError::kafka("pausing"))?;
+                    slot.paused = true;
+                }
+                slot.pending = Some(Pending { input, attempts, retry_at: Instant::now() + backoff });
+                Ok(false)
+            }
+        }
+    }
+
+    fn retry_due(&self, consumer: &GroupConsumer) -> Result<(), StreamError> {
+        let now = Instant::now();
+        let mut guard = self.lock();
+        let EngineState { tasks, .. } = &mut *guard;
+        for slot in tasks.values_mut() {
+            if slot.pending.as_ref().is_none_or(|p| p.retry_at > now) {
+                continue;
+            }
+            let Some(Pending { input, attempts, .. }) = slot.pending.take() else { continue };
+            if !self.run_record(consumer, slot, input, attempts)? {
+                continue;
+            }
+            while let Some(next) = slot.backlog.pop_front() {
+                if !self.run_record(consumer, slot, next, 0)? {
+                    break;
+                }
+            }
+            if slot.pending.is_none() && slot.paused {
+                consumer.resume(&self.partition_list(slot.task.partition())).map_err(StreamError::kafka("resuming"))?;
+                slot.paused = false;
+            }
+        }
+        Ok(())
+    }
+
+    fn send(&self, r: OutgoingRecord) -> Result<(), StreamError> {
+        let mut record: BaseRecord<'_, [u8], [u8]> = BaseRecord::to(&r.topic);
+        if let Some(k) = &r.key {
+            record = record.key(k.as_slice());
+        }
+        if let Some(v) = &r.value {
+            record = record.payload(v.as_slice());
+        }
+        if let Some(p) = r.partition {
+            record = record.partition(p);
+        }
+        if let Some(ts) = r.timestamp {
+            record = record.timestamp(ts);
+        }
+        if !r.headers.is_empty() {
+            let mut headers = OwnedHeaders::new_with_capacity(r.headers.len());
+            for (k, v) in &r.headers {
+                headers = headers.insert(Header { key: k, value: Some(v) });
+            }
+            record = record.headers(headers);
+        }
+        loop {
+            match self.producer.send(record) {
+                Ok(()) => break,
+                Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), back)) => {
+                    record = back;
+                    self.producer.poll(Duration::from_millis(50));
+                }
+                Err((e, _)) => return Err(StreamError::Kafka { context: format!("producing to {}", r.topic), source: e }),
+            }
+        }
+        self.metrics.produced.with_label_values(&[&r.topic]).inc();
+        Ok(())
+    }
+
+    /// Wait until every record sent so far is acknowledged; any delivery failure fails the wait.
+    fn await_acks(&self) -> Result<(), StreamError> {
+        self.producer.flush(Duration::from_secs(120)).map_err(StreamError::kafka("waiting for acknowledgements"))?;
+        let failures = self.producer.context().take_failures();
+        if failures.is_empty() {
+            Ok(())
+        } else {
+            Err(StreamError::Delivery(failures.join("; ")))
+        }
+    }
+
+    /// The commit protocol (see the module docs), for all tasks or only `only`.
+    fn commit(&self, consumer: &GroupConsumer, only: Option<&BTreeSet<i32>>) -> Result<(), StreamError> {
+        let started = Instant::now();
+        self.await_acks()?;
+        let mut guard = self.lock();
+        let EngineState { tasks, committed, .. } = &mut *guard;
+        let selected = |p: &i32| only.is_none_or(|o| o.contains(p));
+        let mut tpl = TopicPartitionList::new();
+        let mut advanced = Vec::new();
+        for (p, slot) in tasks.iter().filter(|(p, _)| selected(p)) {
+            for (topic, &offset) in slot.task.consumed() {
+                let key = (topic.clone(), *p);
+                if committed.get(&key) != Some(&offset) {
+                    tpl.add_partition_offset(topic, *p, Offset::Offset(offset)).map_err(StreamError::kafka("building the commit"))?;
+                    advanced.push((key, offset));
+                }
+            }
+        }
+        if tpl.count() > 0 {
+            consumer.commit(&tpl, CommitMode::Sync).map_err(StreamError::kafka("committing offsets"))?;
+            committed.extend(advanced);
+        }
+        let tracker = self.producer.context();
+        for (p, slot) in tasks.iter_mut().filter(|(p, _)| selected(p)) {
+            slot.task.commit_stores(|changelog| tracker.next_offset(changelog, *p))?;
+        }
+        self.metrics.commit_latency.observe(started.elapsed().as_secs_f64());
+        Ok(())
+    }
+
+    fn open_store(&self, spec: &crate::state::StoreSpec, partition: i32) -> Result<Arc<dyn KeyValueStore>, StreamError> {
+        Ok(match spec.backend {
+            Backend::InMemory => Arc::new(MemoryStore::new(spec.name.clone())),
+            Backend::RocksDb => {
+                let dir = self.config.state_dir.join(&self.config.application_id).join(partition.to_string()).join(&spec.name);
+                Arc::new(RocksDbStore::open(spec.name.clone(), &dir)?)
+            }
+        })
+    }
+
+    /// Create tasks for newly assigned partitions, restoring their stores first.
+    fn assign(&self, partitions: &BTreeSet<i32>) -> Result<(), StreamError> {
+        self.status.set_phase(Phase::Restoring);
+        for &p in partitions {
+            if self.lock().tasks.contains_key(&p) {
+                continue;
+            }
+            let mut stores = BTreeMap::new();
+            for spec in self.topology.stores() {
+                let backend = self.open_store(spec, p)?;
+                let changelog = spec.changelog_topic(&self.config.application_id);
+                restore::restore(&self.restore_consumer, backend.as_ref(), &changelog, p, &self.metrics)?;
+                self.stores.register(p, backend.clone());
+                stores.insert(spec.name.clone(), LoggedStore::new(backend, changelog, p));
+            }
+            let task = Task::new(self.topology.clone(), p, stores, self.config.timestamp_mode, self.config.dead_letter_topic())?;
+            tracing::info!(partition = p, "task created");
+            self.lock().tasks.insert(p, Slot { task, pending: None, backlog: VecDeque::new(), paused: false });
+        }
+        let n = self.lock().tasks.len();
+        self.status.set_tasks(n);
+        self.metrics.assigned_tasks.set(n as i64);
+        self.status.set_phase(Phase::Running);
+        Ok(())
+    }
+
+    /// Commit and close the tasks of revoked partitions.
+    fn revoke(&self, consumer: &GroupConsumer, partitions: &BTreeSet<i32>) -> Result<(), StreamError> {
+        let committed = self.commit(consumer, Some(partitions));
+        let mut guard = self.lock();
+        for p in partitions {
+            if let Some(mut slot) = guard.tasks.remove(p) {
+                slot.task.close();
+                for s in slot.task.stores() {
+                    self.stores.unregister(s.name(), *p);
+                }
+                tracing::info!(partition = p, "task closed");
+            }
+            guard.committed.retain(|(_, cp), _| cp != p);
+        }
+        let n = guard.tasks.len();
+        self.status.set_tasks(n);
+        self.metrics.assigned_tasks.set(n as i64);
+        committed
+    }
+
+    fn close_all(&self) {
+        let mut guard = self.lock();
+        for (p, mut slot) in std::mem::take(&mut guard.tasks) {
+            slot.task.close();
+            for s in slot.task.stores() {
+                self.stores.unregister(s.name(), p);
+            }
+        }
+        self.status.set_tasks(0);
+        self.metrics.assigned_tasks.set(0);
+    }
+}
+
+/// Tasks write straight into the producer.
+struct ProducerSink<'a>(&'a Engine);
+
+impl crate::processor::RecordSink for ProducerSink<'_> {
+    fn send(&mut self, record: OutgoingRecord) -> Result<(), StreamError> {
+        self.0.send(record)
+    }
+    fn flush(&mut self) -> Result<(), StreamError> {
+        self.0.await_acks()
+    }
+}
+
+fn partitions_of(tpl: &TopicPartitionList) -> BTreeSet<i32> {
+    tpl.elements().iter().map(|e| e.partition()).collect()
+}
+
+/// The consumer's context: where rebalances create and close tasks.
+struct StreamContext {
+    engine: Arc<Engine>,
+}
+
+impl ClientContext for StreamContext {
+    fn stats(&self, statistics: Statistics) {
+        for (topic, t) in &statistics.topics {
+            for (p, part) in &t.partitions {
+                if *p >= 0 && part.consumer_lag >= 0 {
+                    self.engine.metrics.consumer_lag.with_label_values(&[topic, &p.to_string()]).set(part.consumer_lag);
+                }
+            }
+        }
+    }
+}
+
+impl ConsumerContext for StreamContext {
+    fn pre_rebalance(&self, consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
+        if let Rebalance::Revoke(tpl) = rebalance {
+            let partitions = partitions_of(tpl);
+            tracing::info!(?partitions, "partitions revoked");
+            if let Err(e) = self.engine.revoke(consumer, &partitions) {
+                self.engine.fail(e);
+            }
+        }
+    }
+
+    fn post_rebalance(&self, consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
+        match rebalance {
+            Rebalance::Assign(tpl) => {
+                let partitions = partitions_of(tpl);
+                tracing::info!(?partitions, "partitions assigned");
+                if let Err(e) = self.engine.assign(&partitions) {
+                    self.engine.fail(e);
+                }
+                // A partition paused by an earlier owner-incarnation must not stay paused.
+                if let Err(e) = consumer.resume(tpl) {
+                    tracing::warn!(error = %e, "resume after assignment");
+                }
+            }
+            Rebalance::Revoke(_) => {}
+            Rebalance::Error(e) => tracing::warn!(error = %e, "rebalance error"),
+        }
+    }
+}

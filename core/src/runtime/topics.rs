@@ -1,0 +1,60 @@
+//! Topics the runtime needs before it starts: the sources must exist; changelogs (compacted, one partition per
+//! input partition), the dead-letter topic and missing sink topics are created with explicit partition counts,
+//! never left to auto-creation (INVARIANTS 8).
+
+use crate::error::StreamError;
+use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+use rdkafka::client::DefaultClientContext;
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::error::RDKafkaErrorCode;
+use rdkafka::ClientConfig;
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+/// A topic the runtime wants, and how.
+pub(crate) struct WantedTopic {
+    pub(crate) name: String,
+    pub(crate) compacted: bool,
+}
+
+/// Partition counts of existing topics.
+pub(crate) fn partition_counts(consumer: &BaseConsumer, timeout: Duration) -> Result<BTreeMap<String, i32>, StreamError> {
+    let md = consumer.fetch_metadata(None, timeout).map_err(StreamError::kafka("fetching metadata"))?;
+    Ok(md.topics().iter().filter(|t| t.error().is_none()).map(|t| (t.name().to_owned(), t.partitions().len() as i32)).collect())
+}
+
+/// Create the wanted topics that do not exist yet, with `partitions` partitions; check the ones that do.
+pub(crate) fn ensure(client: &ClientConfig, existing: &BTreeMap<String, i32>, wanted: &[WantedTopic], partitions: i32) -> Result<(), StreamError> {
+    let mut missing = Vec::new();
+    for w in wanted {
+        match existing.get(&w.name) {
+            Some(&n) if w.compacted && n < partitions => {
+                return Err(StreamError::Config(format!("changelog {} has {n} partitions but the input has {partitions}", w.name)));
+            }
+            Some(_) => {}
+            None => missing.push(w),
+        }
+    }
+    if missing.is_empty() {
+        return Ok(());
+    }
+    let admin: AdminClient<DefaultClientContext> = client.create().map_err(StreamError::kafka("creating admin client"))?;
+    let topics: Vec<NewTopic<'_>> = missing
+        .iter()
+        .map(|w| {
+            let t = NewTopic::new(&w.name, partitions, TopicReplication::Fixed(-1));
+            if w.compacted { t.set("cleanup.policy", "compact") } else { t }
+        })
+        .collect();
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().map_err(|e| StreamError::Config(format!("admin runtime: {e}")))?;
+    let opts = AdminOptions::new().operation_timeout(Some(Duration::from_secs(30)));
+    let results = rt.block_on(admin.create_topics(&topics, &opts)).map_err(StreamError::kafka("creating topics"))?;
+    for r in results {
+        match r {
+            Ok(name) => tracing::info!(topic = name, partitions, "created topic"),
+            Err((_, RDKafkaErrorCode::TopicAlreadyExists)) => {}
+            Err((name, code)) => return Err(StreamError::Config(format!("cannot create topic {name}: {code}"))),
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,173 @@
+//! The changelog-logging store: what a processor writes to.
+//!
+//! Every write goes three places: into the task's *pending batch* (so the processor reads its own writes at once),
+//! onto the compacted changelog topic `<application-id>-<store>-changelog` (partition = the task's partition), and,
+//! only at commit, into the backend, together with the changelog offset it reached. The commit order is the one
+//! that keeps the checkpoint honest (see INVARIANTS 2 and 3): flush outputs and changelog, wait for the acks, commit
+//! the input offsets, then apply the batch with the checkpoint. A crash anywhere leaves a backend that is behind the
+//! changelog, never ahead of it, and restore replays the difference.
+//!
+//! The same pending batch is what exactly-once needs later: writes of an uncommitted transaction never reach
+//! the backend, so a crash never forces a wipe of the local store.
+
+use super::{Entries, KeyValueStore, Order, StoreError, WriteBatch};
+use crate::record::OutgoingRecord;
+use std::ops::Bound;
+use std::sync::Arc;
+
+/// A store as a processor sees it: read-your-writes over a backend, every write changelogged.
+pub struct LoggedStore {
+    inner: Arc<dyn KeyValueStore>,
+    changelog_topic: String,
+    partition: i32,
+    pending: WriteBatch,
+    unsent: Vec<(Vec<u8>, Option<Vec<u8>>)>,
+}
+
+impl LoggedStore {
+    /// Wrap a backend whose changelog is `changelog_topic`, partition `partition`.
+    pub fn new(inner: Arc<dyn KeyValueStore>, changelog_topic: String, partition: i32) -> Self {
+        LoggedStore { inner, changelog_topic, partition, pending: WriteBatch::default(), unsent: Vec::new() }
+    }
+
+    /// The store's name.
+    pub fn name(&self) -> &str {
+        self.inner.name()
+    }
+
+    /// The changelog topic.
+    pub fn changelog_topic(&self) -> &str {
+        &self.changelog_topic
+    }
+
+    /// The value of a key, including writes not yet committed.
+    pub fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
+        match self.pending.lookup(key) {
+            Some(v) => Ok(v.map(<[u8]>::to_vec)),
+            None => self.inner.get(key),
+        }
+    }
+
+    /// Write a value.
+    pub fn put(&mut self, key: Vec<u8>, value: Vec<u8>) {
+        self.unsent.push((key.clone(), Some(value.clone())));
+        self.pending.put(key, value);
+    }
+
+    /// Delete a key (a tombstone on the changelog).
+    pub fn delete(&mut self, key: Vec<u8>) {
+        self.unsent.push((key.clone(), None));
+        self.pending.delete(key);
+    }
+
+    /// Up to `limit` entries within the bounds, in order, uncommitted writes included.
+    pub fn range(&self, from: Bound<Vec<u8>>, to: Bound<Vec<u8>>, order: Order, limit: usize) -> Result<Entries, StoreError> {
+        // Fetch enough committed entries that deletes in the pending batch cannot starve the result.
+        let committed = self.inner.range(from.clone(), to.clone(), order, limit.saturating_add(self.pending.len()))?;
+        let mut merged: std::collections::BTreeMap<Vec<u8>, Vec<u8>> = committed.into_iter().collect();
+        for (k, v) in self.pending.range(&from, &to) {
+            match v {
+                Some(v) => merged.insert(k.clone(), v.clone()),
+                None => merged.remove(k),
+            };
+        }
+        Ok(match order {
+            Order::Ascending => merged.into_iter().take(limit).collect(),
+            Order::Descending => merged.into_iter().rev().take(limit).collect(),
+        })
+    }
+
+    /// Read a JSON value stored under a string key.
+    pub fn get_json<T: serde::de::DeserializeOwned>(&self, key: &str) -> Result<Option<T>, StoreError> {
+        self.get(key.as_bytes())?
+            .map(|b| serde_json::from_slice(&b))
+            .transpose()
+            .map_err(|e| StoreError::Codec { store: self.name().to_owned(), key: key.to_owned(), reason: e.to_string() })
+    }
+
+    /// Write a JSON value under a string key.
+    pub fn put_json<T: serde::Serialize>(&mut self, key: &str, value: &T) -> Result<(), StoreError> {
+        let bytes = serde_json::to_vec(value)
+            .map_err(|e| StoreError::Codec { store: self.name().to_owned(), key: key.to_owned(), reason: e.to_string() })?;
+        self.put(key.as_bytes().to_vec(), bytes);
+        Ok(())
+    }
+
+    /// The changelog records written since the last call, for the task to hand to the producer.
+    pub(crate) fn drain_changelog(&mut self, timestamp: Option<i64>, out: &mut Vec<OutgoingRecord>) {
+        for (key, value) in self.unsent.drain(..) {
+            out.push(OutgoingRecord {
+                topic: self.changelog_topic.clone(),
+                partition: Some(self.partition),
+                key: Some(key),
+                value,
+                headers: Vec::new(),
+                timestamp,
+            });
+        }
+    }
+
+    /// Apply the pending batch to the backend with the changelog offset it reaches. Call only after the changelog
+    /// records were acknowledged and the input offsets committed.
+    pub(crate) fn commit(&mut self, checkpoint: Option<i64>) -> Result<(), StoreError> {
+        if self.pending.is_empty() && checkpoint.is_none() {
+            return Ok(());
+        }
+        self.inner.apply(&self.pending, checkpoint)?;
+        self.pending = WriteBatch::default();
+        Ok(())
+    }
+
+    /// The backend, for queries and restore.
+    pub fn backend(&self) -> &Arc<dyn KeyValueStore> {
+        &self.inner
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::state::memory::MemoryStore;
+
+    #[test]
+    fn reads_see_pending_writes_and_backend_sees_them_only_after_commit() {
+        let backend: Arc<dyn KeyValueStore> = Arc::new(MemoryStore::new("s"));
+        let mut store = LoggedStore::new(backend.clone(), "app-s-changelog".into(), 3);
+        store.put(b"a".to_vec(), b"1".to_vec());
+        store.put(b"b".to_vec(), b"2".to_vec());
+        store.delete(b"a".to_vec());
+        assert_eq!(store.get(b"a").expect("get"), None);
+        assert_eq!(store.get(b"b").expect("get"), Some(b"2".to_vec()));
+        assert_eq!(backend.get(b"b").expect("get"), None, "nothing reaches the backend before commit");
+
+        let mut out = Vec::new();
+        store.drain_changelog(Some(9), &mut out);
+        let logged: Vec<_> = out.iter().map(|r| (r.key.clone(), r.value.clone(), r.partition)).collect();
+        assert_eq!(
+            logged,
+            vec![
+                (Some(b"a".to_vec()), Some(b"1".to_vec()), Some(3)),
+                (Some(b"b".to_vec()), Some(b"2".to_vec()), Some(3)),
+                (Some(b"a".to_vec()), None, Some(3)),
+            ]
+        );
+        store.commit(Some(3)).expect("commit");
+        assert_eq!(backend.get(b"b").expect("get"), Some(b"2".to_vec()));
+        assert_eq!(backend.get(b"a").expect("get"), None);
+    }
+
+    #[test]
+    fn range_merges_pending_writes_over_committed_data() {
+        let backend: Arc<dyn KeyValueStore> = Arc::new(MemoryStore::new("s"));
+        let mut store = LoggedStore::new(backend, "c".into(), 0);
+        for k in ["a", "b", "c", "d"] {
+            store.put(k.as_bytes().to_vec(), b"old".to_vec());
+        }
+        store.commit(None).expect("commit");
+        store.delete(b"d".to_vec());
+        store.delete(b"c".to_vec());
+        store.put(b"e".to_vec(), b"new".to_vec());
+        let got = store.range(Bound::Unbounded, Bound::Unbounded, Order::Descending, 2).expect("range");
+        assert_eq!(got, vec![(b"e".to_vec(), b"new".to_vec()), (b"b".to_vec(), b"old".to_vec())]);
+    }
+}

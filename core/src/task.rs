@@ -1,0 +1,179 @@
+//! A task: the unit of parallelism. The runtime creates one per assigned input partition, with its own processor
+//! instances, its own stores (changelog partition = input partition) and its own stream time, and closes it when
+//! the partition is revoked. Tasks share nothing, so they can run on any thread of any instance.
+
+use crate::error::{ProcessError, StreamError};
+use crate::processor::{Emit, NodeContext, RecordSink, TaskState, Value};
+use crate::record::{InputRecord, OutgoingRecord, Record, SourcePosition};
+use crate::state::{LoggedStore, StoreError};
+use crate::time::{StreamTime, TimestampMode};
+use crate::topology::nodes::Node;
+use crate::topology::Topology;
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+/// What became of one input record.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    /// Processed; its outputs are in the outbox.
+    Processed,
+    /// Written to the dead-letter topic, for this reason.
+    DeadLettered(String),
+    /// A transient failure: process the same record again later; commit nothing past it.
+    Retry(String),
+}
+
+/// One task: one input partition's processors and state.
+pub(crate) struct Task {
+    topology: Arc<Topology>,
+    nodes: Vec<Box<dyn Node>>,
+    state: TaskState,
+    timestamp_mode: TimestampMode,
+    dead_letter_topic: String,
+    /// Per source topic, the next offset to commit (last processed + 1).
+    consumed: BTreeMap<String, i64>,
+}
+
+impl Task {
+    /// Instantiate the topology's nodes for `partition` over restored `stores`, and run their `init` hooks.
+    pub(crate) fn new(
+        topology: Arc<Topology>,
+        partition: i32,
+        stores: BTreeMap<String, LoggedStore>,
+        timestamp_mode: TimestampMode,
+        dead_letter_topic: String,
+    ) -> Result<Self, StreamError> {
+        let nodes: Vec<Box<dyn Node>> = topology.nodes.iter().map(|n| (n.factory)()).collect();
+        let position = SourcePosition { topic: String::new(), partition, offset: -1 };
+        let state = TaskState { partition, stores, stream_time: StreamTime::default(), outbox: Vec::new(), position };
+        let mut task = Task { topology, nodes, state, timestamp_mode, dead_letter_topic, consumed: BTreeMap::new() };
+        for i in 0..task.nodes.len() {
+            let mut emitted = Vec::new();
+            let mut sink = InitSink;
+            let mut ctx = NodeContext { state: &mut task.state, emitted: &mut emitted, sink: &mut sink, event_ms: None };
+            task.nodes[i].init(&mut ctx).map_err(|e| StreamError::Process(format!("init of {}: {e}", task.topology.nodes[i].name)))?;
+        }
+        Ok(task)
+    }
+
+    /// The partition this task owns.
+    pub(crate) fn partition(&self) -> i32 {
+        self.state.partition
+    }
+
+    /// Process one input record; everything it produced (outputs, changelog writes, a dead letter) goes to `sink`.
+    pub(crate) fn process(&mut self, input: &InputRecord, sink: &mut dyn RecordSink) -> Result<Outcome, StreamError> {
+        self.state.position = input.position.clone();
+        let topology = self.topology.clone();
+        let Some(source) = topology.source_for(&input.position.topic) else {
+            return Err(StreamError::Config(format!("no source reads topic {}", input.position.topic)));
+        };
+        let outcome = match (source.decode)(input, self.timestamp_mode) {
+            Err(reason) => Outcome::DeadLettered(reason),
+            Ok(record) => {
+                self.state.stream_time.observe(record.time);
+                let event_ms = Some(record.time.millis);
+                let result = self.run(source.node, record, sink, event_ms);
+                // Always hand over what was written, so the changelog matches the pending batch exactly.
+                self.state.drain_into(sink, event_ms)?;
+                match result {
+                    Ok(()) => Outcome::Processed,
+                    Err(ProcessError::Invalid(reason)) => Outcome::DeadLettered(reason),
+                    Err(ProcessError::Retry(reason)) => return Ok(Outcome::Retry(reason)),
+                    Err(ProcessError::Store(e)) => return Err(StreamError::Store(e)),
+                    Err(e) => return Err(StreamError::Process(e.to_string())),
+                }
+            }
+        };
+        if let Outcome::DeadLettered(reason) = &outcome {
+            sink.send(dead_letter(input, reason, &self.dead_letter_topic))?;
+        }
+        self.consumed.insert(input.position.topic.clone(), input.position.offset + 1);
+        Ok(outcome)
+    }
+
+    fn run(&mut self, node: usize, record: Record<Value>, sink: &mut dyn RecordSink, event_ms: Option<i64>) -> Result<(), ProcessError> {
+        let mut emitted: Vec<Emit> = Vec::new();
+        {
+            let mut ctx = NodeContext { state: &mut self.state, emitted: &mut emitted, sink, event_ms };
+            self.nodes[node].process(record, &mut ctx)?;
+        }
+        if emitted.is_empty() {
+            return Ok(());
+        }
+        let topology = self.topology.clone();
+        let spec = &topology.nodes[node];
+        for Emit { child, record } in emitted {
+            match child {
+                Some(i) => {
+                    let target = *spec.children.get(i).ok_or_else(|| ProcessError::Fatal(format!("{} has no output {i}", spec.name)))?;
+                    self.run(target, record, sink, event_ms)?;
+                }
+                None => {
+                    let Some((&last, rest)) = spec.children.split_last() else { continue };
+                    for &c in rest {
+                        let value = (spec.clone_output)(&record.value).ok_or_else(|| ProcessError::Fatal(format!("cannot clone output of {}", spec.name)))?;
+                        self.run(c, Record { key: record.key.clone(), value, time: record.time }, sink, event_ms)?;
+                    }
+                    self.run(last, record, sink, event_ms)?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// The offsets to commit for this task: per source topic, the next offset to read.
+    pub(crate) fn consumed(&self) -> &BTreeMap<String, i64> {
+        &self.consumed
+    }
+
+    /// Apply every store's pending batch, with the changelog offset `checkpoint(changelog_topic)` returns.
+    pub(crate) fn commit_stores(&mut self, checkpoint: impl Fn(&str) -> Option<i64>) -> Result<(), StoreError> {
+        for store in self.state.stores.values_mut() {
+            let offset = checkpoint(store.changelog_topic());
+            store.commit(offset)?;
+        }
+        Ok(())
+    }
+
+    /// The task's stores (for registering them with interactive queries).
+    pub(crate) fn stores(&self) -> impl Iterator<Item = &LoggedStore> {
+        self.state.stores.values()
+    }
+
+    /// Close the processors. Stores close when the task is dropped.
+    pub(crate) fn close(&mut self) {
+        for n in &mut self.nodes {
+            n.close();
+        }
+    }
+}
+
+/// `init` hooks run before any input, so there is nothing to flush and nowhere else to send.
+struct InitSink;
+
+impl RecordSink for InitSink {
+    fn send(&mut self, record: OutgoingRecord) -> Result<(), StreamError> {
+        Err(StreamError::Process(format!("a processor wrote to {} during init", record.topic)))
+    }
+    fn flush(&mut self) -> Result<(), StreamError> {
+        Ok(())
+    }
+}
+
+/// The dead-letter copy of an input record: original key, value and headers, plus why and where from.
+pub(crate) fn dead_letter(input: &InputRecord, reason: &str, topic: &str) -> OutgoingRecord {
+    let mut headers = input.headers.clone();
+    headers.push(("error".into(), reason.as_bytes().to_vec()));
+    headers.push(("source.topic".into(), input.position.topic.as_bytes().to_vec()));
+    headers.push(("source.partition".into(), input.position.partition.to_string().into_bytes()));
+    headers.push(("source.offset".into(), input.position.offset.to_string().into_bytes()));
+    OutgoingRecord {
+        topic: topic.to_owned(),
+        partition: None,
+        key: input.key.clone(),
+        value: input.value.clone(),
+        headers,
+        timestamp: input.timestamp.as_event_time().map(|t| t.millis),
+    }
+}

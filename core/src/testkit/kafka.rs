@@ -1,0 +1,171 @@
+//! Helpers for integration tests and benchmarks against a *real* broker (the one `scripts/kafka` starts):
+//! topic creation, producing, reading topics to a count, and waiting for a consumer group to catch up.
+//!
+//! There is no fallback: without `KAFKA_BOOTSTRAP` the helpers panic with instructions, so a test run without a
+//! broker fails loudly instead of skipping.
+
+use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+use rdkafka::client::DefaultClientContext;
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::message::{Headers, Message};
+use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
+use rdkafka::{ClientConfig, Offset, TopicPartitionList};
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::{Duration, Instant};
+
+/// The real broker's address, from `KAFKA_BOOTSTRAP`. Panics (fails the test) when it is missing.
+pub fn bootstrap() -> String {
+    std::env::var("KAFKA_BOOTSTRAP").unwrap_or_else(|_| {
+        panic!("KAFKA_BOOTSTRAP is not set: run the tests with scripts/test, which starts a real Kafka broker and SMTP server")
+    })
+}
+
+/// A name no other test in this run uses.
+pub fn unique(prefix: &str) -> String {
+    static N: AtomicU32 = AtomicU32::new(0);
+    let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.subsec_nanos()).unwrap_or(0);
+    format!("{prefix}-{}-{}-{nanos}", std::process::id(), N.fetch_add(1, Ordering::SeqCst))
+}
+
+/// Create a topic (compacted or not) and wait until its metadata is visible.
+pub fn create_topic(bootstrap: &str, name: &str, partitions: i32, compacted: bool) {
+    let admin: AdminClient<DefaultClientContext> = ClientConfig::new().set("bootstrap.servers", bootstrap).create().expect("admin client");
+    let topic = NewTopic::new(name, partitions, TopicReplication::Fixed(1));
+    let topic = if compacted { topic.set("cleanup.policy", "compact") } else { topic };
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
+    let res = rt.block_on(admin.create_topics(&[topic], &AdminOptions::new().operation_timeout(Some(Duration::from_secs(30))))).expect("create_topics");
+    for r in res {
+        r.unwrap_or_else(|(t, e)| panic!("creating {t}: {e}"));
+    }
+    let probe: BaseConsumer = ClientConfig::new().set("bootstrap.servers", bootstrap).create().expect("consumer");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while Instant::now() < deadline {
+        if let Ok(md) = probe.fetch_metadata(Some(name), Duration::from_secs(5)) {
+            if md.topics().iter().any(|t| t.error().is_none() && t.partitions().len() == partitions as usize) {
+                return;
+            }
+        }
+    }
+    panic!("topic {name} did not appear");
+}
+
+/// A plain producer with the partitioner the runtime uses (murmur2, like the Java client).
+pub fn producer(bootstrap: &str) -> BaseProducer {
+    ClientConfig::new()
+        .set("bootstrap.servers", bootstrap)
+        .set("partitioner", "murmur2_random")
+        .set("enable.idempotence", "true")
+        .set("linger.ms", "5")
+        .create()
+        .expect("producer")
+}
+
+/// Produce `(key, value)` records and wait until all are acknowledged.
+pub fn produce(bootstrap: &str, topic: &str, records: &[(Option<String>, Vec<u8>)]) {
+    let p = producer(bootstrap);
+    for (k, v) in records {
+        let mut rec: BaseRecord<'_, str, [u8]> = BaseRecord::to(topic).payload(v.as_slice());
+        if let Some(k) = k {
+            rec = rec.key(k.as_str());
+        }
+        let mut rec = rec;
+        loop {
+            match p.send(rec) {
+                Ok(()) => break,
+                Err((_, back)) => {
+                    rec = back;
+                    p.poll(Duration::from_millis(10));
+                }
+            }
+        }
+        p.poll(Duration::ZERO);
+    }
+    p.flush(Duration::from_secs(60)).expect("flush");
+}
+
+/// A record read back from a topic.
+#[derive(Debug, Clone)]
+pub struct Consumed {
+    /// Partition.
+    pub partition: i32,
+    /// Offset.
+    pub offset: i64,
+    /// Key as UTF-8 (lossy).
+    pub key: Option<String>,
+    /// Value bytes (`None`: tombstone).
+    pub value: Option<Vec<u8>>,
+    /// Headers, values as UTF-8 (lossy).
+    pub headers: BTreeMap<String, String>,
+}
+
+impl Consumed {
+    /// The value as JSON.
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_slice(self.value.as_deref().unwrap_or(b"null")).unwrap_or(serde_json::Value::Null)
+    }
+}
+
+/// Read `topic` from the beginning (read_committed) until `n` records arrived or `timeout` passed; returns what
+/// arrived (the caller asserts on the count, so a shortfall fails with the records in the message).
+pub fn read_topic(bootstrap: &str, topic: &str, n: usize, timeout: Duration) -> Vec<Consumed> {
+    let c: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", bootstrap)
+        .set("group.id", unique("reader"))
+        .set("enable.auto.commit", "false")
+        .set("auto.offset.reset", "earliest")
+        .set("isolation.level", "read_committed")
+        .create()
+        .expect("consumer");
+    c.subscribe(&[topic]).expect("subscribe");
+    let mut out = Vec::new();
+    let deadline = Instant::now() + timeout;
+    while out.len() < n && Instant::now() < deadline {
+        if let Some(Ok(m)) = c.poll(Duration::from_millis(200)) {
+            let headers = m
+                .headers()
+                .map(|h| h.iter().map(|h| (h.key.to_owned(), String::from_utf8_lossy(h.value.unwrap_or_default()).into_owned())).collect())
+                .unwrap_or_default();
+            out.push(Consumed {
+                partition: m.partition(),
+                offset: m.offset(),
+                key: m.key().map(|k| String::from_utf8_lossy(k).into_owned()),
+                value: m.payload().map(<[u8]>::to_vec),
+                headers,
+            });
+        }
+    }
+    out
+}
+
+/// Wait until consumer group `group` has committed, on every partition of `topic`, the end offset. True if it did.
+pub fn wait_caught_up(bootstrap: &str, group: &str, topic: &str, timeout: Duration) -> bool {
+    let c: BaseConsumer = ClientConfig::new().set("bootstrap.servers", bootstrap).set("group.id", group).create().expect("consumer");
+    let deadline = Instant::now() + timeout;
+    while Instant::now() < deadline {
+        let Ok(md) = c.fetch_metadata(Some(topic), Duration::from_secs(5)) else { continue };
+        let Some(t) = md.topics().first() else { continue };
+        let mut tpl = TopicPartitionList::new();
+        let mut ends = BTreeMap::new();
+        for p in t.partitions() {
+            tpl.add_partition(topic, p.id());
+            if let Ok((_, high)) = c.fetch_watermarks(topic, p.id(), Duration::from_secs(5)) {
+                ends.insert(p.id(), high);
+            }
+        }
+        if let Ok(committed) = c.committed_offsets(tpl, Duration::from_secs(5)) {
+            let done = committed.elements().iter().all(|e| {
+                let end = ends.get(&e.partition()).copied().unwrap_or(i64::MAX);
+                match e.offset() {
+                    Offset::Offset(o) => o >= end,
+                    _ => end == 0,
+                }
+            });
+            if done && ends.len() == t.partitions().len() {
+                return true;
+            }
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    false
+}

@@ -1,0 +1,51 @@
+//! `describe()`: the topology as text (in the shape Kafka Streams prints) and as a Mermaid flowchart, so the
+//! docs' diagrams are generated from the code rather than drawn by hand.
+
+use super::{NodeKind, Topology};
+use std::fmt::Write;
+
+impl Topology {
+    /// The topology as indented text: each node, its topics and stores, its successors and predecessors.
+    pub fn describe(&self) -> String {
+        let mut s = format!("Topology: {}\n", self.name);
+        for n in &self.nodes {
+            let names = |ids: &[usize]| ids.iter().map(|&i| self.nodes[i].name.as_str()).collect::<Vec<_>>().join(", ");
+            let _ = match &n.kind {
+                NodeKind::Source { topic } => writeln!(s, "  Source: {} (topic: {topic})", n.name),
+                NodeKind::Processor { op } if n.stores.is_empty() => writeln!(s, "  Processor: {} ({op})", n.name),
+                NodeKind::Processor { op } => writeln!(s, "  Processor: {} ({op}; stores: {})", n.name, n.stores.join(", ")),
+                NodeKind::Sink { topic } => writeln!(s, "  Sink: {} (topic: {topic})", n.name),
+            };
+            if !n.children.is_empty() {
+                let _ = writeln!(s, "    --> {}", names(&n.children));
+            }
+            if !n.parents.is_empty() {
+                let _ = writeln!(s, "    <-- {}", names(&n.parents));
+            }
+        }
+        for st in &self.stores {
+            let _ = writeln!(s, "  Store: {} ({:?}; changelog: {})", st.name, st.backend, st.changelog_topic(&self.name));
+        }
+        s
+    }
+
+    /// The topology as a Mermaid flowchart: topics as stadiums, processors as boxes, stores as cylinders.
+    pub fn to_mermaid(&self) -> String {
+        let id = |name: &str| name.replace(|c: char| !c.is_ascii_alphanumeric(), "_");
+        let mut s = String::from("flowchart LR\n");
+        for n in &self.nodes {
+            let _ = match &n.kind {
+                NodeKind::Source { topic } => writeln!(s, "  t_{}([{topic}]) --> {}[{}]", id(topic), id(&n.name), n.name),
+                NodeKind::Processor { op } => writeln!(s, "  {}[\"{}<br/><i>{op}</i>\"]", id(&n.name), n.name),
+                NodeKind::Sink { topic } => writeln!(s, "  {}[{}] --> t_{}([{topic}])", id(&n.name), n.name, id(topic)),
+            };
+            for &c in &n.children {
+                let _ = writeln!(s, "  {} --> {}", id(&n.name), id(&self.nodes[c].name));
+            }
+            for st in &n.stores {
+                let _ = writeln!(s, "  {} -.- s_{}[({st})]", id(&n.name), id(st));
+            }
+        }
+        s
+    }
+}

@@ -1,0 +1,347 @@
+//! The processor topology: a graph of *source* processors (read a topic, decode, take the event time), stream
+//! *processors* (stateless closures or stateful [`Processor`]s with stores), and *sink* processors (encode, key,
+//! write a topic).
+//!
+//! The graph is built once with a typed, fluent API ([`TopologyBuilder`], [`Stream`]) and instantiated once per
+//! task, so each input partition gets its own processor instances and stores. Between nodes, values travel
+//! type-erased; the typed API guarantees each node gets the type it was built for.
+
+mod describe;
+pub(crate) mod nodes;
+
+use crate::codec::{Deserializer, Serializer};
+use crate::error::{ProcessError, StreamError};
+use crate::processor::{Processor, Value};
+use crate::record::{InputRecord, Record};
+use crate::state::StoreSpec;
+use crate::time::{EventTime, TimestampMode};
+use nodes::{downcast, emit, Node, ProcessorNode, StatelessNode};
+use std::cell::RefCell;
+use std::marker::PhantomData;
+use std::rc::Rc;
+use std::sync::Arc;
+
+/// What a node does, for `describe()`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum NodeKind {
+    Source { topic: String },
+    Processor { op: &'static str },
+    Sink { topic: String },
+}
+
+type NodeFactory = Arc<dyn Fn() -> Box<dyn Node> + Send + Sync>;
+type Cloner = fn(&Value) -> Option<Value>;
+pub(crate) type Decoder = Arc<dyn Fn(&InputRecord, TimestampMode) -> Result<Record<Value>, String> + Send + Sync>;
+
+pub(crate) struct NodeSpec {
+    pub(crate) name: String,
+    pub(crate) kind: NodeKind,
+    pub(crate) parents: Vec<usize>,
+    pub(crate) children: Vec<usize>,
+    pub(crate) stores: Vec<String>,
+    pub(crate) factory: NodeFactory,
+    /// Clones this node's output values when it fans out to several children.
+    pub(crate) clone_output: Cloner,
+}
+
+pub(crate) struct SourceSpec {
+    pub(crate) topic: String,
+    pub(crate) node: usize,
+    pub(crate) decode: Decoder,
+}
+
+/// A built topology: immutable, shared by every task.
+pub struct Topology {
+    pub(crate) name: String,
+    pub(crate) nodes: Vec<NodeSpec>,
+    pub(crate) sources: Vec<SourceSpec>,
+    pub(crate) stores: Vec<StoreSpec>,
+}
+
+impl Topology {
+    /// The topology's name: the service name, and the default application id.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+    /// Topics read by source processors.
+    pub fn source_topics(&self) -> Vec<&str> {
+        self.sources.iter().map(|s| s.topic.as_str()).collect()
+    }
+    /// Topics written by sink processors.
+    pub fn sink_topics(&self) -> Vec<&str> {
+        let mut topics: Vec<&str> = self
+            .nodes
+            .iter()
+            .filter_map(|n| match &n.kind {
+                NodeKind::Sink { topic } => Some(topic.as_str()),
+                _ => None,
+            })
+            .collect();
+        topics.dedup();
+        topics
+    }
+    /// The stores the topology declares.
+    pub fn stores(&self) -> &[StoreSpec] {
+        &self.stores
+    }
+    pub(crate) fn source_for(&self, topic: &str) -> Option<&SourceSpec> {
+        self.sources.iter().find(|s| s.topic == topic)
+    }
+}
+
+struct Graph {
+    name: String,
+    nodes: Vec<NodeSpec>,
+    sources: Vec<SourceSpec>,
+    stores: Vec<StoreSpec>,
+    errors: Vec<String>,
+}
+
+impl Graph {
+    fn add(&mut self, name: &str, kind: NodeKind, parent: Option<usize>, stores: Vec<String>, factory: NodeFactory, clone_output: Cloner) -> usize {
+        if self.nodes.iter().any(|n| n.name == name) {
+            self.errors.push(format!("two nodes are named {name:?}"));
+        }
+        let id = self.nodes.len();
+        self.nodes.push(NodeSpec { name: name.to_owned(), kind, parents: parent.into_iter().collect(), children: Vec::new(), stores, factory, clone_output });
+        if let Some(p) = parent {
+            self.nodes[p].children.push(id);
+        }
+        id
+    }
+}
+
+/// A branch predicate.
+pub type Predicate<V> = Box<dyn Fn(&Record<V>) -> bool + Send + Sync>;
+
+/// Builds a [`Topology`].
+pub struct TopologyBuilder {
+    graph: Rc<RefCell<Graph>>,
+}
+
+/// A stream of records with values of type `V`: a handle on one node of the graph being built.
+pub struct Stream<V> {
+    graph: Rc<RefCell<Graph>>,
+    node: usize,
+    _v: PhantomData<fn() -> V>,
+}
+
+fn clone_as<V: Clone + Send + 'static>(v: &Value) -> Option<Value> {
+    v.downcast_ref::<V>().map(|v| Box::new(v.clone()) as Value)
+}
+
+impl TopologyBuilder {
+    /// A builder for the topology of service `name`.
+    pub fn new(name: impl Into<String>) -> Self {
+        TopologyBuilder {
+            graph: Rc::new(RefCell::new(Graph { name: name.into(), nodes: Vec::new(), sources: Vec::new(), stores: Vec::new(), errors: Vec::new() })),
+        }
+    }
+
+    /// A source processor: reads `topic`, decodes values with `codec`, and takes the event time from the payload
+    /// with `event_time` (or from the record timestamp, when the runtime is told `--timestamp record`).
+    /// Undecodable records go to the dead-letter topic.
+    pub fn source<V, D, T>(&self, topic: &str, codec: D, event_time: T) -> Stream<V>
+    where
+        V: Clone + Send + 'static,
+        D: Deserializer<V> + 'static,
+        T: Fn(&V) -> EventTime + Send + Sync + 'static,
+    {
+        let decode: Decoder = Arc::new(move |input: &InputRecord, mode: TimestampMode| {
+            let key = match &input.key {
+                Some(k) => Some(String::from_utf8(k.clone()).map_err(|_| "key is not UTF-8".to_owned())?),
+                None => None,
+            };
+            let bytes = input.value.as_deref().ok_or_else(|| "value is null".to_owned())?;
+            let value = codec.deserialize(bytes)?;
+            let time = match mode {
+                TimestampMode::Payload => event_time(&value),
+                TimestampMode::Record => input.timestamp.as_event_time().ok_or_else(|| "record has no timestamp".to_owned())?,
+            };
+            Ok(Record { key, value: Box::new(value) as Value, time })
+        });
+        let mut g = self.graph.borrow_mut();
+        let name = format!("{topic}-source");
+        let factory: NodeFactory = Arc::new(|| Box::new(StatelessNode::forward_all()));
+        let node = g.add(&name, NodeKind::Source { topic: topic.to_owned() }, None, Vec::new(), factory, clone_as::<V>);
+        if g.sources.iter().any(|s| s.topic == topic) {
+            g.errors.push(format!("topic {topic:?} has two sources"));
+        }
+        g.sources.push(SourceSpec { topic: topic.to_owned(), node, decode });
+        Stream { graph: self.graph.clone(), node, _v: PhantomData }
+    }
+
+    /// Finish: the topology, or what is wrong with it.
+    pub fn build(self) -> Result<Topology, StreamError> {
+        let graph = Rc::try_unwrap(self.graph)
+            .map_err(|_| StreamError::Config("a Stream handle outlived build(); drop stream handles before building".into()))?
+            .into_inner();
+        if !graph.errors.is_empty() {
+            return Err(StreamError::Config(graph.errors.join("; ")));
+        }
+        if graph.sources.is_empty() {
+            return Err(StreamError::Config("the topology has no source".into()));
+        }
+        Ok(Topology { name: graph.name, nodes: graph.nodes, sources: graph.sources, stores: graph.stores })
+    }
+}
+
+impl<V: Clone + Send + 'static> Stream<V> {
+    fn child<W: Clone + Send + 'static>(&self, name: &str, op: &'static str, stores: Vec<String>, factory: NodeFactory) -> Stream<W> {
+        let node = self.graph.borrow_mut().add(name, NodeKind::Processor { op }, Some(self.node), stores, factory, clone_as::<W>);
+        Stream { graph: self.graph.clone(), node, _v: PhantomData }
+    }
+
+    fn stateless<W, F>(&self, name: &str, op: &'static str, f: F) -> Stream<W>
+    where
+        W: Clone + Send + 'static,
+        F: Fn(Record<V>, &mut Vec<crate::processor::Emit>) -> Result<(), ProcessError> + Send + Sync + 'static,
+    {
+        let f = Arc::new(f);
+        let factory: NodeFactory = Arc::new(move || {
+            let f = f.clone();
+            Box::new(StatelessNode::new(move |r: Record<Value>, ctx| f(downcast::<V>(r)?, ctx.emitted)))
+        });
+        self.child(name, op, Vec::new(), factory)
+    }
+
+    /// Transform each value; key and time are kept.
+    pub fn map_values<W, F>(&self, name: &str, f: F) -> Stream<W>
+    where
+        W: Clone + Send + 'static,
+        F: Fn(V) -> W + Send + Sync + 'static,
+    {
+        self.stateless(name, "map_values", move |r, out| {
+            emit(out, None, r.with_value_fn(&f));
+            Ok(())
+        })
+    }
+
+    /// Transform each value, or reject the record as invalid (it goes to the dead-letter topic).
+    pub fn try_map_values<W, F>(&self, name: &str, f: F) -> Stream<W>
+    where
+        W: Clone + Send + 'static,
+        F: Fn(V) -> Result<W, ProcessError> + Send + Sync + 'static,
+    {
+        self.stateless(name, "try_map_values", move |r, out| {
+            let Record { key, value, time } = r;
+            emit(out, None, Record { key, value: f(value)?, time });
+            Ok(())
+        })
+    }
+
+    /// Transform each record, key and time included (re-keying without repartitioning: the new key stays in this task).
+    pub fn map<W, F>(&self, name: &str, f: F) -> Stream<W>
+    where
+        W: Clone + Send + 'static,
+        F: Fn(Record<V>) -> Record<W> + Send + Sync + 'static,
+    {
+        self.stateless(name, "map", move |r, out| {
+            emit(out, None, f(r));
+            Ok(())
+        })
+    }
+
+    /// Keep the records for which `predicate` holds.
+    pub fn filter<F>(&self, name: &str, predicate: F) -> Stream<V>
+    where
+        F: Fn(&Record<V>) -> bool + Send + Sync + 'static,
+    {
+        self.stateless(name, "filter", move |r, out| {
+            if predicate(&r) {
+                emit(out, None, r);
+            }
+            Ok(())
+        })
+    }
+
+    /// Turn each record into zero or more records.
+    pub fn flat_map<W, F>(&self, name: &str, f: F) -> Stream<W>
+    where
+        W: Clone + Send + 'static,
+        F: Fn(Record<V>) -> Vec<Record<W>> + Send + Sync + 'static,
+    {
+        self.stateless(name, "flat_map", move |r, out| {
+            for r in f(r) {
+                emit(out, None, r);
+            }
+            Ok(())
+        })
+    }
+
+    /// Split the stream: each record goes to the first branch whose predicate holds, or nowhere.
+    pub fn branch(&self, name: &str, predicates: Vec<Predicate<V>>) -> Vec<Stream<V>> {
+        let count = predicates.len();
+        let branch: Stream<V> = self.stateless(name, "branch", move |r, out| {
+            if let Some(i) = predicates.iter().position(|p| p(&r)) {
+                emit(out, Some(i), r);
+            }
+            Ok(())
+        });
+        let factory: NodeFactory = Arc::new(|| Box::new(StatelessNode::forward_all()));
+        (0..count).map(|i| branch.child(&format!("{name}-{i}"), "branch-output", Vec::new(), factory.clone())).collect()
+    }
+
+    /// A side effect per record (logging, metrics); the stream continues unchanged.
+    pub fn for_each<F>(&self, name: &str, f: F) -> Stream<V>
+    where
+        F: Fn(&Record<V>) + Send + Sync + 'static,
+    {
+        self.stateless(name, "for_each", move |r, out| {
+            f(&r);
+            emit(out, None, r);
+            Ok(())
+        })
+    }
+
+    /// A stateful processor with access to `stores`; `factory` makes one instance per task.
+    pub fn process<P, F>(&self, name: &str, stores: &[StoreSpec], factory: F) -> Stream<P::Out>
+    where
+        P: Processor<In = V>,
+        F: Fn() -> P + Send + Sync + 'static,
+    {
+        {
+            let mut g = self.graph.borrow_mut();
+            for s in stores {
+                if !g.stores.iter().any(|x| x.name == s.name) {
+                    g.stores.push(s.clone());
+                }
+            }
+        }
+        let factory: NodeFactory = Arc::new(move || Box::new(ProcessorNode(factory())));
+        self.child(name, "process", stores.iter().map(|s| s.name.clone()).collect(), factory)
+    }
+
+    /// A sink processor: write each record to `topic`, encoded with `codec`, keyed by `key`.
+    pub fn to<S, K>(&self, name: &str, topic: &str, codec: S, key: K)
+    where
+        S: Serializer<V> + 'static,
+        K: Fn(&Record<V>) -> Option<String> + Send + Sync + 'static,
+    {
+        let (codec, key) = (Arc::new(codec), Arc::new(key));
+        let sink_topic = topic.to_owned();
+        let factory: NodeFactory = Arc::new(move || {
+            let (codec, key, topic) = (codec.clone(), key.clone(), sink_topic.clone());
+            Box::new(StatelessNode::new(move |r: Record<Value>, ctx| {
+                let r = downcast::<V>(r)?;
+                let value = codec.serialize(&r.value).map_err(|e| ProcessError::Fatal(format!("encoding for {topic}: {e}")))?;
+                ctx.state.outbox.push(crate::record::OutgoingRecord {
+                    topic: topic.clone(),
+                    partition: None,
+                    key: key(&r).map(String::into_bytes),
+                    value: Some(value),
+                    headers: Vec::new(),
+                    timestamp: Some(r.time.millis),
+                });
+                Ok(())
+            }))
+        });
+        self.graph.borrow_mut().add(name, NodeKind::Sink { topic: topic.to_owned() }, Some(self.node), Vec::new(), factory, clone_as::<V>);
+    }
+}
+
+impl<V> Record<V> {
+    fn with_value_fn<W>(self, f: &impl Fn(V) -> W) -> Record<W> {
+        Record { key: self.key, value: f(self.value), time: self.time }
+    }
+}
