@@ -1,0 +1,211 @@
+//! `txn-mailer` as a process, against the real Kafka broker and SMTP server `scripts/test` starts.
+
+mod support;
+
+use loadgen::transactions::{generate, Options};
+use rust_decimal::Decimal;
+use std::collections::{BTreeMap, BTreeSet};
+use std::time::Duration;
+use support::*;
+
+const WAIT: Duration = Duration::from_secs(90);
+
+fn setup(name: &str, partitions: i32) -> (String, String, String, tempfile::TempDir) {
+    let bs = bootstrap();
+    let (input, alerts, app) = (unique(&format!("{name}-txns")), unique(&format!("{name}-alerts")), unique(&format!("{name}-app")));
+    create_topic(&bs, &input, partitions, false);
+    (input, alerts, app, tempfile::tempdir().expect("state dir"))
+}
+
+#[test]
+fn emails_audit_records_dead_letters_and_http_are_exactly_as_expected() {
+    let bs = bootstrap();
+    let (smtp_url, maildir) = smtp();
+    let (input, alerts, app, state) = setup("exact", 4);
+    let p = unique("x").replace('-', "");
+    let id = |s: &str| format!("{p}{s}");
+    let mut no_rep: serde_json::Value = serde_json::from_slice(&txn(&id("norep"), "15000", "USD").1).expect("json");
+    no_rep.as_object_mut().expect("object").remove("sales_rep");
+    let number = format!(r#"{{"txn_id":"{}","account_id":"acc-7","amount":12000.50,"currency":"USD","merchant":"M","ts":"2026-11-24T14:30:00Z","sales_rep":"kim@example.com"}}"#, id("num"));
+    let records = vec![
+        txn(&id("below"), "9999.99", "USD"),
+        txn(&id("exact"), "10000.00", "USD"),
+        txn(&id("above"), "250000.00", "USD"),
+        (Some("acc-7".into()), number.into_bytes()),
+        txn(&id("eurabove"), "9260.00", "EUR"),
+        txn(&id("eurbelow"), "9000.00", "EUR"),
+        txn(&id("gbp"), "8000.00", "GBP"),
+        (Some("acc-7".into()), no_rep.to_string().into_bytes()),
+        txn(&id("above"), "250000.00", "USD"),
+        (Some("acc-7".into()), b"definitely not json".to_vec()),
+        txn(&id("neg"), "-10.00", "USD"),
+        txn(&id("xyz"), "50000", "XYZ"),
+        (None, format!(r#"{{"txn_id":"{}","account_id":"a","amount":"1","currency":"USD","merchant":"M","ts":"noon"}}"#, id("badts")).into_bytes()),
+    ];
+    produce(&bs, &input, &records);
+    let mailer = Mailer::start(&MailerArgs { app: &app, input: &input, alerts: &alerts, smtp_url: &smtp_url, state: state.path() });
+    assert!(wait_caught_up(&bs, &app, &input, WAIT), "input not fully processed and committed");
+
+    let expected: BTreeSet<String> = ["exact", "above", "num", "eurabove", "gbp", "norep"].iter().map(|s| id(s)).collect();
+    let mails = wait_emails(&maildir, &p, expected.len(), WAIT);
+    assert_eq!(mails.keys().cloned().collect::<BTreeSet<_>>(), expected, "exactly the expected emails");
+    assert!(mails.values().all(|&n| n == 1), "one email each: {mails:?}");
+
+    let audit = read_topic(&bs, &alerts, expected.len() + 1, WAIT);
+    let mut audited: BTreeMap<String, serde_json::Value> = BTreeMap::new();
+    for r in &audit {
+        let v = r.json();
+        assert_eq!(r.key.as_deref(), v["account_id"].as_str(), "audit keyed by account");
+        audited.insert(v["txn_id"].as_str().expect("txn_id").to_owned(), v);
+    }
+    assert_eq!(audit.len(), expected.len() + 1, "one audit record per email, plus the repeated one for the duplicate txn");
+    assert_eq!(audited.keys().cloned().collect::<BTreeSet<_>>(), expected);
+    assert_eq!(audited[&id("num")]["amount"], "12000.50", "a JSON number amount keeps its digits");
+    assert_eq!(audited[&id("eurabove")]["amount_usd"], "10000.8000");
+    assert_eq!(audited[&id("gbp")]["amount_usd"], "10160.0000");
+    assert_eq!(audited[&id("norep")]["sales_rep"], "desk@example.com");
+    for field in ["txn_id", "account_id", "amount", "currency", "amount_usd", "sales_rep", "ts", "notified_at"] {
+        assert!(audited[&id("exact")].get(field).is_some(), "audit field {field}");
+    }
+
+    let dlq = read_topic(&bs, "txn-mailer.dlq", usize::MAX, Duration::from_secs(5));
+    let ours: Vec<_> = dlq.iter().filter(|r| r.headers.get("source.topic") == Some(&input)).collect();
+    assert_eq!(ours.len(), 4, "four bad records dead-lettered: {ours:?}");
+    let reasons: BTreeSet<String> = ours.iter().map(|r| r.headers["error"].split(':').next().unwrap_or_default().to_owned()).collect();
+    assert!(reasons.contains("not JSON") && reasons.contains("unknown currency \"XYZ\"") && reasons.contains("amount must be positive, got -10.00"), "{reasons:?}");
+    assert!(ours.iter().any(|r| r.value.as_deref() == Some(&b"definitely not json"[..]) && r.key.as_deref() == Some("acc-7")));
+
+    // HTTP, from local state.
+    let stats = mailer.json("/stats");
+    assert_eq!((stats["seen"].as_u64(), stats["alerted"].as_u64()), (Some(9), Some(6)), "{stats}");
+    let total: Decimal = audited.values().map(|a| a["amount_usd"].as_str().expect("usd").parse::<Decimal>().expect("decimal")).sum();
+    assert_eq!(stats["alerted_usd"].as_str().expect("decimal string").parse::<Decimal>().expect("decimal"), total);
+    assert_eq!(mailer.json("/alerts/recent?limit=2").as_array().map(Vec::len), Some(2));
+    assert_eq!(mailer.json("/alerts/recent").as_array().map(Vec::len), Some(6));
+    let (status, body) = mailer.get("/alerts/recent?limit=zero");
+    assert_eq!(status, 400, "{body}");
+    assert!(serde_json::from_str::<serde_json::Value>(&body).expect("JSON error")["error"].is_string());
+    assert_eq!(mailer.get("/nope").0, 404);
+    assert!(mailer.get("/topology?format=mermaid").1.starts_with("flowchart LR"));
+    assert!(mailer.metric("streamcore_dead_lettered_total") >= 4.0);
+    assert!(mailer.terminate().success(), "SIGTERM is a clean shutdown");
+}
+
+/// The expected high-value transactions of a generated stream, computed independently of the service.
+fn oracle(opts: &Options) -> BTreeSet<String> {
+    let rates: BTreeMap<&str, Decimal> = [("USD", "1"), ("EUR", "1.08"), ("GBP", "1.27")].iter().map(|(c, r)| (*c, r.parse().expect("rate"))).collect();
+    generate(opts)
+        .filter_map(|g| {
+            let v: serde_json::Value = serde_json::from_slice(&g.value).ok()?;
+            let amount: Decimal = v["amount"].as_str()?.parse().ok()?;
+            let usd = amount * rates.get(v["currency"].as_str()?)?;
+            (usd >= Decimal::from(10_000)).then(|| v["txn_id"].as_str().map(str::to_owned)).flatten()
+        })
+        .collect()
+}
+
+#[test]
+fn sigkill_mid_stream_loses_no_email() {
+    let bs = bootstrap();
+    let (smtp_url, maildir) = smtp();
+    let (input, alerts, app, state) = setup("kill", 4);
+    let opts = Options { seed: 0x51c, count: 600, high_value_share: 0.3, ..Options::default() };
+    let expected = oracle(&opts);
+    let records: Vec<_> = generate(&opts).map(|g| (g.key, g.value)).collect();
+    produce(&bs, &input, &records);
+    let needle = format!("-{:x}", opts.seed);
+    let args = MailerArgs { app: &app, input: &input, alerts: &alerts, smtp_url: &smtp_url, state: state.path() };
+
+    let mailer = Mailer::start(&args);
+    // Kill on an event that is not tied to one email's timing: the audit topic reaching a third of the alerts.
+    let seen = read_topic(&bs, &alerts, expected.len() / 3, WAIT);
+    assert!(seen.len() >= expected.len() / 3, "the mailer was making progress before the kill");
+    mailer.kill();
+    let sent_before = emails(&maildir, &needle).values().sum::<usize>();
+    assert!(sent_before < expected.len(), "killed mid-stream ({sent_before} of {} sent)", expected.len());
+
+    let mailer = Mailer::start(&args);
+    assert!(wait_caught_up(&bs, &app, &input, WAIT), "restarted mailer did not finish");
+    let mails = wait_emails(&maildir, &needle, expected.len(), WAIT);
+    let missing: Vec<_> = expected.iter().filter(|t| !mails.contains_key(*t)).collect();
+    let duplicated: Vec<_> = mails.iter().filter(|(_, &n)| n > 1).collect();
+    eprintln!("sigkill: {} expected, {sent_before} sent before the kill, missing {missing:?}, duplicated {duplicated:?}", expected.len());
+    assert!(missing.is_empty(), "emails lost: {missing:?}");
+    assert_eq!(mails.keys().cloned().collect::<BTreeSet<_>>(), expected, "no unexpected emails");
+    // One kill can cost at most the one email caught between SMTP's acceptance and its "sent" record's ack.
+    assert!(duplicated.len() <= 1 && duplicated.iter().all(|(_, &n)| n == 2), "duplicates beyond the documented window: {duplicated:?}");
+    drop(mailer);
+}
+
+#[test]
+fn smtp_outage_delays_emails_and_a_crash_during_it_loses_and_duplicates_none() {
+    let bs = bootstrap();
+    let (input, alerts, app, state) = setup("outage", 2);
+    let smtp_dir = tempfile::tempdir().expect("smtp dir");
+    let smtp = SmtpServer::start(smtp_dir.path());
+    let p = unique("o").replace('-', "");
+    let batch = |from: usize, to: usize| (from..to).map(|i| txn(&format!("{p}n{i}"), "12345.67", "USD")).collect::<Vec<_>>();
+    let args = MailerArgs { app: &app, input: &input, alerts: &alerts, smtp_url: &smtp.url, state: state.path() };
+    let mailer = Mailer::start(&args);
+
+    produce(&bs, &input, &batch(0, 10));
+    assert_eq!(wait_emails(&smtp.maildir(), &p, 10, WAIT).len(), 10);
+
+    // Outage: the alerts wait, retried with backoff, and nothing is committed past them.
+    smtp.stop();
+    produce(&bs, &input, &batch(10, 20));
+    let deadline = std::time::Instant::now() + WAIT;
+    while mailer.metric("streamcore_retries_total") < 2.0 && std::time::Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert!(mailer.metric("streamcore_retries_total") >= 2.0, "the mailer noticed the outage and is retrying");
+    assert_eq!(mailer.json("/stats")["alerted"].as_u64(), Some(10), "no alert counted as sent during the outage");
+    smtp.restart();
+    let mails = wait_emails(&smtp.maildir(), &p, 20, WAIT);
+    assert_eq!(mails.len(), 20, "every email arrives once the server is back");
+
+    // Second outage, and the mailer crashes during it: the unsent alerts go out after restart, exactly once.
+    smtp.stop();
+    produce(&bs, &input, &batch(20, 25));
+    let before = mailer.metric("streamcore_retries_total");
+    let deadline = std::time::Instant::now() + WAIT;
+    while mailer.metric("streamcore_retries_total") <= before && std::time::Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    mailer.kill();
+    smtp.restart();
+    let mailer = Mailer::start(&args);
+    assert!(wait_caught_up(&bs, &app, &input, WAIT));
+    let mails = wait_emails(&smtp.maildir(), &p, 25, WAIT);
+    assert_eq!(mails.len(), 25, "all 25 emails: {mails:?}");
+    assert!(mails.values().all(|&n| n == 1), "none twice: {mails:?}");
+    drop(mailer);
+}
+
+#[test]
+fn lost_state_directory_comes_back_from_the_changelog() {
+    let bs = bootstrap();
+    let (smtp_url, maildir) = smtp();
+    let (input, alerts, app, state) = setup("wipe", 3);
+    let p = unique("w").replace('-', "");
+    let first: Vec<_> = (0..10).map(|i| txn(&format!("{p}n{i}"), "20000", "USD")).collect();
+    produce(&bs, &input, &first);
+    let args = MailerArgs { app: &app, input: &input, alerts: &alerts, smtp_url: &smtp_url, state: state.path() };
+    let mailer = Mailer::start(&args);
+    assert!(wait_caught_up(&bs, &app, &input, WAIT));
+    assert_eq!(wait_emails(&maildir, &p, 10, WAIT).len(), 10);
+    assert!(mailer.terminate().success());
+
+    std::fs::remove_dir_all(state.path()).expect("wipe state");
+    // The same ten transactions again (a producer retrying, say), and two new ones.
+    let mut again = first.clone();
+    again.extend((10..12).map(|i| txn(&format!("{p}n{i}"), "20000", "USD")));
+    produce(&bs, &input, &again);
+    let mailer = Mailer::start(&args);
+    assert!(wait_caught_up(&bs, &app, &input, WAIT));
+    let mails = wait_emails(&maildir, &p, 12, WAIT);
+    assert_eq!(mails.len(), 12);
+    assert!(mails.values().all(|&n| n == 1), "the restored dedupe store stopped every repeat: {mails:?}");
+    assert_eq!(mailer.json("/stats")["alerted"].as_u64(), Some(12), "stats restored and counted on");
+    assert!(mailer.metric("streamcore_restored_records_total") > 0.0, "state came from the changelog");
+}
