@@ -487,14 +487,35 @@ impl Engine {
         Ok(())
     }
 
+    fn store_dir(&self, spec: &crate::state::StoreSpec, partition: i32) -> PathBuf {
+        self.config.state_dir.join(&self.config.application_id).join(partition.to_string()).join(&spec.name)
+    }
+
     fn open_store(&self, spec: &crate::state::StoreSpec, partition: i32) -> Result<Arc<dyn KeyValueStore>, StreamError> {
         Ok(match spec.backend {
             Backend::InMemory => Arc::new(MemoryStore::new(spec.name.clone())),
-            Backend::RocksDb => {
-                let dir = self.config.state_dir.join(&self.config.application_id).join(partition.to_string()).join(&spec.name);
-                Arc::new(RocksDbStore::open(spec.name.clone(), &dir)?)
-            }
+            Backend::RocksDb => Arc::new(RocksDbStore::open(spec.name.clone(), &self.store_dir(spec, partition))?),
         })
+    }
+
+    /// Open a store and bring it up to the changelog's end, discarding local data that belongs to another history.
+    fn open_restored(&self, spec: &crate::state::StoreSpec, partition: i32) -> Result<Arc<dyn KeyValueStore>, StreamError> {
+        let changelog = spec.changelog_topic(&self.config.application_id);
+        let backend = self.open_store(spec, partition)?;
+        match restore::restore(&self.restore_consumer, backend.as_ref(), &changelog, partition, &self.metrics)? {
+            restore::Restored::Records(_) => Ok(backend),
+            restore::Restored::StaleCheckpoint { checkpoint, end } => {
+                tracing::warn!(store = %spec.name, partition, checkpoint, end, "local state is ahead of its changelog (recreated topic?); rebuilding it from the changelog");
+                drop(backend);
+                let dir = self.store_dir(spec, partition);
+                std::fs::remove_dir_all(&dir).map_err(|source| crate::state::StoreError::Io { path: dir, source })?;
+                let backend = self.open_store(spec, partition)?;
+                match restore::restore(&self.restore_consumer, backend.as_ref(), &changelog, partition, &self.metrics)? {
+                    restore::Restored::Records(_) => Ok(backend),
+                    restore::Restored::StaleCheckpoint { .. } => Err(StreamError::Config(format!("{changelog}[{partition}] moved while restoring"))),
+                }
+            }
+        }
     }
 
     /// Create tasks for newly assigned partitions, restoring their stores first.
@@ -506,9 +527,8 @@ impl Engine {
             }
             let mut stores = BTreeMap::new();
             for spec in self.topology.stores() {
-                let backend = self.open_store(spec, p)?;
+                let backend = self.open_restored(spec, p)?;
                 let changelog = spec.changelog_topic(&self.config.application_id);
-                restore::restore(&self.restore_consumer, backend.as_ref(), &changelog, p, &self.metrics)?;
                 self.stores.register(p, backend.clone());
                 stores.insert(spec.name.clone(), LoggedStore::new(backend, changelog, p));
             }

@@ -15,12 +15,25 @@ use std::time::{Duration, Instant};
 const BATCH: usize = 10_000;
 const STALL_TIMEOUT: Duration = Duration::from_secs(60);
 
-/// Replays `topic`/`partition` into `store` from its checkpoint to the current end. Returns records replayed.
-pub(crate) fn restore(consumer: &BaseConsumer, store: &dyn KeyValueStore, topic: &str, partition: i32, metrics: &Metrics) -> Result<u64, StreamError> {
+/// What a restore found.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum Restored {
+    /// Replayed this many changelog records (0: the local state was current).
+    Records(u64),
+    /// The local checkpoint is beyond the changelog's end: the changelog was recreated or truncated, so the local
+    /// data belongs to another history. The caller must discard it and restore again from scratch.
+    StaleCheckpoint { checkpoint: i64, end: i64 },
+}
+
+/// Replays `topic`/`partition` into `store` from its checkpoint to the current end.
+pub(crate) fn restore(consumer: &BaseConsumer, store: &dyn KeyValueStore, topic: &str, partition: i32, metrics: &Metrics) -> Result<Restored, StreamError> {
     let (low, high) = consumer
         .fetch_watermarks(topic, partition, Duration::from_secs(30))
         .map_err(StreamError::kafka(format!("watermarks of {topic}[{partition}]")))?;
     let checkpoint = store.checkpoint()?;
+    if let Some(cp) = checkpoint.filter(|cp| *cp > high) {
+        return Ok(Restored::StaleCheckpoint { checkpoint: cp, end: high });
+    }
     let from = checkpoint.unwrap_or(low).max(low);
     let remaining = metrics.restore_remaining.with_label_values(&[store.name(), &partition.to_string()]);
     if from >= high {
@@ -28,7 +41,7 @@ pub(crate) fn restore(consumer: &BaseConsumer, store: &dyn KeyValueStore, topic:
             store.apply(&WriteBatch::default(), Some(high))?;
         }
         remaining.set(0);
-        return Ok(0);
+        return Ok(Restored::Records(0));
     }
     tracing::info!(store = store.name(), partition, from, to = high, resumed = checkpoint.is_some(), "restoring from changelog");
     let mut tpl = TopicPartitionList::new();
@@ -75,5 +88,5 @@ pub(crate) fn restore(consumer: &BaseConsumer, store: &dyn KeyValueStore, topic:
     remaining.set(0);
     consumer.unassign().map_err(StreamError::kafka("restore unassign"))?;
     tracing::info!(store = store.name(), partition, restored, "restore complete");
-    Ok(restored)
+    Ok(Restored::Records(restored))
 }
