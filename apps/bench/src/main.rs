@@ -1,0 +1,200 @@
+//! Throughput benchmark against a real broker (`scripts/bench` starts one): one pre-loaded input topic, read by
+//! three consumers in turn, each with its own consumer group and output topic:
+//!
+//! 1. **plain**: a hand-written rdkafka loop (poll, parse JSON, map, serialize, produce; offsets auto-committed),
+//!    what a careful user writes without a framework: the baseline.
+//! 2. **pass-through**: the same map as a streamcore topology (source, map_values, sink) with the runtime's
+//!    at-least-once commits.
+//! 3. **keyed state**: a streamcore processor keeping a per-account running total in RocksDB, every write logged
+//!    to its changelog, then producing.
+//!
+//! Each figure is records per second from the first record consumed until every input offset is committed (for
+//! the plain loop: until the last record is produced, flushed and committed). Timing is wall clock; run on an
+//! otherwise idle machine and compare figures within one run only.
+
+use anyhow::Context;
+use clap::Parser;
+use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
+use rdkafka::message::Message;
+use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
+use rdkafka::ClientConfig;
+use rust_decimal::Decimal;
+use serde::{Deserialize, Serialize};
+use std::time::{Duration, Instant};
+use streamcore::codec::{Deserializer, Json, Serializer};
+use streamcore::state::StoreSpec;
+use streamcore::testkit::kafka::{create_topic, produce, unique};
+use streamcore::time::EventTime;
+use streamcore::{ProcessError, Processor, ProcessorContext, Record, Runtime, StreamsConfig, TopologyBuilder};
+
+#[derive(Parser)]
+#[command(name = "bench", about = "streamcore throughput beside a plain rdkafka loop")]
+struct Cli {
+    /// Kafka bootstrap servers (a real broker).
+    #[arg(long, env = "KAFKA_BOOTSTRAP")]
+    bootstrap: String,
+    /// Records to pre-load and process.
+    #[arg(long, default_value_t = 1_000_000)]
+    records: u64,
+    /// Input partitions.
+    #[arg(long, default_value_t = 4)]
+    partitions: i32,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+struct Txn {
+    txn_id: String,
+    account_id: String,
+    #[serde(deserialize_with = "rust_decimal::serde::arbitrary_precision::deserialize")]
+    amount: Decimal,
+    currency: String,
+    ts: chrono::DateTime<chrono::FixedOffset>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+struct Out {
+    txn_id: String,
+    account_id: String,
+    amount: Decimal,
+    currency: String,
+    big: bool,
+}
+
+/// The map both the plain loop and the topology apply.
+fn map(t: Txn) -> Out {
+    Out { big: t.amount >= Decimal::from(10_000), txn_id: t.txn_id, account_id: t.account_id, amount: t.amount, currency: t.currency }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, Default)]
+struct Total {
+    count: u64,
+    sum: Decimal,
+}
+
+struct RunningTotal;
+
+impl Processor for RunningTotal {
+    type In = Txn;
+    type Out = Total;
+    fn process(&mut self, r: Record<Txn>, ctx: &mut ProcessorContext<'_, '_, Total>) -> Result<(), ProcessError> {
+        let store = ctx.store("totals")?;
+        let mut t: Total = store.get_json(&r.value.account_id)?.unwrap_or_default();
+        t.count += 1;
+        t.sum += r.value.amount;
+        store.put_json(&r.value.account_id, &t)?;
+        ctx.forward(r.with_value(t));
+        Ok(())
+    }
+}
+
+fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    let bs = cli.bootstrap.clone();
+    let input = unique("bench-in");
+    create_topic(&bs, &input, cli.partitions, false);
+    let started = Instant::now();
+    let opts = loadgen::transactions::Options { seed: 1, count: cli.records, accounts: 100_000, ..Default::default() };
+    let records: Vec<_> = loadgen::transactions::generate(&opts).map(|g| (g.key, g.value)).collect();
+    let bytes: usize = records.iter().map(|(_, v)| v.len()).sum();
+    produce(&bs, &input, &records);
+    drop(records);
+    println!("pre-loaded {} records ({} MB) into {input} ({} partitions) in {:.1}s", cli.records, bytes / 1_000_000, cli.partitions, started.elapsed().as_secs_f64());
+
+    let plain = plain_loop(&bs, &input, cli.records)?;
+    let pass = framework(&bs, &input, cli.records, false)?;
+    let keyed = framework(&bs, &input, cli.records, true)?;
+    let plain_again = plain_loop(&bs, &input, cli.records)?;
+    let baseline = (plain + plain_again) / 2.0;
+    println!();
+    println!("| path | records/s | ratio to plain loop |");
+    println!("|---|---:|---:|");
+    println!("| plain rdkafka loop (baseline, mean of a run before and after) | {baseline:.0} | 1.00 |");
+    println!("| streamcore pass-through (consume, map, produce) | {pass:.0} | {:.2} |", pass / baseline);
+    println!("| streamcore keyed state (consume, RocksDB + changelog, produce) | {keyed:.0} | {:.2} |", keyed / baseline);
+    println!("(baseline runs: {plain:.0} and {plain_again:.0} records/s)");
+    Ok(())
+}
+
+fn plain_loop(bs: &str, input: &str, n: u64) -> anyhow::Result<f64> {
+    let output = unique("bench-plain-out");
+    create_topic(bs, &output, 4, false);
+    let consumer: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", bs)
+        .set("group.id", unique("bench-plain"))
+        .set("auto.offset.reset", "earliest")
+        .set("enable.auto.commit", "true")
+        .create()?;
+    let producer: BaseProducer = ClientConfig::new().set("bootstrap.servers", bs).set("enable.idempotence", "true").set("partitioner", "murmur2_random").set("linger.ms", "5").create()?;
+    consumer.subscribe(&[input])?;
+    let (codec_in, codec_out) = (Json::<Txn>::new(), Json::<Out>::new());
+    let mut seen = 0u64;
+    let mut first: Option<Instant> = None;
+    while seen < n {
+        let Some(msg) = consumer.poll(Duration::from_millis(100)) else { continue };
+        let msg = msg?;
+        first.get_or_insert_with(Instant::now);
+        seen += 1;
+        let Some(payload) = msg.payload() else { continue };
+        let Ok(txn) = codec_in.deserialize(payload) else { continue };
+        let out = codec_out.serialize(&map(txn)).map_err(anyhow::Error::msg)?;
+        let mut rec: BaseRecord<'_, [u8], [u8]> = BaseRecord::to(&output).payload(&out);
+        if let Some(k) = msg.key() {
+            rec = rec.key(k);
+        }
+        loop {
+            match producer.send(rec) {
+                Ok(()) => break,
+                Err((_, back)) => {
+                    rec = back;
+                    producer.poll(Duration::from_millis(10));
+                }
+            }
+        }
+        producer.poll(Duration::ZERO);
+    }
+    producer.flush(Duration::from_secs(60))?;
+    consumer.commit_consumer_state(CommitMode::Sync)?;
+    let secs = first.map_or(0.0, |f| f.elapsed().as_secs_f64());
+    println!("plain loop: {n} records in {secs:.2}s");
+    Ok(n as f64 / secs)
+}
+
+fn framework(bs: &str, input: &str, n: u64, keyed: bool) -> anyhow::Result<f64> {
+    let output = unique("bench-core-out");
+    let app = unique(if keyed { "bench-keyed" } else { "bench-pass" });
+    let b = TopologyBuilder::new("bench");
+    let source = b.source(input, Json::<Txn>::new(), |t: &Txn| EventTime::payload(&t.ts));
+    if keyed {
+        source.process("total", &[StoreSpec::persistent("totals")], || RunningTotal).to("sink", &output, Json::new(), |r: &Record<Total>| r.key.clone());
+    } else {
+        source.map_values("map", map).to("sink", &output, Json::new(), |r: &Record<Out>| r.key.clone());
+    }
+    drop(source);
+    let mut cfg = StreamsConfig::new("bench", bs);
+    cfg.application_id = app.clone();
+    let state = std::env::temp_dir().join(&app);
+    cfg.state_dir = state.clone();
+    let registry = prometheus::Registry::new();
+    let runtime = Runtime::new(b.build()?, cfg, &registry)?;
+    let shutdown = runtime.shutdown_handle();
+    let thread = runtime.spawn()?;
+    let consumed = || -> f64 {
+        registry.gather().iter().filter(|f| f.name() == "streamcore_records_consumed_total").flat_map(|f| f.get_metric().iter().map(|m| m.get_counter().get_value())).sum()
+    };
+    let mut first = None;
+    while first.is_none() {
+        if consumed() > 0.0 {
+            first = Some(Instant::now());
+        } else {
+            std::thread::sleep(Duration::from_millis(1));
+        }
+    }
+    let caught_up = streamcore::testkit::kafka::wait_caught_up(bs, &app, input, Duration::from_secs(900));
+    let secs = first.map_or(0.0, |f| f.elapsed().as_secs_f64());
+    shutdown.trigger();
+    thread.join().map_err(|_| anyhow::anyhow!("stream thread panicked"))?.context("runtime")?;
+    anyhow::ensure!(caught_up, "the runtime did not finish");
+    let _ = std::fs::remove_dir_all(state);
+    println!("streamcore {}: {n} records in {secs:.2}s", if keyed { "keyed state" } else { "pass-through" });
+    Ok(n as f64 / secs)
+}
