@@ -75,21 +75,26 @@ async fn main() -> anyhow::Result<()> {
         }
     };
 
-    let mailer_cfg = <txn_mailer::config::Config as clap::Parser>::try_parse_from([
-        "txn-mailer".into(),
-        "--bootstrap".into(),
-        bootstrap.clone(),
-        "--outbox".into(),
-        cli.outbox.display().to_string(),
-        "--http".into(),
-        cli.mailer_http.to_string(),
-        "--fx".into(),
-        FX.into(),
-        "--default-rep".into(),
-        "desk@example.com".into(),
-        "--state-dir".into(),
-        state.display().to_string(),
-    ])?;
+    // Built field by field, not parsed, so the environment (SMTP_URL, ...) cannot leak into the demo's mailer.
+    let mailer_cfg = txn_mailer::config::Config {
+        bootstrap: bootstrap.clone(),
+        kafka_property: Vec::new(),
+        kafka_properties: String::new(),
+        application_id: "txn-mailer".into(),
+        state_dir: state.clone(),
+        http: cli.mailer_http,
+        threshold: "10000.00 USD".parse().map_err(anyhow::Error::msg)?,
+        fx: FX.parse().map_err(anyhow::Error::msg)?,
+        default_rep: Some("desk@example.com".into()),
+        smtp_url: None,
+        outbox: Some(cli.outbox.clone()),
+        mail_from: "txn-mailer@localhost".into(),
+        timestamp: Default::default(),
+        input_topic: "transactions".into(),
+        alerts_topic: "high-value-alerts".into(),
+        commit_interval_ms: 1000,
+        log_format: "text".into(),
+    };
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
     let mailer = tokio::spawn(txn_mailer::app::run(mailer_cfg, async move {
         let _ = stop_rx.await;

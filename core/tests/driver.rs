@@ -1,0 +1,127 @@
+//! The stateless operators, event time from the payload or the record timestamp, and the retry outcome, through
+//! the in-memory test driver (the same task code the runtime runs).
+
+use chrono::{DateTime, FixedOffset};
+use serde::{Deserialize, Serialize};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::Arc;
+use streamcore::codec::Json;
+use streamcore::task::Outcome;
+use streamcore::testkit::TopologyTestDriver;
+use streamcore::time::{EventTime, RecordTimestamp, TimestampMode};
+use streamcore::{ProcessError, Processor, ProcessorContext, Record, TopologyBuilder};
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+struct Word {
+    text: String,
+    ts: DateTime<FixedOffset>,
+}
+
+fn word(text: &str) -> Vec<u8> {
+    serde_json::to_vec(&serde_json::json!({"text": text, "ts": "2026-03-08T06:59:59.999Z"})).expect("json")
+}
+
+const PAYLOAD_MS: i64 = 1_772_953_199_999;
+
+fn words_topology() -> streamcore::Topology {
+    let b = TopologyBuilder::new("words");
+    let words = b.source("words", Json::<Word>::new(), |w: &Word| EventTime::payload(&w.ts));
+    let branches = words
+        .filter("non-empty", |r: &Record<Word>| !r.value.text.is_empty())
+        .flat_map("split", |r: Record<Word>| r.value.text.split(' ').map(|t| Record { key: r.key.clone(), value: t.to_owned(), time: r.time }).collect())
+        .map("key-by-word", |r: Record<String>| Record { key: Some(r.value.clone()), value: r.value.len(), time: r.time })
+        .branch("by-length", vec![Box::new(|r: &Record<usize>| r.value <= 3), Box::new(|r: &Record<usize>| r.value <= 6)]);
+    branches[0].to("short-sink", "short", Json::new(), |r: &Record<usize>| r.key.clone());
+    branches[1].map_values("double", |n: usize| n * 2).to("medium-sink", "medium", Json::new(), |r: &Record<usize>| r.key.clone());
+    drop((words, branches));
+    b.build().expect("topology")
+}
+
+#[test]
+fn stateless_operators_route_records_and_keep_event_time() {
+    let mut d = TopologyTestDriver::new(words_topology());
+    assert_eq!(d.pipe("words", Some("k"), &word("the quick brown fox jumps overhead")).expect("pipe"), Outcome::Processed);
+    assert_eq!(d.pipe("words", Some("k"), &word("")).expect("pipe"), Outcome::Processed);
+    let short: Vec<(Option<String>, usize)> = d
+        .read_output("short")
+        .into_iter()
+        .map(|r| (r.key.map(|k| String::from_utf8(k).expect("utf8")), serde_json::from_slice(&r.value.expect("value")).expect("n")))
+        .collect();
+    assert_eq!(short, vec![(Some("the".into()), 3), (Some("fox".into()), 3)]);
+    let medium = d.read_output("medium");
+    let values: Vec<usize> = medium.iter().map(|r| serde_json::from_slice(r.value.as_deref().expect("value")).expect("n")).collect();
+    assert_eq!(values, vec![10, 10, 10], "quick, brown, jumps doubled; overhead (8) matched no branch");
+    assert!(medium.iter().all(|r| r.timestamp == Some(PAYLOAD_MS)), "outputs carry the input's event time");
+}
+
+#[test]
+fn record_timestamp_mode_uses_the_kafka_timestamp_and_says_which() {
+    struct Stamp;
+    impl Processor for Stamp {
+        type In = Word;
+        type Out = String;
+        fn process(&mut self, r: Record<Word>, ctx: &mut ProcessorContext<'_, '_, String>) -> Result<(), ProcessError> {
+            let label = format!("{}@{} stream={:?}", r.time.kind.as_str(), r.time.millis, ctx.stream_time());
+            ctx.forward(r.with_value(label));
+            Ok(())
+        }
+    }
+    let build = || {
+        let b = TopologyBuilder::new("stamps");
+        b.source("words", Json::<Word>::new(), |w: &Word| EventTime::payload(&w.ts)).process("stamp", &[], || Stamp).to("sink", "out", Json::new(), |_: &Record<String>| None);
+        b.build().expect("topology")
+    };
+    let mut payload = TopologyTestDriver::new(build());
+    payload.pipe_with("words", 0, None, Some(&word("a")), RecordTimestamp::LogAppendTime(5_000)).expect("pipe");
+    assert_eq!(payload.read_json::<String>("out").expect("json"), vec![format!("payload@{PAYLOAD_MS} stream=Some({PAYLOAD_MS})")]);
+
+    let mut record = TopologyTestDriver::new(build()).with_timestamp_mode(TimestampMode::Record);
+    record.pipe_with("words", 0, None, Some(&word("a")), RecordTimestamp::LogAppendTime(5_000)).expect("pipe");
+    record.pipe_with("words", 0, None, Some(&word("b")), RecordTimestamp::CreateTime(4_000)).expect("pipe");
+    let outcome = record.pipe_with("words", 0, None, Some(&word("c")), RecordTimestamp::NotAvailable).expect("pipe");
+    assert_eq!(outcome, Outcome::DeadLettered("record has no timestamp".into()));
+    assert_eq!(
+        record.read_json::<String>("out").expect("json"),
+        vec!["log-append-time@5000 stream=Some(5000)".to_owned(), "create-time@4000 stream=Some(5000)".to_owned()],
+        "stream time does not go back for an older record"
+    );
+}
+
+#[test]
+fn a_transient_failure_asks_for_a_retry_and_the_record_is_not_consumed() {
+    struct Flaky(Arc<AtomicU32>);
+    impl Processor for Flaky {
+        type In = Word;
+        type Out = Word;
+        fn process(&mut self, r: Record<Word>, ctx: &mut ProcessorContext<'_, '_, Word>) -> Result<(), ProcessError> {
+            if self.0.fetch_add(1, Ordering::SeqCst) < 2 {
+                return Err(ProcessError::Retry("downstream unavailable".into()));
+            }
+            ctx.forward(r);
+            Ok(())
+        }
+    }
+    let attempts = Arc::new(AtomicU32::new(0));
+    let b = TopologyBuilder::new("flaky");
+    let a = attempts.clone();
+    b.source("words", Json::<Word>::new(), |w: &Word| EventTime::payload(&w.ts)).process("flaky", &[], move || Flaky(a.clone())).to("sink", "out", Json::new(), |_: &Record<Word>| None);
+    let mut d = TopologyTestDriver::new(b.build().expect("topology"));
+    for _ in 0..2 {
+        assert_eq!(d.pipe("words", None, &word("x")).expect("pipe"), Outcome::Retry("downstream unavailable".into()));
+    }
+    assert_eq!(d.pipe("words", None, &word("x")).expect("pipe"), Outcome::Processed);
+    assert_eq!(d.read_output("out").len(), 1, "forwarded once, on the attempt that succeeded");
+    assert!(d.read_output("flaky.dlq").is_empty());
+}
+
+#[test]
+fn build_rejects_duplicate_names_and_graphs_without_sources() {
+    let b = TopologyBuilder::new("dup");
+    let s = b.source("t", Json::<Word>::new(), |w: &Word| EventTime::payload(&w.ts));
+    s.filter("same", |_| true);
+    s.filter("same", |_| true);
+    drop(s);
+    let err = b.build().err().expect("duplicate names are rejected");
+    assert!(err.to_string().contains("two nodes are named \"same\""), "{err}");
+    assert!(TopologyBuilder::new("empty").build().is_err());
+}
