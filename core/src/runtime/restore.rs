@@ -15,6 +15,22 @@ use std::time::{Duration, Instant};
 const BATCH: usize = 10_000;
 const STALL_TIMEOUT: Duration = Duration::from_secs(60);
 
+/// The changelog partition's low and high watermarks, retrying transient errors (a leader moving or not elected
+/// yet) for up to 30 seconds.
+fn watermarks(consumer: &BaseConsumer, topic: &str, partition: i32) -> Result<(i64, i64), StreamError> {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        match consumer.fetch_watermarks(topic, partition, Duration::from_secs(10)) {
+            Ok(w) => return Ok(w),
+            Err(e) if Instant::now() < deadline => {
+                tracing::debug!(topic, partition, error = %e, "watermarks not available yet; retrying");
+                std::thread::sleep(Duration::from_millis(200));
+            }
+            Err(e) => return Err(StreamError::Kafka { context: format!("watermarks of {topic}[{partition}]"), source: e }),
+        }
+    }
+}
+
 /// What a restore found.
 #[derive(Debug, PartialEq, Eq)]
 pub(crate) enum Restored {
@@ -27,9 +43,7 @@ pub(crate) enum Restored {
 
 /// Replays `topic`/`partition` into `store` from its checkpoint to the current end.
 pub(crate) fn restore(consumer: &BaseConsumer, store: &dyn KeyValueStore, topic: &str, partition: i32, metrics: &Metrics) -> Result<Restored, StreamError> {
-    let (low, high) = consumer
-        .fetch_watermarks(topic, partition, Duration::from_secs(30))
-        .map_err(StreamError::kafka(format!("watermarks of {topic}[{partition}]")))?;
+    let (low, high) = watermarks(consumer, topic, partition)?;
     let checkpoint = store.checkpoint()?;
     if let Some(cp) = checkpoint.filter(|cp| *cp > high) {
         return Ok(Restored::StaleCheckpoint { checkpoint: cp, end: high });

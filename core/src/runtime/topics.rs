@@ -9,7 +9,7 @@ use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::error::RDKafkaErrorCode;
 use rdkafka::ClientConfig;
 use std::collections::BTreeMap;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// A topic the runtime wants, and how.
 pub(crate) struct WantedTopic {
@@ -54,6 +54,28 @@ pub(crate) fn ensure(client: &ClientConfig, existing: &BTreeMap<String, i32>, wa
             Ok(name) => tracing::info!(topic = name, partitions, "created topic"),
             Err((_, RDKafkaErrorCode::TopicAlreadyExists)) => {}
             Err((name, code)) => return Err(StreamError::Config(format!("cannot create topic {name}: {code}"))),
+        }
+    }
+    wait_for_leaders(client, missing.iter().map(|w| w.name.as_str()))
+}
+
+/// A created topic is usable only once every partition has a leader; until then watermark and produce requests
+/// fail with NotLeaderForPartition.
+fn wait_for_leaders<'a>(client: &ClientConfig, topics: impl Iterator<Item = &'a str>) -> Result<(), StreamError> {
+    let probe: BaseConsumer = client.create().map_err(StreamError::kafka("creating a metadata client"))?;
+    let deadline = Instant::now() + Duration::from_secs(30);
+    for topic in topics {
+        loop {
+            let ready = probe.fetch_metadata(Some(topic), Duration::from_secs(5)).ok().is_some_and(|md| {
+                md.topics().iter().any(|t| t.error().is_none() && !t.partitions().is_empty() && t.partitions().iter().all(|p| p.leader() >= 0 && p.error().is_none()))
+            });
+            if ready {
+                break;
+            }
+            if Instant::now() > deadline {
+                return Err(StreamError::Config(format!("topic {topic} has no leader 30 s after its creation")));
+            }
+            std::thread::sleep(Duration::from_millis(100));
         }
     }
     Ok(())

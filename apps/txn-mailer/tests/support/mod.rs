@@ -116,14 +116,14 @@ impl Mailer {
             .spawn()
             .expect("start txn-mailer");
         let m = Mailer { child, port, app: a.app.to_owned() };
-        let deadline = Instant::now() + Duration::from_secs(60);
+        let deadline = Instant::now() + Duration::from_secs(120);
         while Instant::now() < deadline {
             if m.get("/readyz").0 == 200 {
                 return m;
             }
             std::thread::sleep(Duration::from_millis(100));
         }
-        panic!("txn-mailer did not become ready");
+        panic!("txn-mailer did not become ready within 120 s");
     }
 
     /// GET a path: (status, body). Status 0 when the server does not answer.
