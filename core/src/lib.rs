@@ -23,6 +23,7 @@
 //! | [`http`] | the endpoints every service shares: health, readiness, metrics, topology |
 //! | [`metrics`] | Prometheus metrics of the engine |
 //! | [`testkit`] | an in-memory test driver (Kafka Streams' `TopologyTestDriver`), no broker needed |
+//! | [`window`] | window assignment: tumbling, hopping, and calendar days in a time zone |
 
 pub mod codec;
 pub mod error;
@@ -37,6 +38,7 @@ pub mod task;
 pub mod testkit;
 pub mod time;
 pub mod topology;
+pub mod window;
 
 pub use error::{ProcessError, StreamError};
 pub use processor::{Processor, ProcessorContext, RecordSink};
