@@ -19,6 +19,7 @@
 //! | [`state`] | local state: key-value stores in memory or RocksDB, changelogs, checkpoints, restore |
 //! | [`task`] | one task per input partition: the unit of parallelism, owning its state |
 //! | [`runtime`] | the consumer group, rebalances, commits, dead letters, graceful shutdown |
+//! | [`partition`] | where a key lands: Kafka's murmur2 partitioner |
 //! | [`query`] | interactive queries: reading tasks' committed local state from HTTP handlers |
 //! | [`http`] | the endpoints every service shares: health, readiness, metrics, topology |
 //! | [`metrics`] | Prometheus metrics of the engine |
@@ -29,6 +30,7 @@ pub mod codec;
 pub mod error;
 pub mod http;
 pub mod metrics;
+pub mod partition;
 pub mod processor;
 pub mod query;
 pub mod record;

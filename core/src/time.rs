@@ -19,6 +19,16 @@ pub enum TimestampKind {
 }
 
 impl TimestampKind {
+    /// The kind named by [`as_str`](Self::as_str).
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "payload" => Some(TimestampKind::Payload),
+            "create-time" => Some(TimestampKind::CreateTime),
+            "log-append-time" => Some(TimestampKind::LogAppendTime),
+            _ => None,
+        }
+    }
+
     /// The name used in logs, metrics and docs.
     pub fn as_str(self) -> &'static str {
         match self {

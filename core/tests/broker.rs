@@ -43,8 +43,8 @@ impl Processor for Counter {
     }
 }
 
-fn topology(input: &str, output: &str) -> streamcore::Topology {
-    let b = TopologyBuilder::new("counter");
+fn topology(app: &str, input: &str, output: &str) -> streamcore::Topology {
+    let b = TopologyBuilder::new(app);
     let events = b.source(input, Json::<Event>::new(), |e: &Event| EventTime::payload(&e.ts));
     let valid = events.try_map_values("validate", |e: Event| if e.n < 0 { Err(ProcessError::Invalid(format!("n must not be negative, got {}", e.n))) } else { Ok(e) });
     let counts = valid.process("count", &[StoreSpec::persistent("counts")], || Counter);
@@ -67,11 +67,10 @@ struct Run {
 fn start(app: &str, input: &str, output: &str, state: &std::path::Path) -> Run {
     let _ = tracing_subscriber::fmt().with_test_writer().with_env_filter("info").try_init();
     let mut cfg = StreamsConfig::new("counter", &bootstrap());
-    cfg.application_id = app.to_owned();
     cfg.state_dir = state.to_path_buf();
     cfg.commit_interval = Duration::from_millis(200);
     let registry = prometheus::Registry::new();
-    let rt = Runtime::new(topology(input, output), cfg, &registry).expect("runtime");
+    let rt = Runtime::new(topology(app, input, output), cfg, &registry).expect("runtime");
     let shutdown = rt.shutdown_handle();
     Run { handle: rt.spawn().expect("spawn"), shutdown, registry }
 }

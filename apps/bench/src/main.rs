@@ -162,7 +162,7 @@ fn plain_loop(bs: &str, input: &str, n: u64) -> anyhow::Result<f64> {
 fn framework(bs: &str, input: &str, n: u64, keyed: bool) -> anyhow::Result<f64> {
     let output = unique("bench-core-out");
     let app = unique(if keyed { "bench-keyed" } else { "bench-pass" });
-    let b = TopologyBuilder::new("bench");
+    let b = TopologyBuilder::new(app.as_str());
     let source = b.source(input, Json::<Txn>::new(), |t: &Txn| EventTime::payload(&t.ts));
     if keyed {
         source.process("total", &[StoreSpec::persistent("totals")], || RunningTotal).to("sink", &output, Json::new(), |r: &Record<Total>| r.key.clone());
@@ -171,7 +171,6 @@ fn framework(bs: &str, input: &str, n: u64, keyed: bool) -> anyhow::Result<f64> 
     }
     drop(source);
     let mut cfg = StreamsConfig::new("bench", bs);
-    cfg.application_id = app.clone();
     let state = std::env::temp_dir().join(&app);
     cfg.state_dir = state.clone();
     let registry = prometheus::Registry::new();

@@ -145,6 +145,7 @@ fn tempfile_dir() -> anyhow::Result<PathBuf> {
 /// taking the internal topics from the topology itself so the list cannot drift.
 fn create_topics(mock: &MockCluster<'static, rdkafka::producer::DefaultProducerContext>, state: &std::path::Path) -> anyhow::Result<()> {
     let settings = txn_mailer::topology::Settings {
+        application_id: "txn-mailer".into(),
         input_topic: "transactions".into(),
         alerts_topic: "high-value-alerts".into(),
         threshold: "10000 USD".parse().map_err(anyhow::Error::msg)?,
@@ -155,6 +156,7 @@ fn create_topics(mock: &MockCluster<'static, rdkafka::producer::DefaultProducerC
     let topology = txn_mailer::topology::build_topology(&settings, Arc::new(txn_mailer::mailer::Mailer::outbox(&probe_outbox, "demo@localhost")?))?;
     let mut topics: Vec<String> = topology.source_topics().iter().chain(topology.sink_topics().iter()).map(|t| t.to_string()).collect();
     topics.extend(topology.stores().iter().map(|s| s.changelog_topic(topology.name())));
+    topics.extend(topology.internal_topics().iter().cloned());
     topics.push(format!("{}.dlq", topology.name()));
     for t in &topics {
         mock.create_topic(t, PARTITIONS, 1)?;

@@ -18,6 +18,7 @@ pub async fn run(cfg: Config, shutdown: impl Future<Output = ()> + Send) -> anyh
         (None, None) => anyhow::bail!("either --smtp-url or --outbox is required"),
     };
     let settings = Settings {
+        application_id: cfg.application_id.clone(),
         input_topic: cfg.input_topic.clone(),
         alerts_topic: cfg.alerts_topic.clone(),
         threshold: cfg.threshold.clone(),
@@ -26,7 +27,6 @@ pub async fn run(cfg: Config, shutdown: impl Future<Output = ()> + Send) -> anyh
     };
     let topology = build_topology(&settings, Arc::new(mailer))?;
     let mut streams = StreamsConfig::new("txn-mailer", &cfg.bootstrap);
-    streams.application_id = cfg.application_id.clone();
     streams.kafka_properties = cfg.kafka_properties().map_err(anyhow::Error::msg)?;
     streams.state_dir = cfg.state_dir.clone();
     streams.timestamp_mode = cfg.timestamp;

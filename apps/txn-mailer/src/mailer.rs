@@ -47,6 +47,11 @@ pub struct Mailer {
     from: Mailbox,
 }
 
+/// Whether `address` can be used as a recipient.
+pub fn check_address(address: &str) -> Result<(), MailError> {
+    mailbox(address).map(|_| ())
+}
+
 fn mailbox(address: &str) -> Result<Mailbox, MailError> {
     address.parse().map_err(|e: lettre::address::AddressError| MailError::Address { address: address.to_owned(), reason: e.to_string() })
 }

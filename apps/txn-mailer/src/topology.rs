@@ -1,11 +1,13 @@
 //! The mailer's topology:
 //!
 //! ```text
-//! transactions -> validate -> notify [sent-txns, recent-alerts, mailer-stats] -> high-value-alerts
+//! transactions -> validate -> by-txn-id (repartition) -> notify [sent-txns, recent-alerts, mailer-stats] -> high-value-alerts
 //! ```
 //!
 //! `validate` rejects what can never be processed (non-positive amount, unknown currency, empty ids): those go to
-//! `txn-mailer.dlq`. `notify` decides, sends, and records.
+//! `txn-mailer.dlq`, pointing at the original record. `by-txn-id` repartitions by `txn_id`, the key of the dedupe
+//! state: input is keyed by account, or by something else, or not at all, and two copies of one transaction on
+//! different partitions must still meet in the same task. `notify` decides, sends, and records.
 //!
 //! # Exactly one email per `txn_id`, in practice
 //!
@@ -29,6 +31,7 @@ use crate::mailer::{MailError, Mailer};
 use crate::model::{Alert, Stats, Transaction};
 use crate::money::{FxRates, Money};
 use chrono::Utc;
+use serde::{Deserialize, Serialize};
 use rust_decimal::Decimal;
 use std::ops::Bound;
 use std::sync::Arc;
@@ -50,6 +53,8 @@ const STATS_KEY: &str = "stats";
 /// What the topology needs to decide.
 #[derive(Debug, Clone)]
 pub struct Settings {
+    /// Application id: consumer group and internal-topic prefix.
+    pub application_id: String,
     /// Input topic (`transactions`).
     pub input_topic: String,
     /// Audit topic (`high-value-alerts`).
@@ -62,16 +67,20 @@ pub struct Settings {
     pub default_rep: Option<String>,
 }
 
-/// A validated transaction with its USD amount.
-#[derive(Debug, Clone)]
+/// A validated transaction with its USD amount and its recipient.
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Priced {
     /// The transaction.
     pub txn: Transaction,
     /// Its amount in USD.
     pub amount_usd: Decimal,
+    /// Who gets the email: the transaction's sales rep, or the default one.
+    pub sales_rep: String,
 }
 
-fn validate(fx: &FxRates, txn: Transaction) -> Result<Priced, ProcessError> {
+/// Everything that can be known wrong about a transaction is found here, before repartitioning, so its
+/// dead-letter copy points at the record the user wrote.
+fn validate(fx: &FxRates, default_rep: Option<&str>, txn: Transaction) -> Result<Priced, ProcessError> {
     if txn.txn_id.trim().is_empty() || txn.account_id.trim().is_empty() {
         return Err(ProcessError::Invalid("txn_id and account_id must not be empty".into()));
     }
@@ -79,13 +88,18 @@ fn validate(fx: &FxRates, txn: Transaction) -> Result<Priced, ProcessError> {
         return Err(ProcessError::Invalid(format!("amount must be positive, got {}", txn.amount)));
     }
     let amount_usd = fx.to_usd(txn.amount, &txn.currency).ok_or_else(|| ProcessError::Invalid(format!("unknown currency {:?}", txn.currency)))?;
-    Ok(Priced { txn, amount_usd })
+    let sales_rep = txn
+        .sales_rep
+        .clone()
+        .or_else(|| default_rep.map(str::to_owned))
+        .ok_or_else(|| ProcessError::Invalid("no sales_rep in the transaction and no --default-rep configured".into()))?;
+    crate::mailer::check_address(&sales_rep).map_err(|e| ProcessError::Invalid(e.to_string()))?;
+    Ok(Priced { txn, amount_usd, sales_rep })
 }
 
 /// The processor that decides, sends and records.
 pub struct Notify {
     threshold_usd: Decimal,
-    default_rep: Option<String>,
     mailer: Arc<Mailer>,
 }
 
@@ -94,7 +108,7 @@ impl Processor for Notify {
     type Out = Alert;
 
     fn process(&mut self, r: Record<Priced>, ctx: &mut ProcessorContext<'_, '_, Alert>) -> Result<(), ProcessError> {
-        let Priced { txn, amount_usd } = &r.value;
+        let Priced { txn, amount_usd, sales_rep } = &r.value;
         let mut stats: Stats = ctx.store(STATS_STORE)?.get_json(STATS_KEY)?.unwrap_or_default();
         stats.seen += 1;
         if *amount_usd < self.threshold_usd {
@@ -107,11 +121,6 @@ impl Processor for Notify {
             ctx.forward(r.with_value(sent));
             return Ok(());
         }
-        let sales_rep = txn
-            .sales_rep
-            .clone()
-            .or_else(|| self.default_rep.clone())
-            .ok_or_else(|| ProcessError::Invalid("no sales_rep in the transaction and no --default-rep configured".into()))?;
         let mut alert = Alert {
             txn_id: txn.txn_id.clone(),
             account_id: txn.account_id.clone(),
@@ -119,7 +128,7 @@ impl Processor for Notify {
             currency: txn.currency.clone(),
             merchant: txn.merchant.clone(),
             amount_usd: *amount_usd,
-            sales_rep,
+            sales_rep: sales_rep.clone(),
             ts: txn.ts,
             notified_at: Utc::now(),
         };
@@ -152,14 +161,14 @@ pub fn build_topology(settings: &Settings, mailer: Arc<Mailer>) -> Result<Topolo
         .fx
         .to_usd(settings.threshold.amount, &settings.threshold.currency)
         .ok_or_else(|| StreamError::Config(format!("no --fx rate for the threshold currency {}", settings.threshold.currency)))?;
-    let b = TopologyBuilder::new("txn-mailer");
+    let b = TopologyBuilder::new(settings.application_id.as_str());
     let fx = settings.fx.clone();
     let default_rep = settings.default_rep.clone();
     b.source(&settings.input_topic, Json::<Transaction>::new(), |t: &Transaction| EventTime::payload(&t.ts))
-        .try_map_values("validate", move |t| validate(&fx, t))
+        .try_map_values("validate", move |t| validate(&fx, default_rep.as_deref(), t))
+        .repartition("by-txn-id", |r: &Record<Priced>| Some(r.value.txn.txn_id.clone()))
         .process("notify", &[StoreSpec::persistent(SENT_STORE), StoreSpec::persistent(RECENT_STORE), StoreSpec::persistent(STATS_STORE)], move || Notify {
             threshold_usd,
-            default_rep: default_rep.clone(),
             mailer: mailer.clone(),
         })
         .to("alerts-sink", &settings.alerts_topic, Json::new(), |r: &Record<Alert>| Some(r.value.account_id.clone()));

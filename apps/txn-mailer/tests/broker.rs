@@ -37,6 +37,8 @@ fn emails_audit_records_dead_letters_and_http_are_exactly_as_expected() {
         txn(&id("gbp"), "8000.00", "GBP"),
         (Some("acc-7".into()), no_rep.to_string().into_bytes()),
         txn(&id("above"), "250000.00", "USD"),
+        (Some("wrong-key".into()), txn(&id("above"), "250000.00", "USD").1),
+        (None, txn(&id("above"), "250000.00", "USD").1),
         (Some("acc-7".into()), b"definitely not json".to_vec()),
         txn(&id("neg"), "-10.00", "USD"),
         txn(&id("xyz"), "50000", "XYZ"),
@@ -51,14 +53,14 @@ fn emails_audit_records_dead_letters_and_http_are_exactly_as_expected() {
     assert_eq!(mails.keys().cloned().collect::<BTreeSet<_>>(), expected, "exactly the expected emails");
     assert!(mails.values().all(|&n| n == 1), "one email each: {mails:?}");
 
-    let audit = read_topic(&bs, &alerts, expected.len() + 1, WAIT);
+    let audit = read_topic(&bs, &alerts, expected.len() + 3, WAIT);
     let mut audited: BTreeMap<String, serde_json::Value> = BTreeMap::new();
     for r in &audit {
         let v = r.json();
         assert_eq!(r.key.as_deref(), v["account_id"].as_str(), "audit keyed by account");
         audited.insert(v["txn_id"].as_str().expect("txn_id").to_owned(), v);
     }
-    assert_eq!(audit.len(), expected.len() + 1, "one audit record per email, plus the repeated one for the duplicate txn");
+    assert_eq!(audit.len(), expected.len() + 3, "one audit record per email, plus one per repeated copy of a transaction");
     assert_eq!(audited.keys().cloned().collect::<BTreeSet<_>>(), expected);
     assert_eq!(audited[&id("num")]["amount"], "12000.50", "a JSON number amount keeps its digits");
     assert_eq!(audited[&id("eurabove")]["amount_usd"], "10000.8000");
@@ -77,7 +79,7 @@ fn emails_audit_records_dead_letters_and_http_are_exactly_as_expected() {
 
     // HTTP, from local state.
     let stats = mailer.json("/stats");
-    assert_eq!((stats["seen"].as_u64(), stats["alerted"].as_u64()), (Some(9), Some(6)), "{stats}");
+    assert_eq!((stats["seen"].as_u64(), stats["alerted"].as_u64()), (Some(11), Some(6)), "{stats}");
     let total: Decimal = audited.values().map(|a| a["amount_usd"].as_str().expect("usd").parse::<Decimal>().expect("decimal")).sum();
     assert_eq!(stats["alerted_usd"].as_str().expect("decimal string").parse::<Decimal>().expect("decimal"), total);
     assert_eq!(mailer.json("/alerts/recent?limit=2").as_array().map(Vec::len), Some(2));

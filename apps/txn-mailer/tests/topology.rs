@@ -17,6 +17,7 @@ struct Fixture {
 fn fixture() -> Fixture {
     let outbox = tempfile::tempdir().expect("tempdir");
     let settings = Settings {
+        application_id: "txn-mailer".into(),
         input_topic: "transactions".into(),
         alerts_topic: "high-value-alerts".into(),
         threshold: "10000.00 USD".parse().expect("threshold"),
@@ -141,6 +142,7 @@ fn topology_describes_itself() {
     let f = fixture();
     drop(f.driver);
     let settings = Settings {
+        application_id: "txn-mailer".into(),
         input_topic: "transactions".into(),
         alerts_topic: "high-value-alerts".into(),
         threshold: "10000 USD".parse().expect("threshold"),
@@ -151,7 +153,37 @@ fn topology_describes_itself() {
     let text = t.describe();
     assert!(text.contains("Source: transactions-source (topic: transactions)"), "{text}");
     assert!(text.contains("Processor: notify (process; stores: sent-txns, recent-alerts, mailer-stats)"), "{text}");
+    assert!(text.contains("Sink: by-txn-id-repartition-sink (topic: txn-mailer-by-txn-id-repartition)"), "{text}");
+    assert_eq!(t.internal_topics(), ["txn-mailer-by-txn-id-repartition"]);
     assert!(text.contains("Sink: alerts-sink (topic: high-value-alerts)"), "{text}");
     assert!(text.contains("changelog: txn-mailer-sent-txns-changelog"), "{text}");
     assert!(t.to_mermaid().starts_with("flowchart LR"));
+}
+
+#[test]
+fn copies_of_one_transaction_on_different_partitions_meet_after_repartitioning() {
+    let outbox = tempfile::tempdir().expect("tempdir");
+    let settings = Settings {
+        application_id: "txn-mailer".into(),
+        input_topic: "transactions".into(),
+        alerts_topic: "high-value-alerts".into(),
+        threshold: "10000.00 USD".parse().expect("threshold"),
+        fx: Default::default(),
+        default_rep: None,
+    };
+    let mailer = Mailer::outbox(outbox.path(), "txn-mailer@example.com").expect("mailer");
+    let mut d = TopologyTestDriver::new(build_topology(&settings, Arc::new(mailer)).expect("topology")).with_partitions(4);
+    let bytes = serde_json::to_vec(&txn("t-everywhere", json!("30000"), "USD")).expect("json");
+    // Keyed by account on partition 0, then unkeyed on partition 3, then keyed wrongly on partition 2.
+    use streamcore::time::RecordTimestamp::CreateTime;
+    d.pipe_with("transactions", 0, Some("acc-42"), Some(&bytes), CreateTime(0)).expect("pipe");
+    d.pipe_with("transactions", 3, None, Some(&bytes), CreateTime(0)).expect("pipe");
+    d.pipe_with("transactions", 2, Some("t-everywhere"), Some(&bytes), CreateTime(0)).expect("pipe");
+    let mails = std::fs::read_dir(outbox.path()).expect("outbox").filter_map(Result::ok).filter(|e| e.path().extension().is_some_and(|x| x == "eml")).count();
+    assert_eq!(mails, 1, "one email, wherever the copies arrived");
+    let alerts = d.read_output("high-value-alerts");
+    assert_eq!(alerts.len(), 3, "each copy is audited");
+    assert!(alerts.iter().all(|a| a.key.as_deref() == Some(&b"acc-42"[..])), "audit records keyed by account");
+    let p = streamcore::partition::partition_for(b"t-everywhere", 4);
+    assert!(d.store("sent-txns", p).expect("task").get_json::<Alert>("t-everywhere").expect("read").is_some(), "the dedupe entry lives in the txn_id's partition {p}");
 }

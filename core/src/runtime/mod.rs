@@ -49,13 +49,11 @@ use std::time::{Duration, Instant};
 pub struct StreamsConfig {
     /// The service name: prefix of the dead-letter topic `<service>.dlq`.
     pub service: String,
-    /// Consumer group and prefix of internal topics. Defaults to the service name; a new id reprocesses from the start.
-    pub application_id: String,
     /// `bootstrap.servers`.
     pub bootstrap: String,
     /// Any other librdkafka properties (SASL, TLS, tuning); they override the runtime's defaults.
     pub kafka_properties: Vec<(String, String)>,
-    /// Where RocksDB stores live: `<state_dir>/<application_id>/<partition>/<store>`.
+    /// Where RocksDB stores live: `<state_dir>/<application-id>/<partition>/<store>`.
     pub state_dir: PathBuf,
     /// How often to commit.
     pub commit_interval: Duration,
@@ -70,7 +68,6 @@ impl StreamsConfig {
     pub fn new(service: &str, bootstrap: &str) -> Self {
         StreamsConfig {
             service: service.to_owned(),
-            application_id: service.to_owned(),
             bootstrap: bootstrap.to_owned(),
             kafka_properties: Vec::new(),
             state_dir: PathBuf::from("state"),
@@ -175,16 +172,17 @@ impl Runtime {
         let cfg = &self.config;
         let client = cfg.client_config();
         let sources: Vec<&str> = self.topology.source_topics();
-        let partitions = self.prepare_topics(&client, &sources)?;
-        tracing::info!(application_id = %cfg.application_id, ?sources, partitions, "starting");
+        let partitions = self.prepare_topics(&client)?;
+        let app = self.topology.name();
+        tracing::info!(application_id = app, ?sources, partitions, "starting");
 
-        let changelogs: Vec<String> = self.topology.stores().iter().map(|s| s.changelog_topic(&cfg.application_id)).collect();
+        let changelogs: Vec<String> = self.topology.stores().iter().map(|s| s.changelog_topic(app)).collect();
         let mut producer_cfg = ClientConfig::new();
         producer_cfg.set("bootstrap.servers", &cfg.bootstrap).set("enable.idempotence", "true").set("partitioner", "murmur2_random").set("linger.ms", "5");
         let mut consumer_cfg = ClientConfig::new();
         consumer_cfg
             .set("bootstrap.servers", &cfg.bootstrap)
-            .set("group.id", &cfg.application_id)
+            .set("group.id", app)
             .set("enable.auto.commit", "false")
             .set("enable.auto.offset.store", "false")
             .set("auto.offset.reset", "earliest")
@@ -195,7 +193,7 @@ impl Runtime {
         // librdkafka wants a group id even for assign(); the restore consumer never joins or commits to it.
         restore_cfg
             .set("bootstrap.servers", &cfg.bootstrap)
-            .set("group.id", format!("{}-restore", cfg.application_id))
+            .set("group.id", format!("{app}-restore"))
             .set("enable.auto.commit", "false")
             .set("enable.auto.offset.store", "false");
         for (k, v) in &cfg.kafka_properties {
@@ -250,11 +248,12 @@ impl Runtime {
     }
 
     /// Checks the sources and creates the internal topics; returns the input partition count.
-    fn prepare_topics(&self, client: &ClientConfig, sources: &[&str]) -> Result<i32, StreamError> {
+    fn prepare_topics(&self, client: &ClientConfig) -> Result<i32, StreamError> {
         let probe: BaseConsumer = client.create().map_err(StreamError::kafka("creating a metadata client"))?;
         let existing = topics::partition_counts(&probe, Duration::from_secs(30))?;
+        let sources = self.topology.external_source_topics();
         let mut counts = BTreeSet::new();
-        for s in sources {
+        for s in &sources {
             let n = existing.get(*s).ok_or_else(|| StreamError::Config(format!("source topic {s} does not exist")))?;
             counts.insert(*n);
         }
@@ -263,7 +262,8 @@ impl Runtime {
             _ => return Err(StreamError::Config(format!("source topics {sources:?} are not co-partitioned (partition counts differ)"))),
         };
         let mut wanted: Vec<topics::WantedTopic> =
-            self.topology.stores().iter().map(|s| topics::WantedTopic { name: s.changelog_topic(&self.config.application_id), compacted: true }).collect();
+            self.topology.stores().iter().map(|s| topics::WantedTopic { name: s.changelog_topic(self.topology.name()), compacted: true }).collect();
+        wanted.extend(self.topology.internal_topics().iter().map(|t| topics::WantedTopic { name: t.clone(), compacted: false }));
         wanted.push(topics::WantedTopic { name: self.config.dead_letter_topic(), compacted: false });
         wanted.extend(self.topology.sink_topics().into_iter().map(|t| topics::WantedTopic { name: t.to_owned(), compacted: false }));
         topics::ensure(client, &existing, &wanted, partitions)?;
@@ -488,7 +488,7 @@ impl Engine {
     }
 
     fn store_dir(&self, spec: &crate::state::StoreSpec, partition: i32) -> PathBuf {
-        self.config.state_dir.join(&self.config.application_id).join(partition.to_string()).join(&spec.name)
+        self.config.state_dir.join(self.topology.name()).join(partition.to_string()).join(&spec.name)
     }
 
     fn open_store(&self, spec: &crate::state::StoreSpec, partition: i32) -> Result<Arc<dyn KeyValueStore>, StreamError> {
@@ -500,7 +500,7 @@ impl Engine {
 
     /// Open a store and bring it up to the changelog's end, discarding local data that belongs to another history.
     fn open_restored(&self, spec: &crate::state::StoreSpec, partition: i32) -> Result<Arc<dyn KeyValueStore>, StreamError> {
-        let changelog = spec.changelog_topic(&self.config.application_id);
+        let changelog = spec.changelog_topic(self.topology.name());
         let backend = self.open_store(spec, partition)?;
         match restore::restore(&self.restore_consumer, backend.as_ref(), &changelog, partition, &self.metrics)? {
             restore::Restored::Records(_) => Ok(backend),
@@ -528,7 +528,7 @@ impl Engine {
             let mut stores = BTreeMap::new();
             for spec in self.topology.stores() {
                 let backend = self.open_restored(spec, p)?;
-                let changelog = spec.changelog_topic(&self.config.application_id);
+                let changelog = spec.changelog_topic(self.topology.name());
                 self.stores.register(p, backend.clone());
                 stores.insert(spec.name.clone(), LoggedStore::new(backend, changelog, p));
             }

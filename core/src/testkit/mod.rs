@@ -21,12 +21,26 @@ pub struct TopologyTestDriver {
     outputs: BTreeMap<String, VecDeque<OutgoingRecord>>,
     next_offset: BTreeMap<(String, i32), i64>,
     mode: TimestampMode,
+    partitions: i32,
 }
 
 impl TopologyTestDriver {
     /// A driver for `topology`, with in-memory stores, taking event time from payloads.
     pub fn new(topology: Topology) -> Self {
-        TopologyTestDriver { topology: Arc::new(topology), tasks: BTreeMap::new(), outputs: BTreeMap::new(), next_offset: BTreeMap::new(), mode: TimestampMode::Payload }
+        TopologyTestDriver {
+            topology: Arc::new(topology),
+            tasks: BTreeMap::new(),
+            outputs: BTreeMap::new(),
+            next_offset: BTreeMap::new(),
+            mode: TimestampMode::Payload,
+            partitions: 1,
+        }
+    }
+
+    /// How many partitions internal (repartition) topics have: where re-keyed records land, by murmur2 of the key.
+    pub fn with_partitions(mut self, partitions: i32) -> Self {
+        self.partitions = partitions.max(1);
+        self
     }
 
     /// Take event time from the record timestamp instead (`--timestamp record`).
@@ -41,16 +55,25 @@ impl TopologyTestDriver {
     }
 
     /// Pipe one record into `topic`, partition `partition`, with a record timestamp; returns what became of it.
+    /// Whatever it wrote to internal repartition topics is processed too, before this returns.
     pub fn pipe_with(&mut self, topic: &str, partition: i32, key: Option<&str>, value: Option<&[u8]>, timestamp: RecordTimestamp) -> Result<Outcome, StreamError> {
-        let offset_slot = self.next_offset.entry((topic.to_owned(), partition)).or_insert(0);
-        let offset = *offset_slot;
-        let input = InputRecord {
-            position: SourcePosition { topic: topic.to_owned(), partition, offset },
-            key: key.map(|k| k.as_bytes().to_vec()),
-            value: value.map(<[u8]>::to_vec),
-            timestamp,
-            headers: Vec::new(),
-        };
+        let outcome = self.pipe_input(topic, partition, key.map(|k| k.as_bytes().to_vec()), value.map(<[u8]>::to_vec), timestamp, Vec::new())?;
+        // Feed repartitioned records back in, on the partition the real producer would choose, until none are left.
+        let internal = self.topology.internal_topics().to_vec();
+        while let Some(t) = internal.iter().find(|t| self.outputs.get(*t).is_some_and(|q| !q.is_empty())) {
+            let records: Vec<OutgoingRecord> = self.outputs.get_mut(t).map(|q| q.drain(..).collect()).unwrap_or_default();
+            for r in records {
+                let p = r.key.as_deref().map_or(0, |k| crate::partition::partition_for(k, self.partitions));
+                let ts = r.timestamp.map_or(RecordTimestamp::NotAvailable, RecordTimestamp::CreateTime);
+                self.pipe_input(t, p, r.key, r.value, ts, r.headers)?;
+            }
+        }
+        Ok(outcome)
+    }
+
+    fn pipe_input(&mut self, topic: &str, partition: i32, key: Option<Vec<u8>>, value: Option<Vec<u8>>, timestamp: RecordTimestamp, headers: Vec<(String, Vec<u8>)>) -> Result<Outcome, StreamError> {
+        let offset = *self.next_offset.entry((topic.to_owned(), partition)).or_insert(0);
+        let input = InputRecord { position: SourcePosition { topic: topic.to_owned(), partition, offset }, key, value, timestamp, headers };
         if !self.tasks.contains_key(&partition) {
             let stores = self
                 .topology

@@ -50,30 +50,43 @@ pub(crate) struct SourceSpec {
     pub(crate) decode: Decoder,
 }
 
+/// Header carrying an event time's kind across a repartition topic.
+const TIME_KIND_HEADER: &str = "streamcore.time.kind";
+
 /// A built topology: immutable, shared by every task.
 pub struct Topology {
     pub(crate) name: String,
     pub(crate) nodes: Vec<NodeSpec>,
     pub(crate) sources: Vec<SourceSpec>,
     pub(crate) stores: Vec<StoreSpec>,
+    pub(crate) internal_topics: Vec<String>,
 }
 
 impl Topology {
-    /// The topology's name: the service name, and the default application id.
+    /// The application id: consumer group, and prefix of every internal topic (changelogs, repartition topics).
+    /// Running the same topology under a new id reprocesses its input from the start.
     pub fn name(&self) -> &str {
         &self.name
     }
-    /// Topics read by source processors.
+    /// Topics read by source processors, internal repartition topics included.
     pub fn source_topics(&self) -> Vec<&str> {
         self.sources.iter().map(|s| s.topic.as_str()).collect()
     }
-    /// Topics written by sink processors.
+    /// Source topics the user provides (every source that is not an internal repartition topic).
+    pub fn external_source_topics(&self) -> Vec<&str> {
+        self.sources.iter().map(|s| s.topic.as_str()).filter(|t| !self.internal_topics.iter().any(|i| i == t)).collect()
+    }
+    /// Repartition topics `<application-id>-<name>-repartition`, created by the runtime.
+    pub fn internal_topics(&self) -> &[String] {
+        &self.internal_topics
+    }
+    /// Topics written by sink processors (not internal ones).
     pub fn sink_topics(&self) -> Vec<&str> {
         let mut topics: Vec<&str> = self
             .nodes
             .iter()
             .filter_map(|n| match &n.kind {
-                NodeKind::Sink { topic } => Some(topic.as_str()),
+                NodeKind::Sink { topic } if !self.internal_topics.contains(topic) => Some(topic.as_str()),
                 _ => None,
             })
             .collect();
@@ -94,6 +107,7 @@ struct Graph {
     nodes: Vec<NodeSpec>,
     sources: Vec<SourceSpec>,
     stores: Vec<StoreSpec>,
+    internal: Vec<String>,
     errors: Vec<String>,
 }
 
@@ -131,10 +145,17 @@ fn clone_as<V: Clone + Send + 'static>(v: &Value) -> Option<Value> {
 }
 
 impl TopologyBuilder {
-    /// A builder for the topology of service `name`.
-    pub fn new(name: impl Into<String>) -> Self {
+    /// A builder for the topology of application `application_id` (by default a service's name).
+    pub fn new(application_id: impl Into<String>) -> Self {
         TopologyBuilder {
-            graph: Rc::new(RefCell::new(Graph { name: name.into(), nodes: Vec::new(), sources: Vec::new(), stores: Vec::new(), errors: Vec::new() })),
+            graph: Rc::new(RefCell::new(Graph {
+                name: application_id.into(),
+                nodes: Vec::new(),
+                sources: Vec::new(),
+                stores: Vec::new(),
+                internal: Vec::new(),
+                errors: Vec::new(),
+            })),
         }
     }
 
@@ -182,7 +203,7 @@ impl TopologyBuilder {
         if graph.sources.is_empty() {
             return Err(StreamError::Config("the topology has no source".into()));
         }
-        Ok(Topology { name: graph.name, nodes: graph.nodes, sources: graph.sources, stores: graph.stores })
+        Ok(Topology { name: graph.name, nodes: graph.nodes, sources: graph.sources, stores: graph.stores, internal_topics: graph.internal })
     }
 }
 
@@ -337,6 +358,59 @@ impl<V: Clone + Send + 'static> Stream<V> {
             }))
         });
         self.graph.borrow_mut().add(name, NodeKind::Sink { topic: topic.to_owned() }, Some(self.node), Vec::new(), factory, clone_as::<V>);
+    }
+}
+
+impl<V> Stream<V>
+where
+    V: Clone + Send + serde::Serialize + serde::de::DeserializeOwned + 'static,
+{
+    /// Re-key by `key` and *repartition*: write through the internal topic `<application-id>-<name>-repartition`
+    /// (as many partitions as the input) and continue from it, so every record with the same new key is processed
+    /// by the same task, whatever partition it arrived on. This is how records keyed by something else, or not
+    /// keyed at all, still land in the right state. A record without a new key is dead-lettered.
+    pub fn repartition<K>(&self, name: &str, key: K) -> Stream<V>
+    where
+        K: Fn(&Record<V>) -> Option<String> + Send + Sync + 'static,
+    {
+        let topic = format!("{}-{name}-repartition", self.graph.borrow().name);
+        let key = Arc::new(key);
+        let sink_topic = topic.clone();
+        let sink: NodeFactory = Arc::new(move || {
+            let (key, topic) = (key.clone(), sink_topic.clone());
+            Box::new(StatelessNode::new(move |r: Record<Value>, ctx| {
+                let r = downcast::<V>(r)?;
+                let k = key(&r).ok_or_else(|| ProcessError::Invalid(format!("no key to repartition by for {topic}")))?;
+                let value = serde_json::to_vec(&r.value).map_err(|e| ProcessError::Fatal(format!("encoding for {topic}: {e}")))?;
+                ctx.state.outbox.push(crate::record::OutgoingRecord {
+                    topic: topic.clone(),
+                    partition: None,
+                    key: Some(k.into_bytes()),
+                    value: Some(value),
+                    headers: vec![(TIME_KIND_HEADER.to_owned(), r.time.kind.as_str().as_bytes().to_vec())],
+                    timestamp: Some(r.time.millis),
+                });
+                Ok(())
+            }))
+        });
+        let decode: Decoder = Arc::new(|input: &InputRecord, _mode: TimestampMode| {
+            let key = input.key.as_ref().map(|k| String::from_utf8(k.clone())).transpose().map_err(|_| "key is not UTF-8".to_owned())?;
+            let bytes = input.value.as_deref().ok_or_else(|| "value is null".to_owned())?;
+            let value: V = serde_json::from_slice(bytes).map_err(|e| format!("repartitioned record does not decode: {e}"))?;
+            // The event time travelled as the record timestamp; its kind, in a header.
+            let mut time = input.timestamp.as_event_time().ok_or_else(|| "repartitioned record has no timestamp".to_owned())?;
+            if let Some(kind) = input.headers.iter().find(|(k, _)| k == TIME_KIND_HEADER).and_then(|(_, v)| std::str::from_utf8(v).ok()).and_then(crate::time::TimestampKind::parse) {
+                time.kind = kind;
+            }
+            Ok(Record { key, value: Box::new(value) as Value, time })
+        });
+        let mut g = self.graph.borrow_mut();
+        g.add(&format!("{name}-repartition-sink"), NodeKind::Sink { topic: topic.clone() }, Some(self.node), Vec::new(), sink, clone_as::<V>);
+        let forward: NodeFactory = Arc::new(|| Box::new(StatelessNode::forward_all()));
+        let node = g.add(&format!("{name}-repartition-source"), NodeKind::Source { topic: topic.clone() }, None, Vec::new(), forward, clone_as::<V>);
+        g.sources.push(SourceSpec { topic: topic.clone(), node, decode });
+        g.internal.push(topic);
+        Stream { graph: self.graph.clone(), node, _v: PhantomData }
     }
 }
 
