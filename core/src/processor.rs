@@ -61,13 +61,13 @@ pub trait RecordSink {
 
 impl TaskState {
     /// Hand the outbox and every store's changelog writes to the sink.
-    pub(crate) fn drain_into(&mut self, sink: &mut dyn RecordSink, event_ms: Option<i64>) -> Result<(), crate::StreamError> {
+    pub(crate) fn drain_into(&mut self, sink: &mut dyn RecordSink) -> Result<(), crate::StreamError> {
         for r in self.outbox.drain(..) {
             sink.send(r)?;
         }
         let mut changelog = Vec::new();
         for store in self.stores.values_mut() {
-            store.drain_changelog(event_ms, &mut changelog);
+            store.drain_changelog(&mut changelog);
         }
         for r in changelog {
             sink.send(r)?;
@@ -81,7 +81,6 @@ pub(crate) struct NodeContext<'a> {
     pub(crate) state: &'a mut TaskState,
     pub(crate) emitted: &'a mut Vec<Emit>,
     pub(crate) sink: &'a mut dyn RecordSink,
-    pub(crate) event_ms: Option<i64>,
 }
 
 /// What a [`Processor`] sees: its task's stores, stream time, the input position, and a way to forward records.
@@ -122,8 +121,7 @@ impl<Out: Send + 'static> ProcessorContext<'_, '_, Out> {
     /// For side effects outside Kafka (an email): record the effect in a store, then `flush`, so the record that
     /// says "done" is durable as soon as possible after the effect. Costs a round trip; use it sparingly.
     pub fn flush(&mut self) -> Result<(), ProcessError> {
-        let event_ms = self.node.event_ms;
-        self.node.state.drain_into(self.node.sink, event_ms).map_err(|e| ProcessError::Fatal(e.to_string()))?;
+        self.node.state.drain_into(self.node.sink).map_err(|e| ProcessError::Fatal(e.to_string()))?;
         self.node.sink.flush().map_err(|e| ProcessError::Fatal(e.to_string()))
     }
 }

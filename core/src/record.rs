@@ -63,6 +63,10 @@ pub struct OutgoingRecord {
     pub value: Option<Vec<u8>>,
     /// Headers.
     pub headers: Vec<(String, Vec<u8>)>,
-    /// The record timestamp to write (milliseconds since the epoch): the event time of what caused it.
+    /// The record timestamp to write (milliseconds since the epoch); `None` lets the producer stamp it now.
+    ///
+    /// Outputs and changelog records are stamped by the producer, not with their event time: event time lives in
+    /// the payload, and the broker rejects timestamps too far from its clock (`log.message.timestamp.after.max.ms`,
+    /// one hour by default in Kafka 4), so an event dated next week must not be able to stop a service.
     pub timestamp: Option<i64>,
 }

@@ -50,7 +50,7 @@ impl Task {
         for i in 0..task.nodes.len() {
             let mut emitted = Vec::new();
             let mut sink = InitSink;
-            let mut ctx = NodeContext { state: &mut task.state, emitted: &mut emitted, sink: &mut sink, event_ms: None };
+            let mut ctx = NodeContext { state: &mut task.state, emitted: &mut emitted, sink: &mut sink };
             task.nodes[i].init(&mut ctx).map_err(|e| StreamError::Process(format!("init of {}: {e}", task.topology.nodes[i].name)))?;
         }
         Ok(task)
@@ -72,10 +72,9 @@ impl Task {
             Err(reason) => Outcome::DeadLettered(reason),
             Ok(record) => {
                 self.state.stream_time.observe(record.time);
-                let event_ms = Some(record.time.millis);
-                let result = self.run(source.node, record, sink, event_ms);
+                let result = self.run(source.node, record, sink);
                 // Always hand over what was written, so the changelog matches the pending batch exactly.
-                self.state.drain_into(sink, event_ms)?;
+                self.state.drain_into(sink)?;
                 match result {
                     Ok(()) => Outcome::Processed,
                     Err(ProcessError::Invalid(reason)) => Outcome::DeadLettered(reason),
@@ -92,10 +91,10 @@ impl Task {
         Ok(outcome)
     }
 
-    fn run(&mut self, node: usize, record: Record<Value>, sink: &mut dyn RecordSink, event_ms: Option<i64>) -> Result<(), ProcessError> {
+    fn run(&mut self, node: usize, record: Record<Value>, sink: &mut dyn RecordSink) -> Result<(), ProcessError> {
         let mut emitted: Vec<Emit> = Vec::new();
         {
-            let mut ctx = NodeContext { state: &mut self.state, emitted: &mut emitted, sink, event_ms };
+            let mut ctx = NodeContext { state: &mut self.state, emitted: &mut emitted, sink };
             self.nodes[node].process(record, &mut ctx)?;
         }
         if emitted.is_empty() {
@@ -107,15 +106,15 @@ impl Task {
             match child {
                 Some(i) => {
                     let target = *spec.children.get(i).ok_or_else(|| ProcessError::Fatal(format!("{} has no output {i}", spec.name)))?;
-                    self.run(target, record, sink, event_ms)?;
+                    self.run(target, record, sink)?;
                 }
                 None => {
                     let Some((&last, rest)) = spec.children.split_last() else { continue };
                     for &c in rest {
                         let value = (spec.clone_output)(&record.value).ok_or_else(|| ProcessError::Fatal(format!("cannot clone output of {}", spec.name)))?;
-                        self.run(c, Record { key: record.key.clone(), value, time: record.time }, sink, event_ms)?;
+                        self.run(c, Record { key: record.key.clone(), value, time: record.time }, sink)?;
                     }
-                    self.run(last, record, sink, event_ms)?;
+                    self.run(last, record, sink)?;
                 }
             }
         }

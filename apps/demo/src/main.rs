@@ -154,10 +154,12 @@ fn create_topics(mock: &MockCluster<'static, rdkafka::producer::DefaultProducerC
     };
     let probe_outbox = state.join("probe");
     let topology = txn_mailer::topology::build_topology(&settings, Arc::new(txn_mailer::mailer::Mailer::outbox(&probe_outbox, "demo@localhost")?))?;
-    let mut topics: Vec<String> = topology.source_topics().iter().chain(topology.sink_topics().iter()).map(|t| t.to_string()).collect();
+    let mut topics: Vec<String> = topology.external_source_topics().iter().chain(topology.sink_topics().iter()).map(|t| t.to_string()).collect();
     topics.extend(topology.stores().iter().map(|s| s.changelog_topic(topology.name())));
     topics.extend(topology.internal_topics().iter().cloned());
     topics.push(format!("{}.dlq", topology.name()));
+    topics.sort();
+    topics.dedup();
     for t in &topics {
         mock.create_topic(t, PARTITIONS, 1)?;
     }

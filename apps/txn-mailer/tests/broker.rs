@@ -27,7 +27,12 @@ fn emails_audit_records_dead_letters_and_http_are_exactly_as_expected() {
     let mut no_rep: serde_json::Value = serde_json::from_slice(&txn(&id("norep"), "15000", "USD").1).expect("json");
     no_rep.as_object_mut().expect("object").remove("sales_rep");
     let number = format!(r#"{{"txn_id":"{}","account_id":"acc-7","amount":12000.50,"currency":"USD","merchant":"M","ts":"2026-11-24T14:30:00Z","sales_rep":"kim@example.com"}}"#, id("num"));
+    // Dated years ahead: the broker rejects record timestamps over an hour in the future, so this must not stop
+    // the service (outputs are stamped by the producer; event time stays in the payload).
+    let mut future: serde_json::Value = serde_json::from_slice(&txn(&id("future"), "11000", "USD").1).expect("json");
+    future["ts"] = serde_json::json!("2031-01-01T00:00:00Z");
     let records = vec![
+        (Some("acc-7".into()), future.to_string().into_bytes()),
         txn(&id("below"), "9999.99", "USD"),
         txn(&id("exact"), "10000.00", "USD"),
         txn(&id("above"), "250000.00", "USD"),
@@ -48,7 +53,7 @@ fn emails_audit_records_dead_letters_and_http_are_exactly_as_expected() {
     let mailer = Mailer::start(&MailerArgs { app: &app, input: &input, alerts: &alerts, smtp_url: &smtp_url, state: state.path() });
     assert!(wait_caught_up(&bs, &app, &input, WAIT), "input not fully processed and committed");
 
-    let expected: BTreeSet<String> = ["exact", "above", "num", "eurabove", "gbp", "norep"].iter().map(|s| id(s)).collect();
+    let expected: BTreeSet<String> = ["future", "exact", "above", "num", "eurabove", "gbp", "norep"].iter().map(|s| id(s)).collect();
     let mails = wait_emails(&maildir, &p, expected.len(), WAIT);
     assert_eq!(mails.keys().cloned().collect::<BTreeSet<_>>(), expected, "exactly the expected emails");
     assert!(mails.values().all(|&n| n == 1), "one email each: {mails:?}");
@@ -79,11 +84,12 @@ fn emails_audit_records_dead_letters_and_http_are_exactly_as_expected() {
 
     // HTTP, from local state.
     let stats = mailer.json("/stats");
-    assert_eq!((stats["seen"].as_u64(), stats["alerted"].as_u64()), (Some(11), Some(6)), "{stats}");
+    assert_eq!((stats["seen"].as_u64(), stats["alerted"].as_u64()), (Some(12), Some(7)), "{stats}");
     let total: Decimal = audited.values().map(|a| a["amount_usd"].as_str().expect("usd").parse::<Decimal>().expect("decimal")).sum();
     assert_eq!(stats["alerted_usd"].as_str().expect("decimal string").parse::<Decimal>().expect("decimal"), total);
     assert_eq!(mailer.json("/alerts/recent?limit=2").as_array().map(Vec::len), Some(2));
-    assert_eq!(mailer.json("/alerts/recent").as_array().map(Vec::len), Some(6));
+    assert_eq!(mailer.json("/alerts/recent").as_array().map(Vec::len), Some(7));
+    assert_eq!(audited[&id("future")]["ts"], "2031-01-01T00:00:00Z");
     let (status, body) = mailer.get("/alerts/recent?limit=zero");
     assert_eq!(status, 400, "{body}");
     assert!(serde_json::from_str::<serde_json::Value>(&body).expect("JSON error")["error"].is_string());

@@ -94,7 +94,7 @@ impl LoggedStore {
     }
 
     /// The changelog records written since the last call, for the task to hand to the producer.
-    pub(crate) fn drain_changelog(&mut self, timestamp: Option<i64>, out: &mut Vec<OutgoingRecord>) {
+    pub(crate) fn drain_changelog(&mut self, out: &mut Vec<OutgoingRecord>) {
         for (key, value) in self.unsent.drain(..) {
             out.push(OutgoingRecord {
                 topic: self.changelog_topic.clone(),
@@ -102,7 +102,7 @@ impl LoggedStore {
                 key: Some(key),
                 value,
                 headers: Vec::new(),
-                timestamp,
+                timestamp: None,
             });
         }
     }
@@ -141,7 +141,7 @@ mod tests {
         assert_eq!(backend.get(b"b").expect("get"), None, "nothing reaches the backend before commit");
 
         let mut out = Vec::new();
-        store.drain_changelog(Some(9), &mut out);
+        store.drain_changelog(&mut out);
         let logged: Vec<_> = out.iter().map(|r| (r.key.clone(), r.value.clone(), r.partition)).collect();
         assert_eq!(
             logged,

@@ -50,8 +50,9 @@ pub(crate) struct SourceSpec {
     pub(crate) decode: Decoder,
 }
 
-/// Header carrying an event time's kind across a repartition topic.
-const TIME_KIND_HEADER: &str = "streamcore.time.kind";
+/// Headers carrying an event time, and its kind, across a repartition topic.
+const EVENT_TIME_HEADER: &str = "streamcore.event.time";
+const TIME_KIND_HEADER: &str = "streamcore.event.time.kind";
 
 /// A built topology: immutable, shared by every task.
 pub struct Topology {
@@ -352,7 +353,7 @@ impl<V: Clone + Send + 'static> Stream<V> {
                     key: key(&r).map(String::into_bytes),
                     value: Some(value),
                     headers: Vec::new(),
-                    timestamp: Some(r.time.millis),
+                    timestamp: None,
                 });
                 Ok(())
             }))
@@ -387,8 +388,11 @@ where
                     partition: None,
                     key: Some(k.into_bytes()),
                     value: Some(value),
-                    headers: vec![(TIME_KIND_HEADER.to_owned(), r.time.kind.as_str().as_bytes().to_vec())],
-                    timestamp: Some(r.time.millis),
+                    headers: vec![
+                        (EVENT_TIME_HEADER.to_owned(), r.time.millis.to_string().into_bytes()),
+                        (TIME_KIND_HEADER.to_owned(), r.time.kind.as_str().as_bytes().to_vec()),
+                    ],
+                    timestamp: None,
                 });
                 Ok(())
             }))
@@ -397,11 +401,11 @@ where
             let key = input.key.as_ref().map(|k| String::from_utf8(k.clone())).transpose().map_err(|_| "key is not UTF-8".to_owned())?;
             let bytes = input.value.as_deref().ok_or_else(|| "value is null".to_owned())?;
             let value: V = serde_json::from_slice(bytes).map_err(|e| format!("repartitioned record does not decode: {e}"))?;
-            // The event time travelled as the record timestamp; its kind, in a header.
-            let mut time = input.timestamp.as_event_time().ok_or_else(|| "repartitioned record has no timestamp".to_owned())?;
-            if let Some(kind) = input.headers.iter().find(|(k, _)| k == TIME_KIND_HEADER).and_then(|(_, v)| std::str::from_utf8(v).ok()).and_then(crate::time::TimestampKind::parse) {
-                time.kind = kind;
-            }
+            // The event time and its kind travelled in headers.
+            let header = |name: &str| input.headers.iter().find(|(k, _)| k == name).and_then(|(_, v)| std::str::from_utf8(v).ok());
+            let millis = header(EVENT_TIME_HEADER).and_then(|v| v.parse::<i64>().ok()).ok_or_else(|| "repartitioned record has no event time header".to_owned())?;
+            let kind = header(TIME_KIND_HEADER).and_then(crate::time::TimestampKind::parse).unwrap_or(crate::time::TimestampKind::Payload);
+            let time = crate::time::EventTime { millis, kind };
             Ok(Record { key, value: Box::new(value) as Value, time })
         });
         let mut g = self.graph.borrow_mut();
