@@ -116,7 +116,11 @@ async fn main() -> anyhow::Result<()> {
 
     if cli.exit_when_done {
         let sent = produced.await??;
-        let caught_up = tokio::task::spawn_blocking(move || streamcore::testkit::kafka::wait_caught_up(&bootstrap, "txn-mailer", "transactions", Duration::from_secs(300))).await?;
+        // Both stages: the input, and the repartition topic between validation and notification.
+        let caught_up = tokio::task::spawn_blocking(move || {
+            ["transactions", "txn-mailer-by-txn-id-repartition"].iter().all(|t| streamcore::testkit::kafka::wait_caught_up(&bootstrap, "txn-mailer", t, Duration::from_secs(300)))
+        })
+        .await?;
         anyhow::ensure!(caught_up, "txn-mailer did not process all {sent} transactions");
         let mails = std::fs::read_dir(&cli.outbox)?.filter_map(Result::ok).filter(|e| e.path().extension().is_some_and(|x| x == "eml")).count();
         println!("demo: done: {sent} transactions processed, {mails} emails in {}", cli.outbox.display());

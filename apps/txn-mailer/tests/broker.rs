@@ -51,7 +51,7 @@ fn emails_audit_records_dead_letters_and_http_are_exactly_as_expected() {
     ];
     produce(&bs, &input, &records);
     let mailer = Mailer::start(&MailerArgs { app: &app, input: &input, alerts: &alerts, smtp_url: &smtp_url, state: state.path() });
-    assert!(wait_caught_up(&bs, &app, &input, WAIT), "input not fully processed and committed");
+    assert!(mailer.wait_caught_up(&input), "input not fully processed and committed");
 
     let expected: BTreeSet<String> = ["future", "exact", "above", "num", "eurabove", "gbp", "norep"].iter().map(|s| id(s)).collect();
     let mails = wait_emails(&maildir, &p, expected.len(), WAIT);
@@ -83,7 +83,7 @@ fn emails_audit_records_dead_letters_and_http_are_exactly_as_expected() {
     assert!(ours.iter().any(|r| r.value.as_deref() == Some(&b"definitely not json"[..]) && r.key.as_deref() == Some("acc-7")));
 
     // HTTP, from local state.
-    let stats = mailer.json("/stats");
+    let stats = mailer.wait_json("/stats", |s| s["seen"].as_u64() == Some(12));
     assert_eq!((stats["seen"].as_u64(), stats["alerted"].as_u64()), (Some(12), Some(7)), "{stats}");
     let total: Decimal = audited.values().map(|a| a["amount_usd"].as_str().expect("usd").parse::<Decimal>().expect("decimal")).sum();
     assert_eq!(stats["alerted_usd"].as_str().expect("decimal string").parse::<Decimal>().expect("decimal"), total);
@@ -136,7 +136,7 @@ fn sigkill_mid_stream_loses_no_email() {
     assert!(sent_before < expected.len(), "killed mid-stream ({sent_before} of {} sent)", expected.len());
 
     let mailer = Mailer::start(&args);
-    assert!(wait_caught_up(&bs, &app, &input, WAIT), "restarted mailer did not finish");
+    assert!(mailer.wait_caught_up(&input), "restarted mailer did not finish");
     let mails = wait_emails(&maildir, &needle, expected.len(), WAIT);
     let missing: Vec<_> = expected.iter().filter(|t| !mails.contains_key(*t)).collect();
     let duplicated: Vec<_> = mails.iter().filter(|(_, &n)| n > 1).collect();
@@ -170,7 +170,7 @@ fn smtp_outage_delays_emails_and_a_crash_during_it_loses_and_duplicates_none() {
         std::thread::sleep(Duration::from_millis(100));
     }
     assert!(mailer.metric("streamcore_retries_total") >= 2.0, "the mailer noticed the outage and is retrying");
-    assert_eq!(mailer.json("/stats")["alerted"].as_u64(), Some(10), "no alert counted as sent during the outage");
+    assert_eq!(mailer.wait_json("/stats", |s| s["alerted"].as_u64() == Some(10))["alerted"].as_u64(), Some(10), "no alert counted as sent during the outage");
     smtp.restart();
     let mails = wait_emails(&smtp.maildir(), &p, 20, WAIT);
     assert_eq!(mails.len(), 20, "every email arrives once the server is back");
@@ -186,7 +186,7 @@ fn smtp_outage_delays_emails_and_a_crash_during_it_loses_and_duplicates_none() {
     mailer.kill();
     smtp.restart();
     let mailer = Mailer::start(&args);
-    assert!(wait_caught_up(&bs, &app, &input, WAIT));
+    assert!(mailer.wait_caught_up(&input));
     let mails = wait_emails(&smtp.maildir(), &p, 25, WAIT);
     assert_eq!(mails.len(), 25, "all 25 emails: {mails:?}");
     assert!(mails.values().all(|&n| n == 1), "none twice: {mails:?}");
@@ -203,7 +203,7 @@ fn lost_state_directory_comes_back_from_the_changelog() {
     produce(&bs, &input, &first);
     let args = MailerArgs { app: &app, input: &input, alerts: &alerts, smtp_url: &smtp_url, state: state.path() };
     let mailer = Mailer::start(&args);
-    assert!(wait_caught_up(&bs, &app, &input, WAIT));
+    assert!(mailer.wait_caught_up(&input));
     assert_eq!(wait_emails(&maildir, &p, 10, WAIT).len(), 10);
     assert!(mailer.terminate().success());
 
@@ -213,10 +213,11 @@ fn lost_state_directory_comes_back_from_the_changelog() {
     again.extend((10..12).map(|i| txn(&format!("{p}n{i}"), "20000", "USD")));
     produce(&bs, &input, &again);
     let mailer = Mailer::start(&args);
-    assert!(wait_caught_up(&bs, &app, &input, WAIT));
+    assert!(mailer.wait_caught_up(&input));
     let mails = wait_emails(&maildir, &p, 12, WAIT);
     assert_eq!(mails.len(), 12);
     assert!(mails.values().all(|&n| n == 1), "the restored dedupe store stopped every repeat: {mails:?}");
-    assert_eq!(mailer.json("/stats")["alerted"].as_u64(), Some(12), "stats restored and counted on");
+    let stats = mailer.wait_json("/stats", |s| s["seen"].as_u64() == Some(22));
+    assert_eq!((stats["seen"].as_u64(), stats["alerted"].as_u64()), (Some(22), Some(12)), "stats restored and counted on: {stats}");
     assert!(mailer.metric("streamcore_restored_records_total") > 0.0, "state came from the changelog");
 }

@@ -140,6 +140,25 @@ impl Mailer {
         (status, body)
     }
 
+    /// Poll `path` until `done` holds for its JSON (state is queryable once committed), or fail after 60 s.
+    pub fn wait_json(&self, path: &str, done: impl Fn(&serde_json::Value) -> bool) -> serde_json::Value {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            let v = self.json(path);
+            if done(&v) || Instant::now() > deadline {
+                return v;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    /// Wait until both stages (input and repartition topic) are processed and committed.
+    pub fn wait_caught_up(&self, input: &str) -> bool {
+        let bs = bootstrap();
+        let repartition = format!("{}-by-txn-id-repartition", self.app);
+        [input, repartition.as_str()].iter().all(|t| wait_caught_up(&bs, &self.app, t, Duration::from_secs(90)))
+    }
+
     pub fn json(&self, path: &str) -> serde_json::Value {
         let (status, body) = self.get(path);
         assert_eq!(status, 200, "GET {path}: {body}");
