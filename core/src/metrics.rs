@@ -1,7 +1,32 @@
 //! The engine's Prometheus metrics. They register into the service's registry, so one `/metrics` page shows the
 //! engine's and the service's metrics together.
 
-use prometheus::{Histogram, HistogramOpts, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry};
+use prometheus::{Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry};
+
+/// Per-topic counters resolved once for the topics known at start, so the per-record path compares a few short
+/// strings instead of hashing label values; any other topic falls back to the labelled lookup.
+#[derive(Clone)]
+pub(crate) struct TopicCounters {
+    known: Vec<(String, IntCounter)>,
+    all: IntCounterVec,
+}
+
+impl TopicCounters {
+    pub(crate) fn new(all: &IntCounterVec, topics: impl IntoIterator<Item = String>) -> Self {
+        let known = topics.into_iter().map(|t| {
+            let c = all.with_label_values(&[&t]);
+            (t, c)
+        });
+        TopicCounters { known: known.collect(), all: all.clone() }
+    }
+
+    pub(crate) fn inc(&self, topic: &str) {
+        match self.known.iter().find(|(t, _)| t == topic) {
+            Some((_, c)) => c.inc(),
+            None => self.all.with_label_values(&[topic]).inc(),
+        }
+    }
+}
 
 /// Metrics of one runtime.
 #[derive(Clone)]

@@ -63,7 +63,7 @@ impl Task {
 
     /// Process one input record; everything it produced (outputs, changelog writes, a dead letter) goes to `sink`.
     pub(crate) fn process(&mut self, input: &InputRecord, sink: &mut dyn RecordSink) -> Result<Outcome, StreamError> {
-        self.state.position = input.position.clone();
+        self.state.position.clone_from(&input.position);
         let topology = self.topology.clone();
         let Some(source) = topology.source_for(&input.position.topic) else {
             return Err(StreamError::Config(format!("no source reads topic {}", input.position.topic)));
@@ -87,7 +87,13 @@ impl Task {
         if let Outcome::DeadLettered(reason) = &outcome {
             sink.send(dead_letter(input, reason, &self.dead_letter_topic))?;
         }
-        self.consumed.insert(input.position.topic.clone(), input.position.offset + 1);
+        let next = input.position.offset + 1;
+        match self.consumed.get_mut(&input.position.topic) {
+            Some(offset) => *offset = next,
+            None => {
+                self.consumed.insert(input.position.topic.clone(), next);
+            }
+        }
         Ok(outcome)
     }
 

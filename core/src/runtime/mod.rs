@@ -22,7 +22,7 @@ mod topics;
 pub use status::{Phase, RuntimeStatus};
 
 use crate::error::StreamError;
-use crate::metrics::Metrics;
+use crate::metrics::{Metrics, TopicCounters};
 use crate::query::StoreRegistry;
 use crate::record::{InputRecord, OutgoingRecord, SourcePosition};
 use crate::state::memory::MemoryStore;
@@ -202,12 +202,18 @@ impl Runtime {
             restore_cfg.set(k, v);
         }
         let producer: BaseProducer<DeliveryTracker> =
-            producer_cfg.create_with_context(DeliveryTracker::new(changelogs)).map_err(StreamError::kafka("creating the producer"))?;
+            producer_cfg.create_with_context(DeliveryTracker::new(changelogs.clone())).map_err(StreamError::kafka("creating the producer"))?;
         let restore_consumer: BaseConsumer = restore_cfg.create().map_err(StreamError::kafka("creating the restore consumer"))?;
+        let mut outputs: Vec<String> = changelogs.clone();
+        outputs.extend(self.topology.sink_topics().iter().map(|t| t.to_string()));
+        outputs.extend(self.topology.internal_topics().iter().cloned());
+        outputs.push(cfg.dead_letter_topic());
         let engine = Arc::new(Engine {
             config: cfg.clone(),
             topology: self.topology.clone(),
             metrics: self.metrics.clone(),
+            consumed: TopicCounters::new(&self.metrics.consumed, sources.iter().map(|s| s.to_string())),
+            produced: TopicCounters::new(&self.metrics.produced, outputs),
             status: self.status.clone(),
             stores: self.stores.clone(),
             producer,
@@ -313,6 +319,8 @@ struct Engine {
     config: StreamsConfig,
     topology: Arc<Topology>,
     metrics: Metrics,
+    consumed: TopicCounters,
+    produced: TopicCounters,
     status: RuntimeStatus,
     stores: StoreRegistry,
     producer: BaseProducer<DeliveryTracker>,
@@ -345,7 +353,7 @@ impl Engine {
     }
 
     fn handle(&self, consumer: &GroupConsumer, input: InputRecord) -> Result<(), StreamError> {
-        self.metrics.consumed.with_label_values(&[&input.position.topic]).inc();
+        self.consumed.inc(&input.position.topic);
         let mut guard = self.lock();
         let EngineState { tasks, .. } = &mut *guard;
         let Some(slot) = tasks.get_mut(&input.position.partition) else {
@@ -442,7 +450,7 @@ impl Engine {
                 Err((e, _)) => return Err(StreamError::Kafka { context: format!("producing to {}", r.topic), source: e }),
             }
         }
-        self.metrics.produced.with_label_values(&[&r.topic]).inc();
+        self.produced.inc(&r.topic);
         Ok(())
     }
 
