@@ -62,8 +62,16 @@ struct TopologyQuery {
 }
 
 /// The shared endpoints, to merge into a service's router, plus request metrics and a JSON 404 fallback.
-pub fn with_common_routes(service: Router, status: RuntimeStatus, registry: Registry, topology: &crate::Topology) -> Result<Router, prometheus::Error> {
-    let requests = IntCounterVec::new(Opts::new("http_requests_total", "HTTP requests by method, matched path and status"), &["method", "path", "status"])?;
+pub fn with_common_routes(
+    service: Router,
+    status: RuntimeStatus,
+    registry: Registry,
+    topology: &crate::Topology,
+) -> Result<Router, prometheus::Error> {
+    let requests = IntCounterVec::new(
+        Opts::new("http_requests_total", "HTTP requests by method, matched path and status"),
+        &["method", "path", "status"],
+    )?;
     registry.register(Box::new(requests.clone()))?;
     let common = Common { status, registry, text: topology.describe().into(), mermaid: topology.to_mermaid().into() };
     let shared = Router::new()
@@ -72,10 +80,8 @@ pub fn with_common_routes(service: Router, status: RuntimeStatus, registry: Regi
         .route("/metrics", get(metrics))
         .route("/topology", get(topology_text))
         .with_state(common);
-    Ok(service
-        .merge(shared)
-        .fallback(|| async { ApiError::not_found("no such endpoint") })
-        .layer(axum::middleware::from_fn(move |req: Request, next: Next| {
+    Ok(service.merge(shared).fallback(|| async { ApiError::not_found("no such endpoint") }).layer(axum::middleware::from_fn(
+        move |req: Request, next: Next| {
             let requests = requests.clone();
             async move {
                 let method = req.method().to_string();
@@ -84,7 +90,8 @@ pub fn with_common_routes(service: Router, status: RuntimeStatus, registry: Regi
                 requests.with_label_values(&[&method, &path, response.status().as_str()]).inc();
                 response
             }
-        })))
+        },
+    )))
 }
 
 async fn readyz(State(c): State<Common>) -> Response {

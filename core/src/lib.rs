@@ -47,4 +47,3 @@ pub use processor::{Processor, ProcessorContext, RecordSink};
 pub use record::Record;
 pub use runtime::{Runtime, StreamsConfig};
 pub use topology::{Stream, Topology, TopologyBuilder};
-

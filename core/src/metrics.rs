@@ -76,16 +76,32 @@ impl Metrics {
         Ok(Metrics {
             consumed: counter("streamcore_records_consumed_total", "Records read, per topic", &["topic"])?,
             produced: counter("streamcore_records_produced_total", "Records written, per topic", &["topic"])?,
-            dead_lettered: counter("streamcore_dead_lettered_total", "Records sent to the dead-letter topic, per source topic", &["topic"])?,
-            retried: counter("streamcore_retries_total", "Processing attempts retried after a transient failure, per source topic", &["topic"])?,
+            dead_lettered: counter(
+                "streamcore_dead_lettered_total",
+                "Records sent to the dead-letter topic, per source topic",
+                &["topic"],
+            )?,
+            retried: counter(
+                "streamcore_retries_total",
+                "Processing attempts retried after a transient failure, per source topic",
+                &["topic"],
+            )?,
             process_latency: histogram(
                 "streamcore_process_latency_seconds",
                 "Time to process one record",
                 prometheus::exponential_buckets(1e-6, 4.0, 12)?,
             )?,
-            commit_latency: histogram("streamcore_commit_latency_seconds", "Time to commit", prometheus::exponential_buckets(1e-3, 2.0, 14)?)?,
+            commit_latency: histogram(
+                "streamcore_commit_latency_seconds",
+                "Time to commit",
+                prometheus::exponential_buckets(1e-3, 2.0, 14)?,
+            )?,
             restored: counter("streamcore_restored_records_total", "Changelog records replayed into stores", &["store"])?,
-            restore_remaining: gauge_vec("streamcore_restore_remaining_records", "Changelog records left to replay", &["store", "partition"])?,
+            restore_remaining: gauge_vec(
+                "streamcore_restore_remaining_records",
+                "Changelog records left to replay",
+                &["store", "partition"],
+            )?,
             consumer_lag: gauge_vec("streamcore_consumer_lag", "Consumer lag per input partition", &["topic", "partition"])?,
             assigned_tasks,
         })

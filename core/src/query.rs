@@ -47,10 +47,11 @@ impl StoreRegistry {
 
     /// Like [`get`](Self::get), decoded from JSON.
     pub fn get_json<T: serde::de::DeserializeOwned>(&self, store: &str, key: &str) -> Result<Option<T>, StoreError> {
-        self.get(store, key.as_bytes())?
-            .map(|b| serde_json::from_slice(&b))
-            .transpose()
-            .map_err(|e| StoreError::Codec { store: store.to_owned(), key: key.to_owned(), reason: e.to_string() })
+        self.get(store, key.as_bytes())?.map(|b| serde_json::from_slice(&b)).transpose().map_err(|e| StoreError::Codec {
+            store: store.to_owned(),
+            key: key.to_owned(),
+            reason: e.to_string(),
+        })
     }
 
     /// The `limit` largest keys of `store` across local partitions (largest first): "most recent" for time-ordered keys.

@@ -117,7 +117,8 @@ impl Task {
                 None => {
                     let Some((&last, rest)) = spec.children.split_last() else { continue };
                     for &c in rest {
-                        let value = (spec.clone_output)(&record.value).ok_or_else(|| ProcessError::Fatal(format!("cannot clone output of {}", spec.name)))?;
+                        let value = (spec.clone_output)(&record.value)
+                            .ok_or_else(|| ProcessError::Fatal(format!("cannot clone output of {}", spec.name)))?;
                         self.run(c, Record { key: record.key.clone(), value, time: record.time }, sink)?;
                     }
                     self.run(last, record, sink)?;

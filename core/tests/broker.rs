@@ -4,13 +4,13 @@
 
 use chrono::{DateTime, FixedOffset};
 use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::time::Duration;
 use streamcore::codec::Json;
 use streamcore::state::StoreSpec;
 use streamcore::testkit::kafka::{bootstrap, create_topic, produce, read_topic, unique, wait_caught_up};
 use streamcore::time::EventTime;
 use streamcore::{ProcessError, Processor, ProcessorContext, Record, Runtime, StreamsConfig, TopologyBuilder};
-use std::collections::BTreeMap;
-use std::time::Duration;
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 struct Event {
@@ -46,7 +46,13 @@ impl Processor for Counter {
 fn topology(app: &str, input: &str, output: &str) -> streamcore::Topology {
     let b = TopologyBuilder::new(app);
     let events = b.source(input, Json::<Event>::new(), |e: &Event| EventTime::payload(&e.ts));
-    let valid = events.try_map_values("validate", |e: Event| if e.n < 0 { Err(ProcessError::Invalid(format!("n must not be negative, got {}", e.n))) } else { Ok(e) });
+    let valid = events.try_map_values("validate", |e: Event| {
+        if e.n < 0 {
+            Err(ProcessError::Invalid(format!("n must not be negative, got {}", e.n)))
+        } else {
+            Ok(e)
+        }
+    });
     let counts = valid.process("count", &[StoreSpec::persistent("counts")], || Counter);
     counts.to("counts-sink", output, Json::new(), |r: &Record<Count>| Some(r.value.id.clone()));
     drop((events, valid, counts));
@@ -125,7 +131,8 @@ fn keyed_state_dead_letters_restore_and_checkpoint_resume() {
     let dlq = read_topic(&bs, "counter.dlq", usize::MAX, Duration::from_secs(5));
     let ours: Vec<_> = dlq.iter().filter(|r| r.headers.get("source.topic") == Some(&input)).collect();
     assert_eq!(ours.len(), 3, "three dead letters: {ours:?}");
-    let by_key: BTreeMap<&str, &streamcore::testkit::kafka::Consumed> = ours.iter().map(|r| (r.key.as_deref().expect("original key kept"), *r)).collect();
+    let by_key: BTreeMap<&str, &streamcore::testkit::kafka::Consumed> =
+        ours.iter().map(|r| (r.key.as_deref().expect("original key kept"), *r)).collect();
     assert!(by_key["bad-1"].headers["error"].starts_with("not JSON"), "{:?}", by_key["bad-1"]);
     assert_eq!(by_key["bad-1"].value.as_deref(), Some(&b"{not json"[..]), "original bytes kept");
     assert_eq!(by_key["id-0"].headers["error"], "n must not be negative, got -5");

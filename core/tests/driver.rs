@@ -28,7 +28,9 @@ fn words_topology() -> streamcore::Topology {
     let words = b.source("words", Json::<Word>::new(), |w: &Word| EventTime::payload(&w.ts));
     let branches = words
         .filter("non-empty", |r: &Record<Word>| !r.value.text.is_empty())
-        .flat_map("split", |r: Record<Word>| r.value.text.split(' ').map(|t| Record { key: r.key.clone(), value: t.to_owned(), time: r.time }).collect())
+        .flat_map("split", |r: Record<Word>| {
+            r.value.text.split(' ').map(|t| Record { key: r.key.clone(), value: t.to_owned(), time: r.time }).collect()
+        })
         .map("key-by-word", |r: Record<String>| Record { key: Some(r.value.clone()), value: r.value.len(), time: r.time })
         .branch("by-length", vec![Box::new(|r: &Record<usize>| r.value <= 3), Box::new(|r: &Record<usize>| r.value <= 6)]);
     branches[0].to("short-sink", "short", Json::new(), |r: &Record<usize>| r.key.clone());
@@ -68,7 +70,12 @@ fn record_timestamp_mode_uses_the_kafka_timestamp_and_says_which() {
     }
     let build = || {
         let b = TopologyBuilder::new("stamps");
-        b.source("words", Json::<Word>::new(), |w: &Word| EventTime::payload(&w.ts)).process("stamp", &[], || Stamp).to("sink", "out", Json::new(), |_: &Record<String>| None);
+        b.source("words", Json::<Word>::new(), |w: &Word| EventTime::payload(&w.ts)).process("stamp", &[], || Stamp).to(
+            "sink",
+            "out",
+            Json::new(),
+            |_: &Record<String>| None,
+        );
         b.build().expect("topology")
     };
     let mut payload = TopologyTestDriver::new(build());
@@ -104,7 +111,12 @@ fn a_transient_failure_asks_for_a_retry_and_the_record_is_not_consumed() {
     let attempts = Arc::new(AtomicU32::new(0));
     let b = TopologyBuilder::new("flaky");
     let a = attempts.clone();
-    b.source("words", Json::<Word>::new(), |w: &Word| EventTime::payload(&w.ts)).process("flaky", &[], move || Flaky(a.clone())).to("sink", "out", Json::new(), |_: &Record<Word>| None);
+    b.source("words", Json::<Word>::new(), |w: &Word| EventTime::payload(&w.ts)).process("flaky", &[], move || Flaky(a.clone())).to(
+        "sink",
+        "out",
+        Json::new(),
+        |_: &Record<Word>| None,
+    );
     let mut d = TopologyTestDriver::new(b.build().expect("topology"));
     for _ in 0..2 {
         assert_eq!(d.pipe("words", None, &word("x")).expect("pipe"), Outcome::Retry("downstream unavailable".into()));

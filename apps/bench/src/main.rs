@@ -88,7 +88,9 @@ impl Processor for RunningTotal {
 }
 
 fn main() -> anyhow::Result<()> {
-    tracing_subscriber::fmt().with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into())).init();
+    tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into()))
+        .init();
     let cli = Cli::parse();
     let bs = cli.bootstrap.clone();
     let input = unique("bench-in");
@@ -99,7 +101,13 @@ fn main() -> anyhow::Result<()> {
     let bytes: usize = records.iter().map(|(_, v)| v.len()).sum();
     produce(&bs, &input, &records);
     drop(records);
-    println!("pre-loaded {} records ({} MB) into {input} ({} partitions) in {:.1}s", cli.records, bytes / 1_000_000, cli.partitions, started.elapsed().as_secs_f64());
+    println!(
+        "pre-loaded {} records ({} MB) into {input} ({} partitions) in {:.1}s",
+        cli.records,
+        bytes / 1_000_000,
+        cli.partitions,
+        started.elapsed().as_secs_f64()
+    );
 
     let plain = plain_loop(&bs, &input, cli.records)?;
     let pass = framework(&bs, &input, cli.records, false)?;
@@ -125,7 +133,12 @@ fn plain_loop(bs: &str, input: &str, n: u64) -> anyhow::Result<f64> {
         .set("auto.offset.reset", "earliest")
         .set("enable.auto.commit", "true")
         .create()?;
-    let producer: BaseProducer = ClientConfig::new().set("bootstrap.servers", bs).set("enable.idempotence", "true").set("partitioner", "murmur2_random").set("linger.ms", "5").create()?;
+    let producer: BaseProducer = ClientConfig::new()
+        .set("bootstrap.servers", bs)
+        .set("enable.idempotence", "true")
+        .set("partitioner", "murmur2_random")
+        .set("linger.ms", "5")
+        .create()?;
     consumer.subscribe(&[input])?;
     let (codec_in, codec_out) = (Json::<Txn>::new(), Json::<Out>::new());
     let mut seen = 0u64;
@@ -166,7 +179,12 @@ fn framework(bs: &str, input: &str, n: u64, keyed: bool) -> anyhow::Result<f64> 
     let b = TopologyBuilder::new(app.as_str());
     let source = b.source(input, Json::<Txn>::new(), |t: &Txn| EventTime::payload(&t.ts));
     if keyed {
-        source.process("total", &[StoreSpec::persistent("totals")], || RunningTotal).to("sink", &output, Json::new(), |r: &Record<Total>| r.key.clone());
+        source.process("total", &[StoreSpec::persistent("totals")], || RunningTotal).to(
+            "sink",
+            &output,
+            Json::new(),
+            |r: &Record<Total>| r.key.clone(),
+        );
     } else {
         source.map_values("map", map).to("sink", &output, Json::new(), |r: &Record<Out>| r.key.clone());
     }
@@ -179,7 +197,12 @@ fn framework(bs: &str, input: &str, n: u64, keyed: bool) -> anyhow::Result<f64> 
     let shutdown = runtime.shutdown_handle();
     let thread = runtime.spawn()?;
     let consumed = || -> f64 {
-        registry.gather().iter().filter(|f| f.name() == "streamcore_records_consumed_total").flat_map(|f| f.get_metric().iter().map(|m| m.get_counter().get_value())).sum()
+        registry
+            .gather()
+            .iter()
+            .filter(|f| f.name() == "streamcore_records_consumed_total")
+            .flat_map(|f| f.get_metric().iter().map(|m| m.get_counter().get_value()))
+            .sum()
     };
     // From the first record consumed until all n are consumed and the runtime stopped gracefully (final flush
     // and commit included), the same end point as the plain loop's.
@@ -193,7 +216,10 @@ fn framework(bs: &str, input: &str, n: u64, keyed: bool) -> anyhow::Result<f64> 
     shutdown.trigger();
     thread.join().map_err(|_| anyhow::anyhow!("stream thread panicked"))?.context("runtime")?;
     let secs = first.map_or(0.0, |f| f.elapsed().as_secs_f64());
-    anyhow::ensure!(streamcore::testkit::kafka::wait_caught_up(bs, &app, input, Duration::from_secs(60)), "offsets not committed to the end");
+    anyhow::ensure!(
+        streamcore::testkit::kafka::wait_caught_up(bs, &app, input, Duration::from_secs(60)),
+        "offsets not committed to the end"
+    );
     let _ = std::fs::remove_dir_all(state);
     println!("streamcore {}: {n} records in {secs:.2}s", if keyed { "keyed state" } else { "pass-through" });
     Ok(n as f64 / secs)

@@ -108,21 +108,32 @@ async fn main() -> anyhow::Result<()> {
         std::thread::spawn(move || tail_alerts(&bootstrap, &done))
     };
 
-    let opts = loadgen::transactions::Options { seed: cli.seed, count: cli.count, malformed_share: cli.malformed, high_value_share: 0.02, ..Default::default() };
+    let opts = loadgen::transactions::Options {
+        seed: cli.seed,
+        count: cli.count,
+        malformed_share: cli.malformed,
+        high_value_share: 0.02,
+        ..Default::default()
+    };
     let rate = (cli.rate > 0).then_some(cli.rate);
     let gen_bootstrap = bootstrap.clone();
-    let produced = tokio::task::spawn_blocking(move || loadgen::produce::produce(&gen_bootstrap, &[], "transactions", loadgen::transactions::generate(&opts), rate));
+    let produced = tokio::task::spawn_blocking(move || {
+        loadgen::produce::produce(&gen_bootstrap, &[], "transactions", loadgen::transactions::generate(&opts), rate)
+    });
     println!("demo: producing {} transactions{}", cli.count, rate.map_or(String::new(), |r| format!(" at {r}/s")));
 
     if cli.exit_when_done {
         let sent = produced.await??;
         // Both stages: the input, and the repartition topic between validation and notification.
         let caught_up = tokio::task::spawn_blocking(move || {
-            ["transactions", "txn-mailer-by-txn-id-repartition"].iter().all(|t| streamcore::testkit::kafka::wait_caught_up(&bootstrap, "txn-mailer", t, Duration::from_secs(300)))
+            ["transactions", "txn-mailer-by-txn-id-repartition"]
+                .iter()
+                .all(|t| streamcore::testkit::kafka::wait_caught_up(&bootstrap, "txn-mailer", t, Duration::from_secs(300)))
         })
         .await?;
         anyhow::ensure!(caught_up, "txn-mailer did not process all {sent} transactions");
-        let mails = std::fs::read_dir(&cli.outbox)?.filter_map(Result::ok).filter(|e| e.path().extension().is_some_and(|x| x == "eml")).count();
+        let mails =
+            std::fs::read_dir(&cli.outbox)?.filter_map(Result::ok).filter(|e| e.path().extension().is_some_and(|x| x == "eml")).count();
         println!("demo: done: {sent} transactions processed, {mails} emails in {}", cli.outbox.display());
     } else {
         tokio::select! {
@@ -157,8 +168,10 @@ fn create_topics(mock: &MockCluster<'static, rdkafka::producer::DefaultProducerC
         default_rep: None,
     };
     let probe_outbox = state.join("probe");
-    let topology = txn_mailer::topology::build_topology(&settings, Arc::new(txn_mailer::mailer::Mailer::outbox(&probe_outbox, "demo@localhost")?))?;
-    let mut topics: Vec<String> = topology.external_source_topics().iter().chain(topology.sink_topics().iter()).map(|t| t.to_string()).collect();
+    let topology =
+        txn_mailer::topology::build_topology(&settings, Arc::new(txn_mailer::mailer::Mailer::outbox(&probe_outbox, "demo@localhost")?))?;
+    let mut topics: Vec<String> =
+        topology.external_source_topics().iter().chain(topology.sink_topics().iter()).map(|t| t.to_string()).collect();
     topics.extend(topology.stores().iter().map(|s| s.changelog_topic(topology.name())));
     topics.extend(topology.internal_topics().iter().cloned());
     topics.push(format!("{}.dlq", topology.name()));
@@ -188,7 +201,15 @@ fn tail_alerts(bootstrap: &str, done: &AtomicBool) {
     while !done.load(Ordering::SeqCst) {
         if let Some(Ok(m)) = consumer.poll(Duration::from_millis(200)) {
             if let Some(v) = m.payload().and_then(|p| serde_json::from_slice::<serde_json::Value>(p).ok()) {
-                println!("  mail  {:<22} {:<9} {:>12} {} (= {} USD) -> {}", v["txn_id"].as_str().unwrap_or("?"), v["account_id"].as_str().unwrap_or("?"), v["amount"].as_str().unwrap_or("?"), v["currency"].as_str().unwrap_or("?"), v["amount_usd"].as_str().unwrap_or("?"), v["sales_rep"].as_str().unwrap_or("?"));
+                println!(
+                    "  mail  {:<22} {:<9} {:>12} {} (= {} USD) -> {}",
+                    v["txn_id"].as_str().unwrap_or("?"),
+                    v["account_id"].as_str().unwrap_or("?"),
+                    v["amount"].as_str().unwrap_or("?"),
+                    v["currency"].as_str().unwrap_or("?"),
+                    v["amount_usd"].as_str().unwrap_or("?"),
+                    v["sales_rep"].as_str().unwrap_or("?")
+                );
             }
         }
     }

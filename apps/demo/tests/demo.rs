@@ -21,7 +21,8 @@ fn demo_processes_everything_and_mails_exactly_the_high_value_transactions() {
     assert!(stdout.contains("IN-MEMORY MODE"), "the demo says it runs on the mock cluster:\n{stdout}");
 
     // The oracle: the same seeded stream the demo generates, judged with the demo's rates.
-    let rates: BTreeMap<&str, Decimal> = [("USD", "1"), ("EUR", "1.08"), ("GBP", "1.27"), ("JPY", "0.0067")].iter().map(|(c, r)| (*c, r.parse().expect("rate"))).collect();
+    let rates: BTreeMap<&str, Decimal> =
+        [("USD", "1"), ("EUR", "1.08"), ("GBP", "1.27"), ("JPY", "0.0067")].iter().map(|(c, r)| (*c, r.parse().expect("rate"))).collect();
     let opts = loadgen::transactions::Options { seed: 9, count: 600, malformed_share: 0.01, high_value_share: 0.02, ..Default::default() };
     let expected = loadgen::transactions::generate(&opts)
         .filter(|g| g.malformed.is_none())
@@ -32,7 +33,11 @@ fn demo_processes_everything_and_mails_exactly_the_high_value_transactions() {
         })
         .count();
     assert!(expected > 0, "the seed yields high-value transactions");
-    let mails = std::fs::read_dir(outbox.path()).expect("outbox").filter_map(Result::ok).filter(|e| e.path().extension().is_some_and(|x| x == "eml")).count();
+    let mails = std::fs::read_dir(outbox.path())
+        .expect("outbox")
+        .filter_map(Result::ok)
+        .filter(|e| e.path().extension().is_some_and(|x| x == "eml"))
+        .count();
     assert_eq!(mails, expected);
     assert!(stdout.contains(&format!("done: 600 transactions processed, {expected} emails")), "{stdout}");
 }

@@ -6,7 +6,13 @@ use rdkafka::ClientConfig;
 use std::time::{Duration, Instant};
 
 /// Produce `records` to `topic`; `rate` records per second (`None`: unlimited). Returns how many were written.
-pub fn produce(bootstrap: &str, properties: &[(String, String)], topic: &str, records: impl Iterator<Item = Generated>, rate: Option<u32>) -> Result<u64, rdkafka::error::KafkaError> {
+pub fn produce(
+    bootstrap: &str,
+    properties: &[(String, String)],
+    topic: &str,
+    records: impl Iterator<Item = Generated>,
+    rate: Option<u32>,
+) -> Result<u64, rdkafka::error::KafkaError> {
     let mut cfg = ClientConfig::new();
     cfg.set("bootstrap.servers", bootstrap).set("partitioner", "murmur2_random").set("enable.idempotence", "true").set("linger.ms", "10");
     for (k, v) in properties {

@@ -42,7 +42,16 @@ impl Default for Options {
 
 /// Currencies and how many units make one USD (for realistic amounts; the mailer's own `--fx` decides).
 const CURRENCIES: [(&str, u32, i64); 4] = [("USD", 80, 1), ("EUR", 12, 1), ("GBP", 6, 1), ("JPY", 2, 150)];
-const MERCHANTS: [&str; 8] = ["Acme Travel", "Globex Electronics", "Initech Software", "Umbrella Pharmacy", "Hooli Cloud", "Stark Motors", "Wayne Jewelers", "Tyrell Art"];
+const MERCHANTS: [&str; 8] = [
+    "Acme Travel",
+    "Globex Electronics",
+    "Initech Software",
+    "Umbrella Pharmacy",
+    "Hooli Cloud",
+    "Stark Motors",
+    "Wayne Jewelers",
+    "Tyrell Art",
+];
 const MALFORMED: [&str; 5] = ["not-json", "missing-ts", "negative-amount", "unknown-currency", "bad-ts"];
 
 /// The records, lazily.
@@ -65,7 +74,8 @@ fn one(rng: &mut ChaCha8Rng, o: &Options, i: u64) -> Generated {
         })
         .map_or(("USD", 1), |(c, _, p)| (*c, *p));
     // USD cents: everyday amounts log-uniform from 5.00 to 2,500.00; high-value 10,000.00 to 250,000.00.
-    let usd_cents: i64 = if high { rng.random_range(1_000_000..25_000_000) } else { (rng.random_range(500f64.ln()..250_000f64.ln())).exp() as i64 };
+    let usd_cents: i64 =
+        if high { rng.random_range(1_000_000..25_000_000) } else { (rng.random_range(500f64.ln()..250_000f64.ln())).exp() as i64 };
     let amount = if per_usd == 1 { Decimal::new(usd_cents, 2) } else { Decimal::new(usd_cents * per_usd / 100, 0) };
     let ts = o.start + Duration::milliseconds(o.spacing_ms * i as i64 + rng.random_range(0..o.spacing_ms.max(1)));
     let mut v = serde_json::json!({

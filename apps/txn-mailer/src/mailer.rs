@@ -59,7 +59,10 @@ fn mailbox(address: &str) -> Result<Mailbox, MailError> {
 impl Mailer {
     /// Over SMTP, e.g. `smtp://localhost:1025` (lettre's URL syntax; `smtps://` and `?tls=required` for TLS).
     pub fn smtp(url: &str, from: &str) -> Result<Self, MailError> {
-        let transport = SmtpTransport::from_url(url).map_err(|e| MailError::Config(format!("{url}: {e}")))?.timeout(Some(Duration::from_secs(10))).build();
+        let transport = SmtpTransport::from_url(url)
+            .map_err(|e| MailError::Config(format!("{url}: {e}")))?
+            .timeout(Some(Duration::from_secs(10)))
+            .build();
         Ok(Mailer { transport: Transport_::Smtp(transport), from: mailbox(from)? })
     }
 

@@ -31,8 +31,8 @@ use crate::mailer::{MailError, Mailer};
 use crate::model::{Alert, Stats, Transaction};
 use crate::money::{FxRates, Money};
 use chrono::Utc;
-use serde::{Deserialize, Serialize};
 use rust_decimal::Decimal;
+use serde::{Deserialize, Serialize};
 use std::ops::Bound;
 use std::sync::Arc;
 use streamcore::codec::Json;
@@ -87,7 +87,8 @@ fn validate(fx: &FxRates, default_rep: Option<&str>, txn: Transaction) -> Result
     if txn.amount <= Decimal::ZERO {
         return Err(ProcessError::Invalid(format!("amount must be positive, got {}", txn.amount)));
     }
-    let amount_usd = fx.to_usd(txn.amount, &txn.currency).ok_or_else(|| ProcessError::Invalid(format!("unknown currency {:?}", txn.currency)))?;
+    let amount_usd =
+        fx.to_usd(txn.amount, &txn.currency).ok_or_else(|| ProcessError::Invalid(format!("unknown currency {:?}", txn.currency)))?;
     let sales_rep = txn
         .sales_rep
         .clone()
@@ -167,10 +168,11 @@ pub fn build_topology(settings: &Settings, mailer: Arc<Mailer>) -> Result<Topolo
     b.source(&settings.input_topic, Json::<Transaction>::new(), |t: &Transaction| EventTime::payload(&t.ts))
         .try_map_values("validate", move |t| validate(&fx, default_rep.as_deref(), t))
         .repartition("by-txn-id", |r: &Record<Priced>| Some(r.value.txn.txn_id.clone()))
-        .process("notify", &[StoreSpec::persistent(SENT_STORE), StoreSpec::persistent(RECENT_STORE), StoreSpec::persistent(STATS_STORE)], move || Notify {
-            threshold_usd,
-            mailer: mailer.clone(),
-        })
+        .process(
+            "notify",
+            &[StoreSpec::persistent(SENT_STORE), StoreSpec::persistent(RECENT_STORE), StoreSpec::persistent(STATS_STORE)],
+            move || Notify { threshold_usd, mailer: mailer.clone() },
+        )
         .to("alerts-sink", &settings.alerts_topic, Json::new(), |r: &Record<Alert>| Some(r.value.account_id.clone()));
     b.build()
 }

@@ -26,7 +26,10 @@ fn emails_audit_records_dead_letters_and_http_are_exactly_as_expected() {
     let id = |s: &str| format!("{p}{s}");
     let mut no_rep: serde_json::Value = serde_json::from_slice(&txn(&id("norep"), "15000", "USD").1).expect("json");
     no_rep.as_object_mut().expect("object").remove("sales_rep");
-    let number = format!(r#"{{"txn_id":"{}","account_id":"acc-7","amount":12000.50,"currency":"USD","merchant":"M","ts":"2026-11-24T14:30:00Z","sales_rep":"kim@example.com"}}"#, id("num"));
+    let number = format!(
+        r#"{{"txn_id":"{}","account_id":"acc-7","amount":12000.50,"currency":"USD","merchant":"M","ts":"2026-11-24T14:30:00Z","sales_rep":"kim@example.com"}}"#,
+        id("num")
+    );
     // Dated years ahead: the broker rejects record timestamps over an hour in the future, so this must not stop
     // the service (outputs are stamped by the producer; event time stays in the payload).
     let mut future: serde_json::Value = serde_json::from_slice(&txn(&id("future"), "11000", "USD").1).expect("json");
@@ -47,7 +50,11 @@ fn emails_audit_records_dead_letters_and_http_are_exactly_as_expected() {
         (Some("acc-7".into()), b"definitely not json".to_vec()),
         txn(&id("neg"), "-10.00", "USD"),
         txn(&id("xyz"), "50000", "XYZ"),
-        (None, format!(r#"{{"txn_id":"{}","account_id":"a","amount":"1","currency":"USD","merchant":"M","ts":"noon"}}"#, id("badts")).into_bytes()),
+        (
+            None,
+            format!(r#"{{"txn_id":"{}","account_id":"a","amount":"1","currency":"USD","merchant":"M","ts":"noon"}}"#, id("badts"))
+                .into_bytes(),
+        ),
     ];
     produce(&bs, &input, &records);
     let mailer = Mailer::start(&MailerArgs { app: &app, input: &input, alerts: &alerts, smtp_url: &smtp_url, state: state.path() });
@@ -79,7 +86,12 @@ fn emails_audit_records_dead_letters_and_http_are_exactly_as_expected() {
     let ours: Vec<_> = dlq.iter().filter(|r| r.headers.get("source.topic") == Some(&input)).collect();
     assert_eq!(ours.len(), 4, "four bad records dead-lettered: {ours:?}");
     let reasons: BTreeSet<String> = ours.iter().map(|r| r.headers["error"].split(':').next().unwrap_or_default().to_owned()).collect();
-    assert!(reasons.contains("not JSON") && reasons.contains("unknown currency \"XYZ\"") && reasons.contains("amount must be positive, got -10.00"), "{reasons:?}");
+    assert!(
+        reasons.contains("not JSON")
+            && reasons.contains("unknown currency \"XYZ\"")
+            && reasons.contains("amount must be positive, got -10.00"),
+        "{reasons:?}"
+    );
     assert!(ours.iter().any(|r| r.value.as_deref() == Some(&b"definitely not json"[..]) && r.key.as_deref() == Some("acc-7")));
 
     // HTTP, from local state.
@@ -101,7 +113,8 @@ fn emails_audit_records_dead_letters_and_http_are_exactly_as_expected() {
 
 /// The expected high-value transactions of a generated stream, computed independently of the service.
 fn oracle(opts: &Options) -> BTreeSet<String> {
-    let rates: BTreeMap<&str, Decimal> = [("USD", "1"), ("EUR", "1.08"), ("GBP", "1.27")].iter().map(|(c, r)| (*c, r.parse().expect("rate"))).collect();
+    let rates: BTreeMap<&str, Decimal> =
+        [("USD", "1"), ("EUR", "1.08"), ("GBP", "1.27")].iter().map(|(c, r)| (*c, r.parse().expect("rate"))).collect();
     generate(opts)
         .filter_map(|g| {
             let v: serde_json::Value = serde_json::from_slice(&g.value).ok()?;
@@ -170,7 +183,11 @@ fn smtp_outage_delays_emails_and_a_crash_during_it_loses_and_duplicates_none() {
         std::thread::sleep(Duration::from_millis(100));
     }
     assert!(mailer.metric("streamcore_retries_total") >= 2.0, "the mailer noticed the outage and is retrying");
-    assert_eq!(mailer.wait_json("/stats", |s| s["alerted"].as_u64() == Some(10))["alerted"].as_u64(), Some(10), "no alert counted as sent during the outage");
+    assert_eq!(
+        mailer.wait_json("/stats", |s| s["alerted"].as_u64() == Some(10))["alerted"].as_u64(),
+        Some(10),
+        "no alert counted as sent during the outage"
+    );
     smtp.restart();
     let mails = wait_emails(&smtp.maildir(), &p, 20, WAIT);
     assert_eq!(mails.len(), 20, "every email arrives once the server is back");

@@ -72,7 +72,8 @@ fn threshold_is_inclusive_and_converted_exactly() {
     let mail = f.emails().into_iter().find(|m| m.contains("eur-above")).expect("mail for eur-above");
     assert!(mail.contains("Subject: High-value transaction eur-above: 9259.26 EUR"), "{mail}");
     assert!(mail.contains("To: kim@example.com"));
-    for part in ["Account:     acc-42", "Merchant:    Acme Travel", "Amount USD:  10000.0008", "Event time:  2026-11-24T14:30:00.250+00:00"] {
+    for part in ["Account:     acc-42", "Merchant:    Acme Travel", "Amount USD:  10000.0008", "Event time:  2026-11-24T14:30:00.250+00:00"]
+    {
         assert!(mail.contains(part), "missing {part:?} in\n{mail}");
     }
     let stats: Stats = f.driver.store(STATS_STORE, 0).expect("store").get_json("stats").expect("read").expect("stats");
@@ -126,7 +127,8 @@ fn bad_input_goes_to_the_dead_letter_topic_and_the_rest_keeps_flowing() {
     let dlq = f.driver.read_output("txn-mailer.dlq");
     assert_eq!(dlq.len(), cases.len());
     for (record, (bytes, reason)) in dlq.iter().zip(&cases) {
-        let error = record.headers.iter().find(|(k, _)| k == "error").map(|(_, v)| String::from_utf8_lossy(v).into_owned()).expect("error header");
+        let error =
+            record.headers.iter().find(|(k, _)| k == "error").map(|(_, v)| String::from_utf8_lossy(v).into_owned()).expect("error header");
         assert!(error.contains(reason), "expected {reason:?} in {error:?}");
         assert_eq!(record.value.as_ref(), Some(bytes), "original value kept");
         assert_eq!(record.key.as_deref(), Some(&b"acc-42"[..]), "original key kept");
@@ -179,11 +181,18 @@ fn copies_of_one_transaction_on_different_partitions_meet_after_repartitioning()
     d.pipe_with("transactions", 0, Some("acc-42"), Some(&bytes), CreateTime(0)).expect("pipe");
     d.pipe_with("transactions", 3, None, Some(&bytes), CreateTime(0)).expect("pipe");
     d.pipe_with("transactions", 2, Some("t-everywhere"), Some(&bytes), CreateTime(0)).expect("pipe");
-    let mails = std::fs::read_dir(outbox.path()).expect("outbox").filter_map(Result::ok).filter(|e| e.path().extension().is_some_and(|x| x == "eml")).count();
+    let mails = std::fs::read_dir(outbox.path())
+        .expect("outbox")
+        .filter_map(Result::ok)
+        .filter(|e| e.path().extension().is_some_and(|x| x == "eml"))
+        .count();
     assert_eq!(mails, 1, "one email, wherever the copies arrived");
     let alerts = d.read_output("high-value-alerts");
     assert_eq!(alerts.len(), 3, "each copy is audited");
     assert!(alerts.iter().all(|a| a.key.as_deref() == Some(&b"acc-42"[..])), "audit records keyed by account");
     let p = streamcore::partition::partition_for(b"t-everywhere", 4);
-    assert!(d.store("sent-txns", p).expect("task").get_json::<Alert>("t-everywhere").expect("read").is_some(), "the dedupe entry lives in the txn_id's partition {p}");
+    assert!(
+        d.store("sent-txns", p).expect("task").get_json::<Alert>("t-everywhere").expect("read").is_some(),
+        "the dedupe entry lives in the txn_id's partition {p}"
+    );
 }

@@ -97,7 +97,9 @@ pub fn parse_kafka_properties(s: &str) -> Result<Vec<(String, String)>, String> 
     s.split([',', '\n'])
         .map(str::trim)
         .filter(|p| !p.is_empty())
-        .map(|p| p.split_once('=').map(|(k, v)| (k.trim().to_owned(), v.trim().to_owned())).ok_or_else(|| format!("{p:?} is not key=value")))
+        .map(|p| {
+            p.split_once('=').map(|(k, v)| (k.trim().to_owned(), v.trim().to_owned())).ok_or_else(|| format!("{p:?} is not key=value"))
+        })
         .collect()
 }
 
@@ -130,7 +132,14 @@ impl Runtime {
     /// Prepare `topology` to run with `config`, registering the engine's metrics in `registry`.
     pub fn new(topology: Topology, config: StreamsConfig, registry: &prometheus::Registry) -> Result<Self, StreamError> {
         let metrics = Metrics::new(registry).map_err(|e| StreamError::Config(format!("metrics: {e}")))?;
-        Ok(Runtime { config, topology: Arc::new(topology), metrics, status: RuntimeStatus::default(), stores: StoreRegistry::default(), shutdown: Shutdown::default() })
+        Ok(Runtime {
+            config,
+            topology: Arc::new(topology),
+            metrics,
+            status: RuntimeStatus::default(),
+            stores: StoreRegistry::default(),
+            shutdown: Shutdown::default(),
+        })
     }
 
     /// Lifecycle, for `/readyz`.
@@ -178,7 +187,11 @@ impl Runtime {
 
         let changelogs: Vec<String> = self.topology.stores().iter().map(|s| s.changelog_topic(app)).collect();
         let mut producer_cfg = ClientConfig::new();
-        producer_cfg.set("bootstrap.servers", &cfg.bootstrap).set("enable.idempotence", "true").set("partitioner", "murmur2_random").set("linger.ms", "5");
+        producer_cfg
+            .set("bootstrap.servers", &cfg.bootstrap)
+            .set("enable.idempotence", "true")
+            .set("partitioner", "murmur2_random")
+            .set("linger.ms", "5");
         let mut consumer_cfg = ClientConfig::new();
         consumer_cfg
             .set("bootstrap.servers", &cfg.bootstrap)
@@ -201,8 +214,9 @@ impl Runtime {
             consumer_cfg.set(k, v);
             restore_cfg.set(k, v);
         }
-        let producer: BaseProducer<DeliveryTracker> =
-            producer_cfg.create_with_context(DeliveryTracker::new(changelogs.clone())).map_err(StreamError::kafka("creating the producer"))?;
+        let producer: BaseProducer<DeliveryTracker> = producer_cfg
+            .create_with_context(DeliveryTracker::new(changelogs.clone()))
+            .map_err(StreamError::kafka("creating the producer"))?;
         let restore_consumer: BaseConsumer = restore_cfg.create().map_err(StreamError::kafka("creating the restore consumer"))?;
         let mut outputs: Vec<String> = changelogs.clone();
         outputs.extend(self.topology.sink_topics().iter().map(|t| t.to_string()));
@@ -220,8 +234,9 @@ impl Runtime {
             restore_consumer,
             state: Mutex::new(EngineState::default()),
         });
-        let consumer: BaseConsumer<StreamContext> =
-            consumer_cfg.create_with_context(StreamContext { engine: engine.clone() }).map_err(StreamError::kafka("creating the consumer"))?;
+        let consumer: BaseConsumer<StreamContext> = consumer_cfg
+            .create_with_context(StreamContext { engine: engine.clone() })
+            .map_err(StreamError::kafka("creating the consumer"))?;
         consumer.subscribe(&sources).map_err(StreamError::kafka("subscribing"))?;
 
         let mut last_commit = Instant::now();
@@ -267,8 +282,12 @@ impl Runtime {
             1 => counts.into_iter().next().unwrap_or(1),
             _ => return Err(StreamError::Config(format!("source topics {sources:?} are not co-partitioned (partition counts differ)"))),
         };
-        let mut wanted: Vec<topics::WantedTopic> =
-            self.topology.stores().iter().map(|s| topics::WantedTopic { name: s.changelog_topic(self.topology.name()), compacted: true }).collect();
+        let mut wanted: Vec<topics::WantedTopic> = self
+            .topology
+            .stores()
+            .iter()
+            .map(|s| topics::WantedTopic { name: s.changelog_topic(self.topology.name()), compacted: true })
+            .collect();
         wanted.extend(self.topology.internal_topics().iter().map(|t| topics::WantedTopic { name: t.clone(), compacted: false }));
         wanted.push(topics::WantedTopic { name: self.config.dead_letter_topic(), compacted: false });
         wanted.extend(self.topology.sink_topics().into_iter().map(|t| topics::WantedTopic { name: t.to_owned(), compacted: false }));
@@ -520,7 +539,9 @@ impl Engine {
                 let backend = self.open_store(spec, partition)?;
                 match restore::restore(&self.restore_consumer, backend.as_ref(), &changelog, partition, &self.metrics)? {
                     restore::Restored::Records(_) => Ok(backend),
-                    restore::Restored::StaleCheckpoint { .. } => Err(StreamError::Config(format!("{changelog}[{partition}] moved while restoring"))),
+                    restore::Restored::StaleCheckpoint { .. } => {
+                        Err(StreamError::Config(format!("{changelog}[{partition}] moved while restoring")))
+                    }
                 }
             }
         }

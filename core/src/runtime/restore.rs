@@ -42,7 +42,13 @@ pub(crate) enum Restored {
 }
 
 /// Replays `topic`/`partition` into `store` from its checkpoint to the current end.
-pub(crate) fn restore(consumer: &BaseConsumer, store: &dyn KeyValueStore, topic: &str, partition: i32, metrics: &Metrics) -> Result<Restored, StreamError> {
+pub(crate) fn restore(
+    consumer: &BaseConsumer,
+    store: &dyn KeyValueStore,
+    topic: &str,
+    partition: i32,
+    metrics: &Metrics,
+) -> Result<Restored, StreamError> {
     let (low, high) = watermarks(consumer, topic, partition)?;
     let checkpoint = store.checkpoint()?;
     if let Some(cp) = checkpoint.filter(|cp| *cp > high) {

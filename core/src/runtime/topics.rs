@@ -24,7 +24,12 @@ pub(crate) fn partition_counts(consumer: &BaseConsumer, timeout: Duration) -> Re
 }
 
 /// Create the wanted topics that do not exist yet, with `partitions` partitions; check the ones that do.
-pub(crate) fn ensure(client: &ClientConfig, existing: &BTreeMap<String, i32>, wanted: &[WantedTopic], partitions: i32) -> Result<(), StreamError> {
+pub(crate) fn ensure(
+    client: &ClientConfig,
+    existing: &BTreeMap<String, i32>,
+    wanted: &[WantedTopic],
+    partitions: i32,
+) -> Result<(), StreamError> {
     let mut missing = Vec::new();
     for w in wanted {
         match existing.get(&w.name) {
@@ -43,10 +48,17 @@ pub(crate) fn ensure(client: &ClientConfig, existing: &BTreeMap<String, i32>, wa
         .iter()
         .map(|w| {
             let t = NewTopic::new(&w.name, partitions, TopicReplication::Fixed(-1));
-            if w.compacted { t.set("cleanup.policy", "compact") } else { t }
+            if w.compacted {
+                t.set("cleanup.policy", "compact")
+            } else {
+                t
+            }
         })
         .collect();
-    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().map_err(|e| StreamError::Config(format!("admin runtime: {e}")))?;
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| StreamError::Config(format!("admin runtime: {e}")))?;
     let opts = AdminOptions::new().operation_timeout(Some(Duration::from_secs(30)));
     let results = rt.block_on(admin.create_topics(&topics, &opts)).map_err(StreamError::kafka("creating topics"))?;
     for r in results {
@@ -67,7 +79,11 @@ fn wait_for_leaders<'a>(client: &ClientConfig, topics: impl Iterator<Item = &'a 
     for topic in topics {
         loop {
             let ready = probe.fetch_metadata(Some(topic), Duration::from_secs(5)).ok().is_some_and(|md| {
-                md.topics().iter().any(|t| t.error().is_none() && !t.partitions().is_empty() && t.partitions().iter().all(|p| p.leader() >= 0 && p.error().is_none()))
+                md.topics().iter().any(|t| {
+                    t.error().is_none()
+                        && !t.partitions().is_empty()
+                        && t.partitions().iter().all(|p| p.leader() >= 0 && p.error().is_none())
+                })
             });
             if ready {
                 break;

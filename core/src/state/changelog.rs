@@ -79,16 +79,20 @@ impl LoggedStore {
 
     /// Read a JSON value stored under a string key.
     pub fn get_json<T: serde::de::DeserializeOwned>(&self, key: &str) -> Result<Option<T>, StoreError> {
-        self.get(key.as_bytes())?
-            .map(|b| serde_json::from_slice(&b))
-            .transpose()
-            .map_err(|e| StoreError::Codec { store: self.name().to_owned(), key: key.to_owned(), reason: e.to_string() })
+        self.get(key.as_bytes())?.map(|b| serde_json::from_slice(&b)).transpose().map_err(|e| StoreError::Codec {
+            store: self.name().to_owned(),
+            key: key.to_owned(),
+            reason: e.to_string(),
+        })
     }
 
     /// Write a JSON value under a string key.
     pub fn put_json<T: serde::Serialize>(&mut self, key: &str, value: &T) -> Result<(), StoreError> {
-        let bytes = serde_json::to_vec(value)
-            .map_err(|e| StoreError::Codec { store: self.name().to_owned(), key: key.to_owned(), reason: e.to_string() })?;
+        let bytes = serde_json::to_vec(value).map_err(|e| StoreError::Codec {
+            store: self.name().to_owned(),
+            key: key.to_owned(),
+            reason: e.to_string(),
+        })?;
         self.put(key.as_bytes().to_vec(), bytes);
         Ok(())
     }

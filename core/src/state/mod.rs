@@ -89,7 +89,11 @@ impl WriteBatch {
         self.entries.iter().map(|(k, v)| (k.as_slice(), v.as_deref()))
     }
     /// Writes whose key is within the bounds, in key order.
-    pub fn range<'a>(&'a self, from: &Bound<Vec<u8>>, to: &Bound<Vec<u8>>) -> impl DoubleEndedIterator<Item = (&'a Vec<u8>, &'a Option<Vec<u8>>)> + 'a {
+    pub fn range<'a>(
+        &'a self,
+        from: &Bound<Vec<u8>>,
+        to: &Bound<Vec<u8>>,
+    ) -> impl DoubleEndedIterator<Item = (&'a Vec<u8>, &'a Option<Vec<u8>>)> + 'a {
         self.entries.range::<Vec<u8>, _>((from.clone(), to.clone()))
     }
     /// Number of distinct keys written.

@@ -34,7 +34,9 @@ pub fn create_topic(bootstrap: &str, name: &str, partitions: i32, compacted: boo
     let topic = NewTopic::new(name, partitions, TopicReplication::Fixed(1));
     let topic = if compacted { topic.set("cleanup.policy", "compact") } else { topic };
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
-    let res = rt.block_on(admin.create_topics(&[topic], &AdminOptions::new().operation_timeout(Some(Duration::from_secs(30))))).expect("create_topics");
+    let res = rt
+        .block_on(admin.create_topics(&[topic], &AdminOptions::new().operation_timeout(Some(Duration::from_secs(30)))))
+        .expect("create_topics");
     for r in res {
         r.unwrap_or_else(|(t, e)| panic!("creating {t}: {e}"));
     }

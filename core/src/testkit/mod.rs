@@ -56,8 +56,16 @@ impl TopologyTestDriver {
 
     /// Pipe one record into `topic`, partition `partition`, with a record timestamp; returns what became of it.
     /// Whatever it wrote to internal repartition topics is processed too, before this returns.
-    pub fn pipe_with(&mut self, topic: &str, partition: i32, key: Option<&str>, value: Option<&[u8]>, timestamp: RecordTimestamp) -> Result<Outcome, StreamError> {
-        let outcome = self.pipe_input(topic, partition, key.map(|k| k.as_bytes().to_vec()), value.map(<[u8]>::to_vec), timestamp, Vec::new())?;
+    pub fn pipe_with(
+        &mut self,
+        topic: &str,
+        partition: i32,
+        key: Option<&str>,
+        value: Option<&[u8]>,
+        timestamp: RecordTimestamp,
+    ) -> Result<Outcome, StreamError> {
+        let outcome =
+            self.pipe_input(topic, partition, key.map(|k| k.as_bytes().to_vec()), value.map(<[u8]>::to_vec), timestamp, Vec::new())?;
         // Feed repartitioned records back in, on the partition the real producer would choose, until none are left.
         let internal = self.topology.internal_topics().to_vec();
         while let Some(t) = internal.iter().find(|t| self.outputs.get(*t).is_some_and(|q| !q.is_empty())) {
@@ -71,7 +79,15 @@ impl TopologyTestDriver {
         Ok(outcome)
     }
 
-    fn pipe_input(&mut self, topic: &str, partition: i32, key: Option<Vec<u8>>, value: Option<Vec<u8>>, timestamp: RecordTimestamp, headers: Vec<(String, Vec<u8>)>) -> Result<Outcome, StreamError> {
+    fn pipe_input(
+        &mut self,
+        topic: &str,
+        partition: i32,
+        key: Option<Vec<u8>>,
+        value: Option<Vec<u8>>,
+        timestamp: RecordTimestamp,
+        headers: Vec<(String, Vec<u8>)>,
+    ) -> Result<Outcome, StreamError> {
         let offset = *self.next_offset.entry((topic.to_owned(), partition)).or_insert(0);
         let input = InputRecord { position: SourcePosition { topic: topic.to_owned(), partition, offset }, key, value, timestamp, headers };
         if !self.tasks.contains_key(&partition) {

@@ -113,12 +113,28 @@ struct Graph {
 }
 
 impl Graph {
-    fn add(&mut self, name: &str, kind: NodeKind, parent: Option<usize>, stores: Vec<String>, factory: NodeFactory, clone_output: Cloner) -> usize {
+    fn add(
+        &mut self,
+        name: &str,
+        kind: NodeKind,
+        parent: Option<usize>,
+        stores: Vec<String>,
+        factory: NodeFactory,
+        clone_output: Cloner,
+    ) -> usize {
         if self.nodes.iter().any(|n| n.name == name) {
             self.errors.push(format!("two nodes are named {name:?}"));
         }
         let id = self.nodes.len();
-        self.nodes.push(NodeSpec { name: name.to_owned(), kind, parents: parent.into_iter().collect(), children: Vec::new(), stores, factory, clone_output });
+        self.nodes.push(NodeSpec {
+            name: name.to_owned(),
+            kind,
+            parents: parent.into_iter().collect(),
+            children: Vec::new(),
+            stores,
+            factory,
+            clone_output,
+        });
         if let Some(p) = parent {
             self.nodes[p].children.push(id);
         }
@@ -403,15 +419,31 @@ where
             let value: V = serde_json::from_slice(bytes).map_err(|e| format!("repartitioned record does not decode: {e}"))?;
             // The event time and its kind travelled in headers.
             let header = |name: &str| input.headers.iter().find(|(k, _)| k == name).and_then(|(_, v)| std::str::from_utf8(v).ok());
-            let millis = header(EVENT_TIME_HEADER).and_then(|v| v.parse::<i64>().ok()).ok_or_else(|| "repartitioned record has no event time header".to_owned())?;
+            let millis = header(EVENT_TIME_HEADER)
+                .and_then(|v| v.parse::<i64>().ok())
+                .ok_or_else(|| "repartitioned record has no event time header".to_owned())?;
             let kind = header(TIME_KIND_HEADER).and_then(crate::time::TimestampKind::parse).unwrap_or(crate::time::TimestampKind::Payload);
             let time = crate::time::EventTime { millis, kind };
             Ok(Record { key, value: Box::new(value) as Value, time })
         });
         let mut g = self.graph.borrow_mut();
-        g.add(&format!("{name}-repartition-sink"), NodeKind::Sink { topic: topic.clone() }, Some(self.node), Vec::new(), sink, clone_as::<V>);
+        g.add(
+            &format!("{name}-repartition-sink"),
+            NodeKind::Sink { topic: topic.clone() },
+            Some(self.node),
+            Vec::new(),
+            sink,
+            clone_as::<V>,
+        );
         let forward: NodeFactory = Arc::new(|| Box::new(StatelessNode::forward_all()));
-        let node = g.add(&format!("{name}-repartition-source"), NodeKind::Source { topic: topic.clone() }, None, Vec::new(), forward, clone_as::<V>);
+        let node = g.add(
+            &format!("{name}-repartition-source"),
+            NodeKind::Source { topic: topic.clone() },
+            None,
+            Vec::new(),
+            forward,
+            clone_as::<V>,
+        );
         g.sources.push(SourceSpec { topic: topic.clone(), node, decode });
         g.internal.push(topic);
         Stream { graph: self.graph.clone(), node, _v: PhantomData }
