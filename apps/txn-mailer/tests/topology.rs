@@ -14,16 +14,21 @@ struct Fixture {
     outbox: tempfile::TempDir,
 }
 
-fn fixture() -> Fixture {
-    let outbox = tempfile::tempdir().expect("tempdir");
-    let settings = Settings {
+/// The contract's topics and a 10,000.00 USD threshold, with the given rates and default rep.
+fn settings(fx: &str, default_rep: Option<&str>) -> Settings {
+    Settings {
         application_id: "txn-mailer".into(),
         input_topic: "transactions".into(),
         alerts_topic: "high-value-alerts".into(),
         threshold: "10000.00 USD".parse().expect("threshold"),
-        fx: "EUR=1.08,JPY=0.0067".parse().expect("fx"),
-        default_rep: Some("desk@example.com".into()),
-    };
+        fx: fx.parse().expect("fx"),
+        default_rep: default_rep.map(str::to_owned),
+    }
+}
+
+fn fixture() -> Fixture {
+    let outbox = tempfile::tempdir().expect("tempdir");
+    let settings = settings("EUR=1.08,JPY=0.0067", Some("desk@example.com"));
     let mailer = Mailer::outbox(outbox.path(), "txn-mailer@example.com").expect("mailer");
     let driver = TopologyTestDriver::new(build_topology(&settings, Arc::new(mailer)).expect("topology"));
     Fixture { driver, outbox }
@@ -143,14 +148,7 @@ fn bad_input_goes_to_the_dead_letter_topic_and_the_rest_keeps_flowing() {
 fn topology_describes_itself() {
     let f = fixture();
     drop(f.driver);
-    let settings = Settings {
-        application_id: "txn-mailer".into(),
-        input_topic: "transactions".into(),
-        alerts_topic: "high-value-alerts".into(),
-        threshold: "10000 USD".parse().expect("threshold"),
-        fx: Default::default(),
-        default_rep: None,
-    };
+    let settings = settings("", None);
     let t = build_topology(&settings, Arc::new(Mailer::outbox(f.outbox.path(), "a@b.c").expect("mailer"))).expect("topology");
     let text = t.describe();
     assert!(text.contains("Source: transactions-source (topic: transactions)"), "{text}");
@@ -165,14 +163,7 @@ fn topology_describes_itself() {
 #[test]
 fn copies_of_one_transaction_on_different_partitions_meet_after_repartitioning() {
     let outbox = tempfile::tempdir().expect("tempdir");
-    let settings = Settings {
-        application_id: "txn-mailer".into(),
-        input_topic: "transactions".into(),
-        alerts_topic: "high-value-alerts".into(),
-        threshold: "10000.00 USD".parse().expect("threshold"),
-        fx: Default::default(),
-        default_rep: None,
-    };
+    let settings = settings("", None);
     let mailer = Mailer::outbox(outbox.path(), "txn-mailer@example.com").expect("mailer");
     let mut d = TopologyTestDriver::new(build_topology(&settings, Arc::new(mailer)).expect("topology")).with_partitions(4);
     let bytes = serde_json::to_vec(&txn("t-everywhere", json!("30000"), "USD")).expect("json");
