@@ -5,7 +5,7 @@
 //!
 //! *Stream time* is per task: the highest event time the task has seen. It never goes back; windows close by it.
 
-use chrono::{DateTime, TimeZone, Utc};
+use chrono::{DateTime, TimeZone};
 
 /// Which clock an [`EventTime`] was read from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -52,11 +52,6 @@ impl EventTime {
     /// An event time read from the payload.
     pub fn payload<Tz: TimeZone>(ts: &DateTime<Tz>) -> Self {
         EventTime { millis: ts.timestamp_millis(), kind: TimestampKind::Payload }
-    }
-
-    /// As a UTC date-time (out-of-range values clamp to the epoch rather than panic).
-    pub fn to_utc(self) -> DateTime<Utc> {
-        DateTime::from_timestamp_millis(self.millis).unwrap_or_default()
     }
 }
 

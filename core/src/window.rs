@@ -67,11 +67,6 @@ impl TimeWindows {
         Ok(TimeWindows { size_ms, advance_ms })
     }
 
-    /// Size in milliseconds.
-    pub fn size_ms(&self) -> i64 {
-        self.size_ms
-    }
-
     /// Every window containing `ts`, earliest first.
     pub fn windows_for(&self, ts: i64) -> impl Iterator<Item = Window> + use<> {
         let (size, advance) = (self.size_ms, self.advance_ms);

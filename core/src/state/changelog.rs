@@ -121,11 +121,6 @@ impl LoggedStore {
         self.pending = WriteBatch::default();
         Ok(())
     }
-
-    /// The backend, for queries and restore.
-    pub fn backend(&self) -> &Arc<dyn KeyValueStore> {
-        &self.inner
-    }
 }
 
 #[cfg(test)]
