@@ -158,10 +158,11 @@ fn plain_loop(bs: &str, input: &str, n: u64) -> anyhow::Result<f64> {
         loop {
             match producer.send(rec) {
                 Ok(()) => break,
-                Err((_, back)) => {
+                Err((rdkafka::error::KafkaError::MessageProduction(rdkafka::types::RDKafkaErrorCode::QueueFull), back)) => {
                     rec = back;
                     producer.poll(Duration::from_millis(10));
                 }
+                Err((e, _)) => return Err(e.into()),
             }
         }
         producer.poll(Duration::ZERO);

@@ -58,6 +58,7 @@ async fn main() -> anyhow::Result<()> {
         .init();
     let cli = Cli::parse();
     let state = tempfile_dir()?;
+    let topology = mailer_topology(&state)?;
 
     // The mock cluster lives as long as this binding: the whole run.
     let mock;
@@ -70,7 +71,7 @@ async fn main() -> anyhow::Result<()> {
             mock = MockCluster::new(1)?;
             println!("demo: IN-MEMORY MODE: librdkafka's mock cluster, inside this process; all data is lost on exit.");
             println!("      (a real broker: --bootstrap HOST:PORT)");
-            create_topics(&mock, &state)?;
+            create_topics(&mock, &topology)?;
             mock.bootstrap_servers()
         }
     };
@@ -124,11 +125,10 @@ async fn main() -> anyhow::Result<()> {
 
     if cli.exit_when_done {
         let sent = produced.await??;
-        // Both stages: the input, and the repartition topic between validation and notification.
+        // Every stage: the input, and the repartition topic between validation and notification.
+        let sources: Vec<String> = topology.source_topics().iter().map(|t| t.to_string()).collect();
         let caught_up = tokio::task::spawn_blocking(move || {
-            ["transactions", "txn-mailer-by-txn-id-repartition"]
-                .iter()
-                .all(|t| streamcore::testkit::kafka::wait_caught_up(&bootstrap, "txn-mailer", t, Duration::from_secs(300)))
+            sources.iter().all(|t| streamcore::testkit::kafka::wait_caught_up(&bootstrap, "txn-mailer", t, Duration::from_secs(300)))
         })
         .await?;
         anyhow::ensure!(caught_up, "txn-mailer did not process all {sent} transactions");
@@ -156,9 +156,8 @@ fn tempfile_dir() -> anyhow::Result<PathBuf> {
     Ok(dir)
 }
 
-/// The mock cluster does not implement CreateTopics: create every topic the mailer needs through its own API,
-/// taking the internal topics from the topology itself so the list cannot drift.
-fn create_topics(mock: &MockCluster<'static, rdkafka::producer::DefaultProducerContext>, state: &std::path::Path) -> anyhow::Result<()> {
+/// The mailer's topology as the demo runs it, to read its topics from (the mock cluster needs them created).
+fn mailer_topology(state: &std::path::Path) -> anyhow::Result<streamcore::Topology> {
     let settings = txn_mailer::topology::Settings {
         application_id: "txn-mailer".into(),
         input_topic: "transactions".into(),
@@ -168,13 +167,18 @@ fn create_topics(mock: &MockCluster<'static, rdkafka::producer::DefaultProducerC
         default_rep: None,
     };
     let probe_outbox = state.join("probe");
-    let topology =
-        txn_mailer::topology::build_topology(&settings, Arc::new(txn_mailer::mailer::Mailer::outbox(&probe_outbox, "demo@localhost")?))?;
-    let mut topics: Vec<String> =
-        topology.external_source_topics().iter().chain(topology.sink_topics().iter()).map(|t| t.to_string()).collect();
-    topics.extend(topology.stores().iter().map(|s| s.changelog_topic(topology.name())));
-    topics.extend(topology.internal_topics().iter().cloned());
-    topics.push(format!("{}.dlq", topology.name()));
+    Ok(txn_mailer::topology::build_topology(&settings, Arc::new(txn_mailer::mailer::Mailer::outbox(&probe_outbox, "demo@localhost")?))?)
+}
+
+/// The mock cluster does not implement CreateTopics: create every topic the mailer needs through its own API,
+/// from the same list the runtime would create, so the two cannot drift.
+fn create_topics(
+    mock: &MockCluster<'static, rdkafka::producer::DefaultProducerContext>,
+    topology: &streamcore::Topology,
+) -> anyhow::Result<()> {
+    let service = streamcore::StreamsConfig::new("txn-mailer", "");
+    let mut topics: Vec<String> = topology.external_source_topics().iter().map(|t| t.to_string()).collect();
+    topics.extend(streamcore::runtime::topics_to_create(topology, &service).into_iter().map(|t| t.name));
     topics.sort();
     topics.dedup();
     for t in &topics {

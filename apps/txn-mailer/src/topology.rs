@@ -46,6 +46,8 @@ pub const SENT_STORE: &str = "sent-txns";
 pub const RECENT_STORE: &str = "recent-alerts";
 /// Store: `stats` -> this partition's [`Stats`].
 pub const STATS_STORE: &str = "mailer-stats";
+/// The repartitioning by `txn_id`: its topic is `<application-id>-by-txn-id-repartition`.
+pub const BY_TXN_ID: &str = "by-txn-id";
 /// Recent alerts kept per partition for `/alerts/recent`.
 pub const RECENT_KEPT: u64 = 1000;
 const STATS_KEY: &str = "stats";
@@ -167,7 +169,7 @@ pub fn build_topology(settings: &Settings, mailer: Arc<Mailer>) -> Result<Topolo
     let default_rep = settings.default_rep.clone();
     b.source(&settings.input_topic, Json::<Transaction>::new(), |t: &Transaction| EventTime::payload(&t.ts))
         .try_map_values("validate", move |t| validate(&fx, default_rep.as_deref(), t))
-        .repartition("by-txn-id", |r: &Record<Priced>| Some(r.value.txn.txn_id.clone()))
+        .repartition(BY_TXN_ID, |r: &Record<Priced>| Some(r.value.txn.txn_id.clone()))
         .process(
             "notify",
             &[StoreSpec::persistent(SENT_STORE), StoreSpec::persistent(RECENT_STORE), StoreSpec::persistent(STATS_STORE)],

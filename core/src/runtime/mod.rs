@@ -19,6 +19,8 @@ mod restore;
 pub mod status;
 mod topics;
 
+pub use topics::{topics_to_create, TopicSpec};
+
 pub use status::{Phase, RuntimeStatus};
 
 use crate::error::StreamError;
@@ -214,14 +216,10 @@ impl Runtime {
             consumer_cfg.set(k, v);
             restore_cfg.set(k, v);
         }
-        let producer: BaseProducer<DeliveryTracker> = producer_cfg
-            .create_with_context(DeliveryTracker::new(changelogs.clone()))
-            .map_err(StreamError::kafka("creating the producer"))?;
+        let producer: BaseProducer<DeliveryTracker> =
+            producer_cfg.create_with_context(DeliveryTracker::new(changelogs)).map_err(StreamError::kafka("creating the producer"))?;
         let restore_consumer: BaseConsumer = restore_cfg.create().map_err(StreamError::kafka("creating the restore consumer"))?;
-        let mut outputs: Vec<String> = changelogs.clone();
-        outputs.extend(self.topology.sink_topics().iter().map(|t| t.to_string()));
-        outputs.extend(self.topology.internal_topics().iter().cloned());
-        outputs.push(cfg.dead_letter_topic());
+        let outputs = topics_to_create(&self.topology, cfg).into_iter().map(|t| t.name);
         let engine = Arc::new(Engine {
             config: cfg.clone(),
             topology: self.topology.clone(),
@@ -282,15 +280,7 @@ impl Runtime {
             1 => counts.into_iter().next().unwrap_or(1),
             _ => return Err(StreamError::Config(format!("source topics {sources:?} are not co-partitioned (partition counts differ)"))),
         };
-        let mut wanted: Vec<topics::WantedTopic> = self
-            .topology
-            .stores()
-            .iter()
-            .map(|s| topics::WantedTopic { name: s.changelog_topic(self.topology.name()), compacted: true })
-            .collect();
-        wanted.extend(self.topology.internal_topics().iter().map(|t| topics::WantedTopic { name: t.clone(), compacted: false }));
-        wanted.push(topics::WantedTopic { name: self.config.dead_letter_topic(), compacted: false });
-        wanted.extend(self.topology.sink_topics().into_iter().map(|t| topics::WantedTopic { name: t.to_owned(), compacted: false }));
+        let wanted = topics_to_create(&self.topology, &self.config);
         topics::ensure(client, &existing, &wanted, partitions)?;
         Ok(partitions)
     }

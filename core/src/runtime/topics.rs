@@ -2,7 +2,9 @@
 //! input partition), the dead-letter topic and missing sink topics are created with explicit partition counts,
 //! never left to auto-creation (INVARIANTS 8).
 
+use super::StreamsConfig;
 use crate::error::StreamError;
+use crate::topology::Topology;
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::DefaultClientContext;
 use rdkafka::consumer::{BaseConsumer, Consumer};
@@ -11,10 +13,25 @@ use rdkafka::ClientConfig;
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
-/// A topic the runtime wants, and how.
-pub(crate) struct WantedTopic {
-    pub(crate) name: String,
-    pub(crate) compacted: bool,
+/// A topic the runtime writes and creates when missing.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TopicSpec {
+    /// Topic name.
+    pub name: String,
+    /// `cleanup.policy=compact` (changelogs) rather than delete.
+    pub compacted: bool,
+}
+
+/// Every topic a runtime for `topology` writes: changelogs (compacted), repartition topics, the dead-letter topic
+/// and the sink topics. The runtime creates the missing ones with the input's partition count; the demo creates
+/// them through the mock cluster's own API from this same list.
+pub fn topics_to_create(topology: &Topology, config: &StreamsConfig) -> Vec<TopicSpec> {
+    let spec = |name: String, compacted| TopicSpec { name, compacted };
+    let mut topics: Vec<TopicSpec> = topology.stores().iter().map(|s| spec(s.changelog_topic(topology.name()), true)).collect();
+    topics.extend(topology.internal_topics().iter().map(|t| spec(t.clone(), false)));
+    topics.push(spec(config.dead_letter_topic(), false));
+    topics.extend(topology.sink_topics().into_iter().map(|t| spec(t.to_owned(), false)));
+    topics
 }
 
 /// Partition counts of existing topics.
@@ -27,7 +44,7 @@ pub(crate) fn partition_counts(consumer: &BaseConsumer, timeout: Duration) -> Re
 pub(crate) fn ensure(
     client: &ClientConfig,
     existing: &BTreeMap<String, i32>,
-    wanted: &[WantedTopic],
+    wanted: &[TopicSpec],
     partitions: i32,
 ) -> Result<(), StreamError> {
     let mut missing = Vec::new();

@@ -142,6 +142,11 @@ impl Graph {
     }
 }
 
+/// The internal topic `Stream::repartition(name, ..)` writes through: `<application-id>-<name>-repartition`.
+pub fn repartition_topic(application_id: &str, name: &str) -> String {
+    format!("{application_id}-{name}-repartition")
+}
+
 /// A branch predicate.
 pub type Predicate<V> = Box<dyn Fn(&Record<V>) -> bool + Send + Sync>;
 
@@ -390,7 +395,7 @@ where
     where
         K: Fn(&Record<V>) -> Option<String> + Send + Sync + 'static,
     {
-        let topic = format!("{}-{name}-repartition", self.graph.borrow().name);
+        let topic = repartition_topic(&self.graph.borrow().name, name);
         let key = Arc::new(key);
         let sink_topic = topic.clone();
         let sink: NodeFactory = Arc::new(move || {

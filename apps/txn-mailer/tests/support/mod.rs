@@ -155,7 +155,7 @@ impl Mailer {
     /// Wait until both stages (input and repartition topic) are processed and committed.
     pub fn wait_caught_up(&self, input: &str) -> bool {
         let bs = bootstrap();
-        let repartition = format!("{}-by-txn-id-repartition", self.app);
+        let repartition = streamcore::topology::repartition_topic(&self.app, txn_mailer::topology::BY_TXN_ID);
         [input, repartition.as_str()].iter().all(|t| wait_caught_up(&bs, &self.app, t, Duration::from_secs(90)))
     }
 
