@@ -32,6 +32,12 @@ pub trait Processor: Send + 'static {
     /// Called for every record, in offset order within the task's partition.
     fn process(&mut self, record: Record<Self::In>, ctx: &mut ProcessorContext<'_, '_, Self::Out>) -> Result<(), ProcessError>;
 
+    /// Called on processing time, about once a second, whether or not records arrive (`ctx.wall_clock()` says
+    /// when): the place for work that must happen when input goes quiet, such as closing windows.
+    fn punctuate(&mut self, _ctx: &mut ProcessorContext<'_, '_, Self::Out>) -> Result<(), ProcessError> {
+        Ok(())
+    }
+
     /// Called when the task is closed (partition revoked, or shutdown), after its last commit.
     fn close(&mut self) {}
 }
@@ -40,9 +46,17 @@ pub trait Processor: Send + 'static {
 pub(crate) struct TaskState {
     pub(crate) partition: i32,
     pub(crate) stores: BTreeMap<String, LoggedStore>,
-    pub(crate) stream_time: StreamTime,
+    /// Stream time per sub-topology: a repartition topic starts a new sub-topology whose records (other keys, from
+    /// every input partition) must not move the time of the one that wrote them.
+    pub(crate) stream_time: Vec<StreamTime>,
+    /// The sub-topology of the node running now.
+    pub(crate) subtopology: usize,
+    /// Processing time now, in milliseconds since the epoch.
+    pub(crate) wall_ms: i64,
     pub(crate) outbox: Vec<OutgoingRecord>,
     pub(crate) position: SourcePosition,
+    /// `<service>.late`: records that arrived after their windows closed.
+    pub(crate) late_topic: String,
 }
 
 /// What a node emits: to all children (`None`) or to one (`Some(index)`, for `branch`).
@@ -101,9 +115,20 @@ impl<Out: Send + 'static> ProcessorContext<'_, '_, Out> {
         self.node.state.stores.get_mut(name).ok_or_else(|| StoreError::Unknown(name.to_owned()))
     }
 
-    /// The task's stream time: the highest event time it has seen (milliseconds).
+    /// The task's stream time: the highest event time its sub-topology has seen (milliseconds).
     pub fn stream_time(&self) -> Option<i64> {
-        self.node.state.stream_time.millis()
+        self.node.state.stream_time.get(self.node.state.subtopology).and_then(|t| t.millis())
+    }
+
+    /// Processing time now (milliseconds since the epoch): the wall clock, or the test driver's clock.
+    pub fn wall_clock(&self) -> i64 {
+        self.node.state.wall_ms
+    }
+
+    /// Write a record that arrived after every window it belongs to had closed to `<service>.late`.
+    pub(crate) fn send_late(&mut self, mut record: OutgoingRecord) {
+        record.topic.clone_from(&self.node.state.late_topic);
+        self.node.state.outbox.push(record);
     }
 
     /// The input record being processed: topic, partition, offset.

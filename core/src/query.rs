@@ -54,14 +54,22 @@ impl StoreRegistry {
         })
     }
 
-    /// The `limit` largest keys of `store` across local partitions (largest first): "most recent" for time-ordered keys.
-    pub fn last(&self, store: &str, limit: usize) -> Result<Entries, StoreError> {
+    /// Up to `limit` committed entries of `store` with keys within the bounds, merged across local partitions, in order.
+    pub fn range(&self, store: &str, from: Bound<Vec<u8>>, to: Bound<Vec<u8>>, order: Order, limit: usize) -> Result<Entries, StoreError> {
         let mut all = Vec::new();
         for (_, s) in self.partitions(store) {
-            all.extend(s.range(Bound::Unbounded, Bound::Unbounded, Order::Descending, limit)?);
+            all.extend(s.range(from.clone(), to.clone(), order, limit)?);
         }
-        all.sort_by(|a, b| b.0.cmp(&a.0));
+        match order {
+            Order::Ascending => all.sort_by(|a, b| a.0.cmp(&b.0)),
+            Order::Descending => all.sort_by(|a, b| b.0.cmp(&a.0)),
+        }
         all.truncate(limit);
         Ok(all)
+    }
+
+    /// The `limit` largest keys of `store` across local partitions (largest first): "most recent" for time-ordered keys.
+    pub fn last(&self, store: &str, limit: usize) -> Result<Entries, StoreError> {
+        self.range(store, Bound::Unbounded, Bound::Unbounded, Order::Descending, limit)
     }
 }

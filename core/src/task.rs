@@ -6,7 +6,7 @@ use crate::error::{ProcessError, StreamError};
 use crate::processor::{Emit, NodeContext, RecordSink, TaskState, Value};
 use crate::record::{InputRecord, OutgoingRecord, Record, SourcePosition};
 use crate::state::{LoggedStore, StoreError};
-use crate::time::{StreamTime, TimestampMode};
+use crate::time::{Clock, StreamTime, TimestampMode};
 use crate::topology::nodes::Node;
 use crate::topology::Topology;
 use std::collections::BTreeMap;
@@ -23,13 +23,21 @@ pub enum Outcome {
     Retry(String),
 }
 
+/// What every task of a runtime shares: how to read time, and where dead and late records go.
+#[derive(Debug, Clone)]
+pub(crate) struct TaskConfig {
+    pub(crate) timestamp_mode: TimestampMode,
+    pub(crate) dead_letter_topic: String,
+    pub(crate) late_topic: String,
+    pub(crate) clock: Clock,
+}
+
 /// One task: one input partition's processors and state.
 pub(crate) struct Task {
     topology: Arc<Topology>,
     nodes: Vec<Box<dyn Node>>,
     state: TaskState,
-    timestamp_mode: TimestampMode,
-    dead_letter_topic: String,
+    config: TaskConfig,
     /// Per source topic, the next offset to commit (last processed + 1).
     consumed: BTreeMap<String, i64>,
 }
@@ -40,14 +48,23 @@ impl Task {
         topology: Arc<Topology>,
         partition: i32,
         stores: BTreeMap<String, LoggedStore>,
-        timestamp_mode: TimestampMode,
-        dead_letter_topic: String,
+        config: TaskConfig,
     ) -> Result<Self, StreamError> {
         let nodes: Vec<Box<dyn Node>> = topology.nodes.iter().map(|n| (n.factory)()).collect();
         let position = SourcePosition { topic: String::new(), partition, offset: -1 };
-        let state = TaskState { partition, stores, stream_time: StreamTime::default(), outbox: Vec::new(), position };
-        let mut task = Task { topology, nodes, state, timestamp_mode, dead_letter_topic, consumed: BTreeMap::new() };
+        let state = TaskState {
+            partition,
+            stores,
+            stream_time: vec![StreamTime::default(); topology.subtopologies],
+            subtopology: 0,
+            wall_ms: config.clock.now_ms(),
+            outbox: Vec::new(),
+            position,
+            late_topic: config.late_topic.clone(),
+        };
+        let mut task = Task { topology, nodes, state, config, consumed: BTreeMap::new() };
         for i in 0..task.nodes.len() {
+            task.state.subtopology = task.topology.nodes[i].subtopology;
             let mut emitted = Vec::new();
             let mut sink = InitSink;
             let mut ctx = NodeContext { state: &mut task.state, emitted: &mut emitted, sink: &mut sink };
@@ -68,10 +85,13 @@ impl Task {
         let Some(source) = topology.source_for(&input.position.topic) else {
             return Err(StreamError::Config(format!("no source reads topic {}", input.position.topic)));
         };
-        let outcome = match (source.decode)(input, self.timestamp_mode) {
+        self.state.wall_ms = self.config.clock.now_ms();
+        let outcome = match (source.decode)(input, self.config.timestamp_mode) {
             Err(reason) => Outcome::DeadLettered(reason),
             Ok(record) => {
-                self.state.stream_time.observe(record.time);
+                let subtopology = topology.nodes[source.node].subtopology;
+                self.state.subtopology = subtopology;
+                self.state.stream_time[subtopology].observe(record.time);
                 let result = self.run(source.node, record, sink);
                 // Always hand over what was written, so the changelog matches the pending batch exactly.
                 self.state.drain_into(sink)?;
@@ -85,7 +105,7 @@ impl Task {
             }
         };
         if let Outcome::DeadLettered(reason) = &outcome {
-            sink.send(dead_letter(input, reason, &self.dead_letter_topic))?;
+            sink.send(dead_letter(input, reason, &self.config.dead_letter_topic))?;
         }
         let next = input.position.offset + 1;
         match self.consumed.get_mut(&input.position.topic) {
@@ -97,12 +117,37 @@ impl Task {
         Ok(outcome)
     }
 
+    /// Give every node its processing-time hook (about once a second), then send what they produced.
+    pub(crate) fn punctuate(&mut self, sink: &mut dyn RecordSink) -> Result<(), StreamError> {
+        self.state.wall_ms = self.config.clock.now_ms();
+        for node in 0..self.nodes.len() {
+            self.state.subtopology = self.topology.nodes[node].subtopology;
+            let mut emitted: Vec<Emit> = Vec::new();
+            let result = {
+                let mut ctx = NodeContext { state: &mut self.state, emitted: &mut emitted, sink };
+                self.nodes[node].punctuate(&mut ctx)
+            };
+            let result = result.and_then(|()| self.route(node, emitted, sink));
+            self.state.drain_into(sink)?;
+            if let Err(e) = result {
+                let name = &self.topology.nodes[node].name;
+                return Err(StreamError::Process(format!("punctuation of {name}: {e}")));
+            }
+        }
+        Ok(())
+    }
+
     fn run(&mut self, node: usize, record: Record<Value>, sink: &mut dyn RecordSink) -> Result<(), ProcessError> {
         let mut emitted: Vec<Emit> = Vec::new();
         {
             let mut ctx = NodeContext { state: &mut self.state, emitted: &mut emitted, sink };
             self.nodes[node].process(record, &mut ctx)?;
         }
+        self.route(node, emitted, sink)
+    }
+
+    /// Pass what `node` emitted on to its children.
+    fn route(&mut self, node: usize, emitted: Vec<Emit>, sink: &mut dyn RecordSink) -> Result<(), ProcessError> {
         if emitted.is_empty() {
             return Ok(());
         }

@@ -3,7 +3,9 @@
 //! wall clock now). Results here are decided by event time, or by the record timestamp when a service is told so
 //! (`--timestamp record`); processing time decides nothing but retry backoffs and commit intervals.
 //!
-//! *Stream time* is per task: the highest event time the task has seen. It never goes back; windows close by it.
+//! *Stream time* is per task and sub-topology: the highest event time seen there. It never goes back; windows close
+//! by it. Processing time enters only through [`Clock`], for punctuation (closing windows of a partition that went
+//! quiet), and a test can drive that clock by hand.
 
 use chrono::{DateTime, TimeZone};
 
@@ -121,6 +123,26 @@ impl StreamTime {
     /// The current stream time in milliseconds, if any record has been seen.
     pub fn millis(self) -> Option<i64> {
         self.0
+    }
+}
+
+/// Processing time: the wall clock, or a hand-driven one in tests.
+#[derive(Debug, Clone, Default)]
+pub enum Clock {
+    /// The system clock.
+    #[default]
+    System,
+    /// A clock that moves only when told to (milliseconds since the epoch).
+    Manual(std::sync::Arc<std::sync::atomic::AtomicI64>),
+}
+
+impl Clock {
+    /// Now, in milliseconds since the epoch.
+    pub fn now_ms(&self) -> i64 {
+        match self {
+            Clock::System => chrono::Utc::now().timestamp_millis(),
+            Clock::Manual(t) => t.load(std::sync::atomic::Ordering::SeqCst),
+        }
     }
 }
 

@@ -30,8 +30,8 @@ use crate::record::{InputRecord, OutgoingRecord, SourcePosition};
 use crate::state::memory::MemoryStore;
 use crate::state::rocksdb::RocksDbStore;
 use crate::state::{Backend, KeyValueStore, LoggedStore};
-use crate::task::{Outcome, Task};
-use crate::time::TimestampMode;
+use crate::task::{Outcome, Task, TaskConfig};
+use crate::time::{Clock, TimestampMode};
 use crate::topology::Topology;
 use delivery::DeliveryTracker;
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance};
@@ -45,6 +45,9 @@ use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
+
+/// How often tasks get their processing-time hook ([`crate::Processor::punctuate`]).
+const PUNCTUATION_INTERVAL: Duration = Duration::from_secs(1);
 
 /// How to run a topology.
 #[derive(Debug, Clone)]
@@ -82,6 +85,20 @@ impl StreamsConfig {
     /// `<service>.dlq`.
     pub fn dead_letter_topic(&self) -> String {
         format!("{}.dlq", self.service)
+    }
+
+    /// `<service>.late`: records that arrived after their windows closed.
+    pub fn late_topic(&self) -> String {
+        format!("{}.late", self.service)
+    }
+
+    fn task_config(&self) -> TaskConfig {
+        TaskConfig {
+            timestamp_mode: self.timestamp_mode,
+            dead_letter_topic: self.dead_letter_topic(),
+            late_topic: self.late_topic(),
+            clock: Clock::System,
+        }
     }
 
     fn client_config(&self) -> ClientConfig {
@@ -238,6 +255,7 @@ impl Runtime {
         consumer.subscribe(&sources).map_err(StreamError::kafka("subscribing"))?;
 
         let mut last_commit = Instant::now();
+        let mut last_punctuation = Instant::now();
         while !self.shutdown.is_triggered() {
             if let Some(e) = engine.take_fatal() {
                 return Err(e);
@@ -253,6 +271,10 @@ impl Runtime {
             }
             engine.producer.poll(Duration::ZERO);
             engine.retry_due(&consumer)?;
+            if last_punctuation.elapsed() >= PUNCTUATION_INTERVAL {
+                engine.punctuate()?;
+                last_punctuation = Instant::now();
+            }
             if last_commit.elapsed() >= cfg.commit_interval {
                 engine.commit(&consumer, None)?;
                 last_commit = Instant::now();
@@ -428,6 +450,15 @@ impl Engine {
         Ok(())
     }
 
+    /// Processing-time hooks of every task that is not waiting on a retry (its state must not move meanwhile).
+    fn punctuate(&self) -> Result<(), StreamError> {
+        let mut guard = self.lock();
+        for slot in guard.tasks.values_mut().filter(|s| s.pending.is_none()) {
+            slot.task.punctuate(&mut ProducerSink(self))?;
+        }
+        Ok(())
+    }
+
     fn send(&self, r: OutgoingRecord) -> Result<(), StreamError> {
         let mut record: BaseRecord<'_, [u8], [u8]> = BaseRecord::to(&r.topic);
         if let Some(k) = &r.key {
@@ -551,7 +582,7 @@ impl Engine {
                 self.stores.register(p, backend.clone());
                 stores.insert(spec.name.clone(), LoggedStore::new(backend, changelog, p));
             }
-            let task = Task::new(self.topology.clone(), p, stores, self.config.timestamp_mode, self.config.dead_letter_topic())?;
+            let task = Task::new(self.topology.clone(), p, stores, self.config.task_config())?;
             tracing::info!(partition = p, "task created");
             self.lock().tasks.insert(p, Slot { task, pending: None, backlog: VecDeque::new(), paused: false });
         }

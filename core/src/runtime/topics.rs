@@ -22,14 +22,17 @@ pub struct TopicSpec {
     pub compacted: bool,
 }
 
-/// Every topic a runtime for `topology` writes: changelogs (compacted), repartition topics, the dead-letter topic
-/// and the sink topics. The runtime creates the missing ones with the input's partition count; the demo creates
+/// Every topic a runtime for `topology` writes: changelogs (compacted), repartition topics, the dead-letter topic,
+/// the late-record topic (when it has windows) and the sink topics. The runtime creates the missing ones with the input's partition count; the demo creates
 /// them through the mock cluster's own API from this same list.
 pub fn topics_to_create(topology: &Topology, config: &StreamsConfig) -> Vec<TopicSpec> {
     let spec = |name: String, compacted| TopicSpec { name, compacted };
     let mut topics: Vec<TopicSpec> = topology.stores().iter().map(|s| spec(s.changelog_topic(topology.name()), true)).collect();
     topics.extend(topology.internal_topics().iter().map(|t| spec(t.clone(), false)));
     topics.push(spec(config.dead_letter_topic(), false));
+    if topology.has_late_records() {
+        topics.push(spec(config.late_topic(), false));
+    }
     topics.extend(topology.sink_topics().into_iter().map(|t| spec(t.to_owned(), false)));
     topics
 }

@@ -8,10 +8,11 @@ use crate::processor::RecordSink;
 use crate::record::{InputRecord, OutgoingRecord, SourcePosition};
 use crate::state::memory::MemoryStore;
 use crate::state::{KeyValueStore, LoggedStore};
-use crate::task::{Outcome, Task};
-use crate::time::{RecordTimestamp, TimestampMode};
+use crate::task::{Outcome, Task, TaskConfig};
+use crate::time::{Clock, RecordTimestamp, TimestampMode};
 use crate::topology::Topology;
 use std::collections::{BTreeMap, VecDeque};
+use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::Arc;
 
 /// Drives a topology in memory.
@@ -22,6 +23,7 @@ pub struct TopologyTestDriver {
     next_offset: BTreeMap<(String, i32), i64>,
     mode: TimestampMode,
     partitions: i32,
+    wall_clock: Arc<AtomicI64>,
 }
 
 impl TopologyTestDriver {
@@ -34,6 +36,7 @@ impl TopologyTestDriver {
             next_offset: BTreeMap::new(),
             mode: TimestampMode::Payload,
             partitions: 1,
+            wall_clock: Arc::new(AtomicI64::new(0)),
         }
     }
 
@@ -54,6 +57,21 @@ impl TopologyTestDriver {
         format!("{}.dlq", self.topology.name())
     }
 
+    /// The late-record topic of this topology (`<name>.late`).
+    pub fn late_topic(&self) -> String {
+        format!("{}.late", self.topology.name())
+    }
+
+    /// Move the driver's wall clock (processing time; it starts at 0) forward by `by`, and run every task's
+    /// punctuation, as the runtime does about once a second. Its outputs can be read as usual.
+    pub fn advance_wall_clock(&mut self, by: std::time::Duration) -> Result<(), StreamError> {
+        self.wall_clock.fetch_add(i64::try_from(by.as_millis()).unwrap_or(i64::MAX), Ordering::SeqCst);
+        for task in self.tasks.values_mut() {
+            task.punctuate(&mut Topics(&mut self.outputs))?;
+        }
+        self.feed_internal_topics()
+    }
+
     /// Pipe one record into `topic`, partition `partition`, with a record timestamp; returns what became of it.
     /// Whatever it wrote to internal repartition topics is processed too, before this returns.
     pub fn pipe_with(
@@ -66,7 +84,12 @@ impl TopologyTestDriver {
     ) -> Result<Outcome, StreamError> {
         let outcome =
             self.pipe_input(topic, partition, key.map(|k| k.as_bytes().to_vec()), value.map(<[u8]>::to_vec), timestamp, Vec::new())?;
-        // Feed repartitioned records back in, on the partition the real producer would choose, until none are left.
+        self.feed_internal_topics()?;
+        Ok(outcome)
+    }
+
+    /// Feed repartitioned records back in, on the partition the real producer would choose, until none are left.
+    fn feed_internal_topics(&mut self) -> Result<(), StreamError> {
         let internal = self.topology.internal_topics().to_vec();
         while let Some(t) = internal.iter().find(|t| self.outputs.get(*t).is_some_and(|q| !q.is_empty())) {
             let records: Vec<OutgoingRecord> = self.outputs.get_mut(t).map(|q| q.drain(..).collect()).unwrap_or_default();
@@ -76,7 +99,7 @@ impl TopologyTestDriver {
                 self.pipe_input(t, p, r.key, r.value, ts, r.headers)?;
             }
         }
-        Ok(outcome)
+        Ok(())
     }
 
     fn pipe_input(
@@ -100,7 +123,13 @@ impl TopologyTestDriver {
                     (s.name.clone(), LoggedStore::new(backend, s.changelog_topic(self.topology.name()), partition))
                 })
                 .collect();
-            let task = Task::new(self.topology.clone(), partition, stores, self.mode, self.dead_letter_topic())?;
+            let config = TaskConfig {
+                timestamp_mode: self.mode,
+                dead_letter_topic: self.dead_letter_topic(),
+                late_topic: self.late_topic(),
+                clock: Clock::Manual(self.wall_clock.clone()),
+            };
+            let task = Task::new(self.topology.clone(), partition, stores, config)?;
             self.tasks.insert(partition, task);
         }
         let Some(task) = self.tasks.get_mut(&partition) else { unreachable!("inserted above") };

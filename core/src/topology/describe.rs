@@ -5,10 +5,14 @@ use super::{NodeKind, Topology};
 use std::fmt::Write;
 
 impl Topology {
-    /// The topology as indented text: each node, its topics and stores, its successors and predecessors.
+    /// The topology as indented text: per sub-topology, each node, its topics and stores, its successors and
+    /// predecessors.
     pub fn describe(&self) -> String {
         let mut s = format!("Topology: {}\n", self.name);
-        for n in &self.nodes {
+        for n in (0..self.subtopologies).flat_map(|st| self.nodes.iter().filter(move |n| n.subtopology == st)) {
+            if self.nodes.iter().find(|m| m.subtopology == n.subtopology).is_some_and(|first| std::ptr::eq(first, n)) {
+                let _ = writeln!(s, " Sub-topology: {}", n.subtopology);
+            }
             let names = |ids: &[usize]| ids.iter().map(|&i| self.nodes[i].name.as_str()).collect::<Vec<_>>().join(", ");
             let _ = match &n.kind {
                 NodeKind::Source { topic } => writeln!(s, "  Source: {} (topic: {topic})", n.name),

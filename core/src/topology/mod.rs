@@ -15,6 +15,8 @@ use crate::processor::{Processor, Value};
 use crate::record::{InputRecord, Record};
 use crate::state::StoreSpec;
 use crate::time::{EventTime, TimestampMode};
+use crate::window::aggregate::{Aggregator, WindowedAggregator};
+use crate::window::{Window, Windowed, WindowedAggregation, Windowing};
 use nodes::{downcast, emit, Node, ProcessorNode, StatelessNode};
 use std::cell::RefCell;
 use std::marker::PhantomData;
@@ -42,6 +44,8 @@ pub(crate) struct NodeSpec {
     pub(crate) factory: NodeFactory,
     /// Clones this node's output values when it fans out to several children.
     pub(crate) clone_output: Cloner,
+    /// The connected part of the graph this node is in (set by `build`).
+    pub(crate) subtopology: usize,
 }
 
 pub(crate) struct SourceSpec {
@@ -61,6 +65,8 @@ pub struct Topology {
     pub(crate) sources: Vec<SourceSpec>,
     pub(crate) stores: Vec<StoreSpec>,
     pub(crate) internal_topics: Vec<String>,
+    pub(crate) subtopologies: usize,
+    pub(crate) late_records: bool,
 }
 
 impl Topology {
@@ -98,6 +104,10 @@ impl Topology {
     pub fn stores(&self) -> &[StoreSpec] {
         &self.stores
     }
+    /// Whether it has windowed operations, whose late records go to `<service>.late`.
+    pub fn has_late_records(&self) -> bool {
+        self.late_records
+    }
     pub(crate) fn source_for(&self, topic: &str) -> Option<&SourceSpec> {
         self.sources.iter().find(|s| s.topic == topic)
     }
@@ -110,6 +120,7 @@ struct Graph {
     stores: Vec<StoreSpec>,
     internal: Vec<String>,
     errors: Vec<String>,
+    late_records: bool,
 }
 
 impl Graph {
@@ -134,6 +145,7 @@ impl Graph {
             stores,
             factory,
             clone_output,
+            subtopology: 0,
         });
         if let Some(p) = parent {
             self.nodes[p].children.push(id);
@@ -177,6 +189,7 @@ impl TopologyBuilder {
                 stores: Vec::new(),
                 internal: Vec::new(),
                 errors: Vec::new(),
+                late_records: false,
             })),
         }
     }
@@ -225,8 +238,43 @@ impl TopologyBuilder {
         if graph.sources.is_empty() {
             return Err(StreamError::Config("the topology has no source".into()));
         }
-        Ok(Topology { name: graph.name, nodes: graph.nodes, sources: graph.sources, stores: graph.stores, internal_topics: graph.internal })
+        let mut nodes = graph.nodes;
+        let subtopologies = assign_subtopologies(&mut nodes);
+        Ok(Topology {
+            name: graph.name,
+            nodes,
+            sources: graph.sources,
+            stores: graph.stores,
+            internal_topics: graph.internal,
+            subtopologies,
+            late_records: graph.late_records,
+        })
     }
+}
+
+/// Numbers the connected parts of the graph in the order their first node was added; returns how many there are.
+/// Repartitioning cuts the graph (its sink and source are not linked), so each part reads its own topics.
+fn assign_subtopologies(nodes: &mut [NodeSpec]) -> usize {
+    let mut count = 0;
+    let mut seen = vec![false; nodes.len()];
+    for first in 0..nodes.len() {
+        if seen[first] {
+            continue;
+        }
+        let mut todo = vec![first];
+        seen[first] = true;
+        while let Some(n) = todo.pop() {
+            nodes[n].subtopology = count;
+            for &m in nodes[n].parents.iter().chain(&nodes[n].children) {
+                if !seen[m] {
+                    seen[m] = true;
+                    todo.push(m);
+                }
+            }
+        }
+        count += 1;
+    }
+    count
 }
 
 impl<V: Clone + Send + 'static> Stream<V> {
@@ -343,6 +391,14 @@ impl<V: Clone + Send + 'static> Stream<V> {
         P: Processor<In = V>,
         F: Fn() -> P + Send + Sync + 'static,
     {
+        self.process_as(name, "process", stores, factory)
+    }
+
+    fn process_as<P, F>(&self, name: &str, op: &'static str, stores: &[StoreSpec], factory: F) -> Stream<P::Out>
+    where
+        P: Processor<In = V>,
+        F: Fn() -> P + Send + Sync + 'static,
+    {
         {
             let mut g = self.graph.borrow_mut();
             for s in stores {
@@ -352,7 +408,7 @@ impl<V: Clone + Send + 'static> Stream<V> {
             }
         }
         let factory: NodeFactory = Arc::new(move || Box::new(ProcessorNode(factory())));
-        self.child(name, "process", stores.iter().map(|s| s.name.clone()).collect(), factory)
+        self.child(name, op, stores.iter().map(|s| s.name.clone()).collect(), factory)
     }
 
     /// A sink processor: write each record to `topic`, encoded with `codec`, keyed by `key`.
@@ -380,6 +436,26 @@ impl<V: Clone + Send + 'static> Stream<V> {
             }))
         });
         self.graph.borrow_mut().add(name, NodeKind::Sink { topic: topic.to_owned() }, Some(self.node), Vec::new(), factory, clone_as::<V>);
+    }
+}
+
+impl<V> Stream<V>
+where
+    V: Clone + Send + serde::Serialize + 'static,
+{
+    /// Aggregate per key and window (see [`crate::window::aggregate`]): `add` folds each record into its windows'
+    /// aggregates (`None` for a window's first record), kept in the aggregation's window store. Records after
+    /// their windows closed go to `<service>.late`; unkeyed records are dead-lettered.
+    pub fn aggregate_windowed<A, W, F>(&self, name: &str, aggregation: WindowedAggregation<W>, add: F) -> Stream<Windowed<A>>
+    where
+        A: Clone + Send + serde::Serialize + serde::de::DeserializeOwned + 'static,
+        W: Windowing,
+        F: Fn(Option<A>, &Record<V>, &Window) -> A + Send + Sync + 'static,
+    {
+        self.graph.borrow_mut().late_records = true;
+        let store = aggregation.store.clone();
+        let (spec, add, op_name) = (Arc::new(aggregation), Arc::new(add) as Arc<Aggregator<V, A>>, name.to_owned());
+        self.process_as(name, "aggregate_windowed", &[store], move || WindowedAggregator::new(op_name.clone(), spec.clone(), add.clone()))
     }
 }
 

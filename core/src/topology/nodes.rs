@@ -12,6 +12,10 @@ pub(crate) trait Node: Send {
     }
     /// One record.
     fn process(&mut self, record: Record<Value>, ctx: &mut NodeContext<'_>) -> Result<(), ProcessError>;
+    /// On processing time.
+    fn punctuate(&mut self, _ctx: &mut NodeContext<'_>) -> Result<(), ProcessError> {
+        Ok(())
+    }
     /// When the task closes.
     fn close(&mut self) {}
 }
@@ -64,6 +68,9 @@ impl<P: Processor> Node for ProcessorNode<P> {
     fn process(&mut self, record: Record<Value>, ctx: &mut NodeContext<'_>) -> Result<(), ProcessError> {
         let record = downcast::<P::In>(record)?;
         self.0.process(record, &mut ProcessorContext { node: ctx, _out: std::marker::PhantomData })
+    }
+    fn punctuate(&mut self, ctx: &mut NodeContext<'_>) -> Result<(), ProcessError> {
+        self.0.punctuate(&mut ProcessorContext { node: ctx, _out: std::marker::PhantomData })
     }
     fn close(&mut self) {
         self.0.close()

@@ -6,13 +6,20 @@
 //! so a fixed 24-hour window shifted by an offset puts an hour of trades into the wrong day twice a year.
 //! [`DailyWindows`] asks the time-zone database where each local day starts instead.
 //!
-//! Assignment is kept apart from state and from grace periods so it can be tested on its own, DST days included.
+//! Assignment is kept apart from state and from grace periods so it can be tested on its own, DST days included;
+//! [`store`] keeps per-window state under (key, window start), and [`aggregate`] adds grace, late records, emit
+//! modes and closing windows when a partition goes quiet.
+
+pub mod aggregate;
+pub mod store;
+
+pub use aggregate::{EmitMode, Windowed, WindowedAggregation, Windowing};
 
 use chrono::{Duration, LocalResult, NaiveDate, TimeZone};
 use chrono_tz::Tz;
 
 /// A half-open interval of event time, `[start, end)`, in milliseconds since the epoch.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize)]
 pub struct Window {
     /// First millisecond in the window.
     pub start: i64,
