@@ -50,7 +50,7 @@ impl IntoResponse for ApiError {
 
 #[derive(Clone)]
 struct Common {
-    status: RuntimeStatus,
+    statuses: Vec<RuntimeStatus>,
     registry: Registry,
     text: Arc<str>,
     mermaid: Arc<str>,
@@ -62,18 +62,21 @@ struct TopologyQuery {
 }
 
 /// The shared endpoints, to merge into a service's router, plus request metrics and a JSON 404 fallback.
-pub fn with_common_routes(
-    service: Router,
-    status: RuntimeStatus,
-    registry: Registry,
-    topology: &crate::Topology,
-) -> Result<Router, prometheus::Error> {
+/// `runtimes` are the service's runtimes (one per stage): ready when all are, described one after the other.
+pub fn with_common_routes(service: Router, registry: Registry, runtimes: &[&crate::Runtime]) -> Result<Router, prometheus::Error> {
     let requests = IntCounterVec::new(
         Opts::new("http_requests_total", "HTTP requests by method, matched path and status"),
         &["method", "path", "status"],
     )?;
     registry.register(Box::new(requests.clone()))?;
-    let common = Common { status, registry, text: topology.describe().into(), mermaid: topology.to_mermaid().into() };
+    let text: String = runtimes.iter().map(|r| r.topology().describe()).collect::<Vec<_>>().join("\n");
+    // One flowchart: a topic one stage writes and the next reads is one node, so the stages appear connected.
+    let mut mermaid = String::from("flowchart LR\n");
+    for r in runtimes {
+        mermaid.extend(r.topology().to_mermaid().lines().skip(1).map(|l| format!("{l}\n")));
+    }
+    let statuses = runtimes.iter().map(|r| r.status()).collect();
+    let common = Common { statuses, registry, text: text.into(), mermaid: mermaid.into() };
     let shared = Router::new()
         .route("/healthz", get(|| async { Json(serde_json::json!({ "status": "up" })) }))
         .route("/readyz", get(readyz))
@@ -95,8 +98,10 @@ pub fn with_common_routes(
 }
 
 async fn readyz(State(c): State<Common>) -> Response {
-    let body = Json(serde_json::json!({ "phase": format!("{:?}", c.status.phase()), "tasks": c.status.tasks() }));
-    let code = if c.status.is_ready() { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
+    let phases: Vec<String> = c.statuses.iter().map(|s| format!("{:?}", s.phase())).collect();
+    let tasks: usize = c.statuses.iter().map(RuntimeStatus::tasks).sum();
+    let body = Json(serde_json::json!({ "phase": phases.join(","), "tasks": tasks }));
+    let code = if c.statuses.iter().all(RuntimeStatus::is_ready) { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
     (code, body).into_response()
 }
 

@@ -22,9 +22,10 @@
 //! | [`partition`] | where a key lands: Kafka's murmur2 partitioner |
 //! | [`query`] | interactive queries: reading tasks' committed local state from HTTP handlers |
 //! | [`http`] | the endpoints every service shares: health, readiness, metrics, topology |
+//! | [`service`] | a service process: its runtimes, its HTTP server, one graceful shutdown |
 //! | [`metrics`] | Prometheus metrics of the engine |
 //! | [`testkit`] | an in-memory test driver (Kafka Streams' `TopologyTestDriver`), no broker needed |
-//! | [`window`] | window assignment: tumbling, hopping, and calendar days in a time zone |
+//! | [`window`] | windows: tumbling, hopping, calendar days in a time zone; window store; grace, late records, emit modes |
 
 pub mod codec;
 pub mod error;
@@ -35,6 +36,7 @@ pub mod processor;
 pub mod query;
 pub mod record;
 pub mod runtime;
+pub mod service;
 pub mod state;
 pub mod task;
 pub mod testkit;

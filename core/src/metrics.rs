@@ -54,24 +54,26 @@ pub struct Metrics {
 }
 
 impl Metrics {
-    /// Create and register the metrics.
-    pub fn new(registry: &Registry) -> Result<Self, prometheus::Error> {
+    /// Create and register the metrics of the runtime of `application_id` (a constant label on each, so several
+    /// runtimes of one process, such as the stock ticker's two stages, share one registry).
+    pub fn new(registry: &Registry, application_id: &str) -> Result<Self, prometheus::Error> {
+        let opts = |name: &str, help: &str| Opts::new(name, help).const_label("application_id", application_id);
         let counter = |name: &str, help: &str, labels: &[&str]| -> Result<IntCounterVec, prometheus::Error> {
-            let c = IntCounterVec::new(Opts::new(name, help), labels)?;
+            let c = IntCounterVec::new(opts(name, help), labels)?;
             registry.register(Box::new(c.clone()))?;
             Ok(c)
         };
         let gauge_vec = |name: &str, help: &str, labels: &[&str]| -> Result<IntGaugeVec, prometheus::Error> {
-            let g = IntGaugeVec::new(Opts::new(name, help), labels)?;
+            let g = IntGaugeVec::new(opts(name, help), labels)?;
             registry.register(Box::new(g.clone()))?;
             Ok(g)
         };
         let histogram = |name: &str, help: &str, buckets: Vec<f64>| -> Result<Histogram, prometheus::Error> {
-            let h = Histogram::with_opts(HistogramOpts::new(name, help).buckets(buckets))?;
+            let h = Histogram::with_opts(HistogramOpts::new(name, help).const_label("application_id", application_id).buckets(buckets))?;
             registry.register(Box::new(h.clone()))?;
             Ok(h)
         };
-        let assigned_tasks = IntGauge::new("streamcore_assigned_tasks", "Tasks (input partitions) owned by this instance")?;
+        let assigned_tasks = IntGauge::with_opts(opts("streamcore_assigned_tasks", "Tasks (input partitions) owned by this instance"))?;
         registry.register(Box::new(assigned_tasks.clone()))?;
         Ok(Metrics {
             consumed: counter("streamcore_records_consumed_total", "Records read, per topic", &["topic"])?,

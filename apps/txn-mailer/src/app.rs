@@ -5,7 +5,7 @@ use crate::config::Config;
 use crate::mailer::Mailer;
 use crate::topology::{build_topology, Settings};
 use anyhow::Context;
-use std::future::{Future, IntoFuture};
+use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 use streamcore::{Runtime, StreamsConfig};
@@ -34,31 +34,10 @@ pub async fn run(cfg: Config, shutdown: impl Future<Output = ()> + Send) -> anyh
 
     let registry = prometheus::Registry::new();
     let runtime = Runtime::new(topology, streams, &registry)?;
-    let router = streamcore::http::with_common_routes(crate::http::app(runtime.stores()), runtime.status(), registry, &runtime.topology())?;
+    let router = streamcore::http::with_common_routes(crate::http::app(runtime.stores()), registry, &[&runtime])?;
     let listener = tokio::net::TcpListener::bind(cfg.http).await.with_context(|| format!("binding {}", cfg.http))?;
     tracing::info!(http = %listener.local_addr()?, "txn-mailer listening");
 
-    let stop = runtime.shutdown_handle();
-    let stream_thread = runtime.spawn()?;
-    let stopped = Arc::new(tokio::sync::Notify::new());
-    let server = {
-        let stopped = stopped.clone();
-        tokio::spawn(axum::serve(listener, router).with_graceful_shutdown(async move { stopped.notified().await }).into_future())
-    };
-    let mut join = tokio::task::spawn_blocking(move || stream_thread.join());
-    let joined = tokio::select! {
-        joined = &mut join => joined,
-        () = shutdown => {
-            tracing::info!("shutdown requested");
-            stop.trigger();
-            join.await
-        }
-    };
-    stopped.notify_one();
-    server.await.context("HTTP server task")?.context("HTTP server")?;
-    match joined {
-        Ok(Ok(result)) => result.context("stream thread"),
-        Ok(Err(_)) => anyhow::bail!("the stream thread panicked"),
-        Err(e) => anyhow::bail!("joining the stream thread: {e}"),
-    }
+    streamcore::service::serve(vec![runtime], router, listener, shutdown).await?;
+    Ok(())
 }

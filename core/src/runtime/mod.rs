@@ -46,6 +46,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
+/// How long to wait at start for source topics to appear (created by a setup job, or by another stage).
+const SOURCE_WAIT: Duration = Duration::from_secs(60);
+
 /// How often tasks get their processing-time hook ([`crate::Processor::punctuate`]).
 const PUNCTUATION_INTERVAL: Duration = Duration::from_secs(1);
 
@@ -150,7 +153,7 @@ pub struct Runtime {
 impl Runtime {
     /// Prepare `topology` to run with `config`, registering the engine's metrics in `registry`.
     pub fn new(topology: Topology, config: StreamsConfig, registry: &prometheus::Registry) -> Result<Self, StreamError> {
-        let metrics = Metrics::new(registry).map_err(|e| StreamError::Config(format!("metrics: {e}")))?;
+        let metrics = Metrics::new(registry, topology.name()).map_err(|e| StreamError::Config(format!("metrics: {e}")))?;
         Ok(Runtime {
             config,
             topology: Arc::new(topology),
@@ -291,8 +294,8 @@ impl Runtime {
     /// Checks the sources and creates the internal topics; returns the input partition count.
     fn prepare_topics(&self, client: &ClientConfig) -> Result<i32, StreamError> {
         let probe: BaseConsumer = client.create().map_err(StreamError::kafka("creating a metadata client"))?;
-        let existing = topics::partition_counts(&probe, Duration::from_secs(30))?;
         let sources = self.topology.external_source_topics();
+        let existing = topics::wait_for_sources(&probe, &sources, SOURCE_WAIT)?;
         let mut counts = BTreeSet::new();
         for s in &sources {
             let n = existing.get(*s).ok_or_else(|| StreamError::Config(format!("source topic {s} does not exist")))?;

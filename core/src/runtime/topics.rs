@@ -20,13 +20,15 @@ pub struct TopicSpec {
     pub name: String,
     /// `cleanup.policy=compact` (changelogs) rather than delete.
     pub compacted: bool,
+    /// A fixed partition count the topology requires (a single-partition stage), or `None` for the input's.
+    pub partitions: Option<i32>,
 }
 
 /// Every topic a runtime for `topology` writes: changelogs (compacted), repartition topics, the dead-letter topic,
 /// the late-record topic (when it has windows) and the sink topics. The runtime creates the missing ones with the input's partition count; the demo creates
 /// them through the mock cluster's own API from this same list.
 pub fn topics_to_create(topology: &Topology, config: &StreamsConfig) -> Vec<TopicSpec> {
-    let spec = |name: String, compacted| TopicSpec { name, compacted };
+    let spec = |name: String, compacted| TopicSpec { partitions: topology.required_partitions(&name), name, compacted };
     let mut topics: Vec<TopicSpec> = topology.stores().iter().map(|s| spec(s.changelog_topic(topology.name()), true)).collect();
     topics.extend(topology.internal_topics().iter().map(|t| spec(t.clone(), false)));
     topics.push(spec(config.dead_letter_topic(), false));
@@ -35,6 +37,21 @@ pub fn topics_to_create(topology: &Topology, config: &StreamsConfig) -> Vec<Topi
     }
     topics.extend(topology.sink_topics().into_iter().map(|t| spec(t.to_owned(), false)));
     topics
+}
+
+/// Partition counts of existing topics, once every one of `sources` exists (or `timeout` passed: the caller
+/// reports the missing ones).
+pub(crate) fn wait_for_sources(consumer: &BaseConsumer, sources: &[&str], timeout: Duration) -> Result<BTreeMap<String, i32>, StreamError> {
+    let deadline = Instant::now() + timeout;
+    loop {
+        let existing = partition_counts(consumer, Duration::from_secs(30))?;
+        let missing: Vec<&&str> = sources.iter().filter(|s| !existing.contains_key(**s)).collect();
+        if missing.is_empty() || Instant::now() > deadline {
+            return Ok(existing);
+        }
+        tracing::info!(?missing, "waiting for source topics");
+        std::thread::sleep(Duration::from_millis(500));
+    }
 }
 
 /// Partition counts of existing topics.
@@ -56,6 +73,9 @@ pub(crate) fn ensure(
             Some(&n) if w.compacted && n < partitions => {
                 return Err(StreamError::Config(format!("changelog {} has {n} partitions but the input has {partitions}", w.name)));
             }
+            Some(&n) if w.partitions.is_some_and(|p| p != n) => {
+                return Err(StreamError::Config(format!("topic {} has {n} partitions; this topology needs {:?}", w.name, w.partitions)));
+            }
             Some(_) => {}
             None => missing.push(w),
         }
@@ -67,7 +87,7 @@ pub(crate) fn ensure(
     let topics: Vec<NewTopic<'_>> = missing
         .iter()
         .map(|w| {
-            let t = NewTopic::new(&w.name, partitions, TopicReplication::Fixed(-1));
+            let t = NewTopic::new(&w.name, w.partitions.unwrap_or(partitions), TopicReplication::Fixed(-1));
             if w.compacted {
                 t.set("cleanup.policy", "compact")
             } else {
@@ -83,7 +103,7 @@ pub(crate) fn ensure(
     let results = rt.block_on(admin.create_topics(&topics, &opts)).map_err(StreamError::kafka("creating topics"))?;
     for r in results {
         match r {
-            Ok(name) => tracing::info!(topic = name, partitions, "created topic"),
+            Ok(name) => tracing::info!(topic = name, "created topic"),
             Err((_, RDKafkaErrorCode::TopicAlreadyExists)) => {}
             Err((name, code)) => return Err(StreamError::Config(format!("cannot create topic {name}: {code}"))),
         }

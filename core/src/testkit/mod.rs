@@ -193,3 +193,4 @@ impl RecordSink for Topics<'_> {
 }
 
 pub mod kafka;
+pub mod process;

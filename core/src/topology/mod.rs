@@ -67,6 +67,7 @@ pub struct Topology {
     pub(crate) internal_topics: Vec<String>,
     pub(crate) subtopologies: usize,
     pub(crate) late_records: bool,
+    pub(crate) partition_counts: Vec<(String, i32)>,
 }
 
 impl Topology {
@@ -104,6 +105,10 @@ impl Topology {
     pub fn stores(&self) -> &[StoreSpec] {
         &self.stores
     }
+    /// The partition count the topology requires for `topic`, if it fixed one.
+    pub fn required_partitions(&self, topic: &str) -> Option<i32> {
+        self.partition_counts.iter().find(|(t, _)| t == topic).map(|(_, n)| *n)
+    }
     /// Whether it has windowed operations, whose late records go to `<service>.late`.
     pub fn has_late_records(&self) -> bool {
         self.late_records
@@ -121,6 +126,7 @@ struct Graph {
     internal: Vec<String>,
     errors: Vec<String>,
     late_records: bool,
+    partition_counts: Vec<(String, i32)>,
 }
 
 impl Graph {
@@ -190,6 +196,7 @@ impl TopologyBuilder {
                 internal: Vec::new(),
                 errors: Vec::new(),
                 late_records: false,
+                partition_counts: Vec::new(),
             })),
         }
     }
@@ -227,6 +234,13 @@ impl TopologyBuilder {
         Stream { graph: self.graph.clone(), node, _v: PhantomData }
     }
 
+    /// Create the sink topic `topic` with `partitions` partitions instead of the input's count, and refuse to run
+    /// if it exists with another: how a stage that needs to see every record in one task (a global top-10) gets
+    /// a single-partition topic.
+    pub fn topic_partitions(&self, topic: &str, partitions: i32) {
+        self.graph.borrow_mut().partition_counts.push((topic.to_owned(), partitions));
+    }
+
     /// Finish: the topology, or what is wrong with it.
     pub fn build(self) -> Result<Topology, StreamError> {
         let graph = Rc::try_unwrap(self.graph)
@@ -248,6 +262,7 @@ impl TopologyBuilder {
             internal_topics: graph.internal,
             subtopologies,
             late_records: graph.late_records,
+            partition_counts: graph.partition_counts,
         })
     }
 }

@@ -3,11 +3,11 @@
 #![allow(dead_code, unreachable_pub)]
 
 use std::collections::BTreeMap;
-use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 pub use streamcore::testkit::kafka::{bootstrap, create_topic, produce, read_topic, unique, wait_caught_up};
+pub use streamcore::testkit::process::ServiceProcess;
 
 /// The SMTP server's URL and Maildir, from `scripts/test`. Panics (fails) without them.
 pub fn smtp() -> (String, PathBuf) {
@@ -82,14 +82,9 @@ pub fn wait_emails(maildir: &Path, needle: &str, n: usize, timeout: Duration) ->
     }
 }
 
-pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("addr").port()
-}
-
 /// A running `txn-mailer` process.
 pub struct Mailer {
-    child: Child,
-    pub port: u16,
+    process: ServiceProcess,
     pub app: String,
 }
 
@@ -101,55 +96,44 @@ pub struct MailerArgs<'a> {
     pub state: &'a Path,
 }
 
+impl std::ops::Deref for Mailer {
+    type Target = ServiceProcess;
+    fn deref(&self) -> &ServiceProcess {
+        &self.process
+    }
+}
+
 impl Mailer {
     pub fn start(a: &MailerArgs<'_>) -> Self {
-        let port = free_port();
-        let child = Command::new(env!("CARGO_BIN_EXE_txn-mailer"))
-            .args(["--bootstrap", &bootstrap(), "--application-id", a.app, "--input-topic", a.input, "--alerts-topic", a.alerts])
-            .args(["--smtp-url", a.smtp_url, "--fx", "EUR=1.08,GBP=1.27", "--default-rep", "desk@example.com"])
-            .args(["--http", &format!("127.0.0.1:{port}"), "--commit-interval-ms", "200"])
-            .arg("--state-dir")
-            .arg(a.state)
-            .env("RUST_LOG", "info,librdkafka=warn")
-            .stdout(Stdio::null())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("start txn-mailer");
-        let m = Mailer { child, port, app: a.app.to_owned() };
-        let deadline = Instant::now() + Duration::from_secs(120);
-        while Instant::now() < deadline {
-            if m.get("/readyz").0 == 200 {
-                return m;
-            }
-            std::thread::sleep(Duration::from_millis(100));
-        }
-        panic!("txn-mailer did not become ready within 120 s");
+        let args: Vec<String> = [
+            "--bootstrap",
+            &bootstrap(),
+            "--application-id",
+            a.app,
+            "--input-topic",
+            a.input,
+            "--alerts-topic",
+            a.alerts,
+            "--smtp-url",
+            a.smtp_url,
+            "--fx",
+            "EUR=1.08,GBP=1.27",
+            "--default-rep",
+            "desk@example.com",
+            "--commit-interval-ms",
+            "200",
+            "--state-dir",
+            &a.state.display().to_string(),
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+        Mailer { process: ServiceProcess::start(env!("CARGO_BIN_EXE_txn-mailer"), &args), app: a.app.to_owned() }
     }
 
-    /// GET a path: (status, body). Status 0 when the server does not answer.
-    pub fn get(&self, path: &str) -> (u16, String) {
-        let Ok(mut s) = std::net::TcpStream::connect(("127.0.0.1", self.port)) else { return (0, String::new()) };
-        let _ = s.set_read_timeout(Some(Duration::from_secs(10)));
-        if write!(s, "GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n").is_err() {
-            return (0, String::new());
-        }
-        let mut raw = String::new();
-        let _ = s.read_to_string(&mut raw);
-        let status = raw.split_whitespace().nth(1).and_then(|c| c.parse().ok()).unwrap_or(0);
-        let body = raw.split_once("\r\n\r\n").map(|(_, b)| b.to_owned()).unwrap_or_default();
-        (status, body)
-    }
-
-    /// Poll `path` until `done` holds for its JSON (state is queryable once committed), or fail after 60 s.
+    /// Poll `path` until `done` holds for its JSON, or fail after 60 s.
     pub fn wait_json(&self, path: &str, done: impl Fn(&serde_json::Value) -> bool) -> serde_json::Value {
-        let deadline = Instant::now() + Duration::from_secs(60);
-        loop {
-            let v = self.json(path);
-            if done(&v) || Instant::now() > deadline {
-                return v;
-            }
-            std::thread::sleep(Duration::from_millis(100));
-        }
+        self.process.wait_for(path, |status, v| status == 200 && done(v)).1
     }
 
     /// Wait until both stages (input and repartition topic) are processed and committed.
@@ -159,34 +143,13 @@ impl Mailer {
         [input, repartition.as_str()].iter().all(|t| wait_caught_up(&bs, &self.app, t, Duration::from_secs(90)))
     }
 
-    pub fn json(&self, path: &str) -> serde_json::Value {
-        let (status, body) = self.get(path);
-        assert_eq!(status, 200, "GET {path}: {body}");
-        serde_json::from_str(&body).expect("JSON body")
-    }
-
-    /// A counter's value from /metrics (sum over labels).
-    pub fn metric(&self, name: &str) -> f64 {
-        self.get("/metrics").1.lines().filter(|l| l.starts_with(name)).filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok()).sum()
-    }
-
-    pub fn kill(mut self) {
-        self.child.kill().expect("SIGKILL");
-        self.child.wait().expect("reap");
+    pub fn kill(self) {
+        self.process.kill()
     }
 
     /// SIGTERM, and the exit status.
-    pub fn terminate(mut self) -> std::process::ExitStatus {
-        let pid = self.child.id().to_string();
-        Command::new("kill").args(["-TERM", &pid]).status().expect("kill -TERM");
-        self.child.wait().expect("wait")
-    }
-}
-
-impl Drop for Mailer {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+    pub fn terminate(self) -> std::process::ExitStatus {
+        self.process.terminate()
     }
 }
 

@@ -1,0 +1,29 @@
+//! Wiring: two runtimes in one process, stage 1 over `trades` and stage 2 over `stock-daily-changes`, each with
+//! its own consumer group and tasks, behind one HTTP server that answers from both stages' stores.
+
+use crate::config::Config;
+use crate::topology::{ranking_topology, trades_topology};
+use anyhow::Context;
+use std::future::Future;
+use std::time::Duration;
+use streamcore::{Runtime, StreamsConfig};
+
+/// Run the service until `shutdown` completes or a stream thread fails.
+pub async fn run(cfg: Config, shutdown: impl Future<Output = ()> + Send) -> anyhow::Result<()> {
+    let settings = cfg.settings();
+    let mut streams = StreamsConfig::new("stock-ticker", &cfg.bootstrap);
+    streams.kafka_properties = streamcore::runtime::parse_kafka_properties(&cfg.kafka_properties).map_err(anyhow::Error::msg)?;
+    streams.state_dir = cfg.state_dir.clone();
+    streams.timestamp_mode = cfg.timestamp;
+    streams.commit_interval = Duration::from_millis(cfg.commit_interval_ms);
+
+    let registry = prometheus::Registry::new();
+    let trades = Runtime::new(trades_topology(&settings)?, streams.clone(), &registry)?;
+    let ranking = Runtime::new(ranking_topology(&settings)?, streams, &registry)?;
+    let routes = crate::http::app(trades.stores(), ranking.stores());
+    let router = streamcore::http::with_common_routes(routes, registry, &[&trades, &ranking])?;
+    let listener = tokio::net::TcpListener::bind(cfg.http).await.with_context(|| format!("binding {}", cfg.http))?;
+    tracing::info!(http = %listener.local_addr()?, "stock-ticker listening");
+    streamcore::service::serve(vec![trades, ranking], router, listener, shutdown).await?;
+    Ok(())
+}

@@ -1,0 +1,116 @@
+//! Stage 2 of the top-10: multi-phase processing as the chapter describes it. Stage 1 runs one task per input
+//! partition and can only know its own symbols; so it writes each symbol's daily change to the single-partition
+//! topic `stock-daily-changes`, and this one task, which sees every symbol, keeps the day's ranking.
+//!
+//! The ranking must hold *every* symbol's latest change, not only the current ten: when a leader falls back, the
+//! eleventh must be there to take its place. Changes are stored per (date, symbol), so a symbol is replaced, never
+//! listed twice; an in-memory ordered index (rebuilt from the store when the task starts) makes each update
+//! O(log n), and a new list is emitted only when the ten actually changed.
+
+use crate::model::{DailyChange, Ranked, Top10};
+use chrono::NaiveDate;
+use rust_decimal::Decimal;
+use std::cmp::Reverse;
+use std::collections::{BTreeMap, BTreeSet};
+use std::ops::Bound;
+use streamcore::state::Order;
+use streamcore::{ProcessError, Processor, ProcessorContext, Record};
+
+/// Store of every symbol's latest change, key `<date>/<symbol>`.
+pub const CHANGES_STORE: &str = "daily-changes";
+/// Store of the lists, key `<date>`.
+pub const TOP10_STORE: &str = "top10";
+/// List length.
+const TOP: usize = 10;
+/// Days of per-symbol changes kept, counting back from the newest day seen.
+const KEEP_DAYS: i64 = 7;
+
+#[derive(Default)]
+struct Day {
+    entries: BTreeMap<String, Ranked>,
+    gainers: BTreeSet<(Reverse<Decimal>, String)>,
+    losers: BTreeSet<(Decimal, String)>,
+}
+
+impl Day {
+    fn set(&mut self, r: Ranked) {
+        if let Some(old) = self.entries.remove(&r.symbol) {
+            self.gainers.remove(&(Reverse(old.change_pct), old.symbol.clone()));
+            self.losers.remove(&(old.change_pct, old.symbol));
+        }
+        if r.change_pct > Decimal::ZERO {
+            self.gainers.insert((Reverse(r.change_pct), r.symbol.clone()));
+        } else if r.change_pct < Decimal::ZERO {
+            self.losers.insert((r.change_pct, r.symbol.clone()));
+        }
+        self.entries.insert(r.symbol.clone(), r);
+    }
+
+    fn top10(&self, date: NaiveDate) -> Top10 {
+        let pick = |symbols: &mut dyn Iterator<Item = &String>| symbols.take(TOP).filter_map(|s| self.entries.get(s).cloned()).collect();
+        Top10 { date, gainers: pick(&mut self.gainers.iter().map(|(_, s)| s)), losers: pick(&mut self.losers.iter().map(|(_, s)| s)) }
+    }
+}
+
+/// The stage-2 processor.
+#[derive(Default)]
+pub struct Ranking {
+    days: BTreeMap<NaiveDate, Day>,
+}
+
+fn change_key(date: NaiveDate, symbol: &str) -> String {
+    format!("{date}/{symbol}")
+}
+
+impl Processor for Ranking {
+    type In = DailyChange;
+    type Out = Top10;
+
+    fn init(&mut self, ctx: &mut ProcessorContext<'_, '_, Top10>) -> Result<(), ProcessError> {
+        let store = ctx.store(CHANGES_STORE)?;
+        for (k, v) in store.range(Bound::Unbounded, Bound::Unbounded, Order::Ascending, usize::MAX)? {
+            let key = String::from_utf8_lossy(&k);
+            let date = key.split('/').next().and_then(|d| d.parse::<NaiveDate>().ok());
+            let ranked: Option<Ranked> = serde_json::from_slice(&v).ok();
+            match (date, ranked) {
+                (Some(date), Some(r)) => self.days.entry(date).or_default().set(r),
+                _ => return Err(ProcessError::Fatal(format!("{CHANGES_STORE} holds an entry that does not decode: {key}"))),
+            }
+        }
+        Ok(())
+    }
+
+    fn process(&mut self, record: Record<DailyChange>, ctx: &mut ProcessorContext<'_, '_, Top10>) -> Result<(), ProcessError> {
+        let c = record.value;
+        let ranked = Ranked { symbol: c.symbol.clone(), change_pct: c.change_pct, close: c.close };
+        let store = ctx.store(CHANGES_STORE)?;
+        store.put_json(&change_key(c.date, &c.symbol), &ranked)?;
+        self.days.entry(c.date).or_default().set(ranked);
+        self.forget_old_days(ctx)?;
+        let Some(day) = self.days.get(&c.date) else { return Ok(()) };
+        let top = day.top10(c.date);
+        let lists = ctx.store(TOP10_STORE)?;
+        let date_key = c.date.to_string();
+        if lists.get_json::<Top10>(&date_key)?.as_ref() != Some(&top) {
+            lists.put_json(&date_key, &top)?;
+            ctx.forward(Record { key: Some(date_key), value: top, time: record.time });
+        }
+        Ok(())
+    }
+}
+
+impl Ranking {
+    /// Drop per-symbol changes of days more than [`KEEP_DAYS`] before the newest (their lists stay queryable).
+    fn forget_old_days(&mut self, ctx: &mut ProcessorContext<'_, '_, Top10>) -> Result<(), ProcessError> {
+        let Some(&newest) = self.days.keys().next_back() else { return Ok(()) };
+        let cutoff = newest - chrono::Duration::days(KEEP_DAYS);
+        while let Some(entry) = self.days.first_entry().filter(|e| *e.key() < cutoff) {
+            let (date, day) = entry.remove_entry();
+            let store = ctx.store(CHANGES_STORE)?;
+            for symbol in day.entries.keys() {
+                store.delete(change_key(date, symbol).into_bytes());
+            }
+        }
+        Ok(())
+    }
+}

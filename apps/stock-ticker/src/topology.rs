@@ -1,0 +1,172 @@
+//! The two stages as topologies.
+//!
+//! Stage 1 (`stock-ticker`, one task per `trades` partition): validate, repartition by symbol (so unkeyed and
+//! wrongly keyed trades still reach their symbol's state), then two windowed aggregations side by side:
+//! calendar days in the exchange's time zone (open/high/low/close/volume, grace `--grace`) and hopping moving
+//! windows (min/max/avg). Daily statistics go to `stock-daily-stats`, into a table for the HTTP endpoints, and,
+//! as the day's change, to the single-partition `stock-daily-changes`.
+//!
+//! Stage 2 (`stock-ticker-top10`, one task): ranks every symbol's change per day ([`crate::ranking`]) into
+//! `stock-top10`.
+
+use crate::model::{DailyChange, DailyStats, DayAggregate, MovingAggregate, MovingStats, Top10, Trade};
+use crate::ranking::{Ranking, CHANGES_STORE, TOP10_STORE};
+use chrono::{DateTime, Utc};
+use chrono_tz::Tz;
+use std::time::Duration;
+use streamcore::codec::Json;
+use streamcore::state::StoreSpec;
+use streamcore::time::EventTime;
+use streamcore::window::{DailyWindows, TimeWindows, Window, Windowed, WindowedAggregation};
+use streamcore::{ProcessError, Processor, ProcessorContext, Record, StreamError, Topology, TopologyBuilder};
+
+/// The input topic (before `--topic-prefix`).
+pub const TRADES_TOPIC: &str = "trades";
+/// Repartition by symbol: `<application-id>-by-symbol-repartition`.
+pub const BY_SYMBOL: &str = "by-symbol";
+/// Window store of the days.
+pub const DAILY_WINDOWS: &str = "daily-windows";
+/// Window store of the moving windows.
+pub const MOVING_WINDOWS: &str = "moving-windows";
+/// Table of daily statistics, key `<symbol>/<date>`, for the HTTP endpoints.
+pub const DAILY_STATS_STORE: &str = "daily-stats";
+/// Daily statistics (before `--topic-prefix`).
+pub const DAILY_STATS_TOPIC: &str = "stock-daily-stats";
+/// Moving statistics.
+pub const MOVING_STATS_TOPIC: &str = "stock-moving-stats";
+/// The single-partition topic between the stages.
+pub const DAILY_CHANGES_TOPIC: &str = "stock-daily-changes";
+/// The top-10 lists.
+pub const TOP10_TOPIC: &str = "stock-top10";
+
+/// What the topologies are built from.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// Stage 1's application id; stage 2's is `<it>-top10`.
+    pub application_id: String,
+    /// Prepended to every topic name the service reads or writes (the contract's names when empty), so several
+    /// deployments, or tests, can share a cluster.
+    pub topic_prefix: String,
+    /// The exchange's time zone: where trading days begin and end.
+    pub timezone: Tz,
+    /// How long after a day ends its trades are still accepted.
+    pub grace: Duration,
+    /// Moving window size.
+    pub window: Duration,
+    /// Moving window advance.
+    pub advance: Duration,
+    /// Grace of the moving windows.
+    pub moving_grace: Duration,
+    /// Close windows on the wall clock after this long without trades on a partition.
+    pub close_when_idle: Option<Duration>,
+}
+
+impl Settings {
+    /// The contract's defaults, for `application_id`.
+    pub fn new(application_id: &str) -> Self {
+        Settings {
+            application_id: application_id.to_owned(),
+            topic_prefix: String::new(),
+            timezone: chrono_tz::America::New_York,
+            grace: Duration::from_secs(4 * 3600),
+            window: Duration::from_secs(300),
+            advance: Duration::from_secs(60),
+            moving_grace: Duration::from_secs(300),
+            close_when_idle: Some(Duration::from_secs(300)),
+        }
+    }
+
+    /// The full name of topic `name`.
+    pub fn topic(&self, name: &str) -> String {
+        format!("{}{name}", self.topic_prefix)
+    }
+
+    /// Stage 2's application id.
+    pub fn ranking_application_id(&self) -> String {
+        format!("{}-top10", self.application_id)
+    }
+
+    fn windows<W: streamcore::window::Windowing>(&self, windows: W, store: &str, grace: Duration) -> WindowedAggregation<W> {
+        let spec = WindowedAggregation::new(windows, StoreSpec::persistent(store)).grace(grace);
+        match self.close_when_idle {
+            Some(quiet) => spec.close_when_idle(quiet),
+            None => spec,
+        }
+    }
+}
+
+fn duration(d: Duration) -> Result<chrono::Duration, StreamError> {
+    chrono::Duration::from_std(d).map_err(|e| StreamError::Config(format!("window duration {d:?}: {e}")))
+}
+
+/// Stage 1: trades to daily and moving statistics, and daily changes for stage 2.
+pub fn trades_topology(s: &Settings) -> Result<Topology, StreamError> {
+    let b = TopologyBuilder::new(s.application_id.clone());
+    let trades = b.source(&s.topic(TRADES_TOPIC), Json::<Trade>::new(), |t: &Trade| EventTime::payload(&t.ts));
+    let valid = trades.try_map_values("validate", |t: Trade| match t.problem() {
+        Some(problem) => Err(ProcessError::Invalid(problem)),
+        None => Ok(t),
+    });
+    let by_symbol = valid.repartition(BY_SYMBOL, |r: &Record<Trade>| Some(r.value.symbol.clone()));
+
+    let days = DailyWindows::new(s.timezone);
+    let daily = by_symbol.aggregate_windowed("daily", s.windows(days, DAILY_WINDOWS, s.grace), |prev, r: &Record<Trade>, _: &Window| {
+        DayAggregate::add(prev, &r.value, r.time.millis)
+    });
+    let stats = daily.try_map_values("daily-stats", move |w: Windowed<DayAggregate>| {
+        let date = days.date_of(w.window.start).ok_or_else(|| ProcessError::Invalid(format!("no date for {}", w.window.start)))?;
+        Ok(DailyStats::of(&w.key, date, &w.value))
+    });
+    stats.to("daily-stats-sink", &s.topic(DAILY_STATS_TOPIC), Json::new(), |r: &Record<DailyStats>| Some(r.value.symbol.clone()));
+    let table = stats.process("daily-stats-table", &[StoreSpec::persistent(DAILY_STATS_STORE)], || MaterializeDaily);
+    let changes = stats.map("daily-change", |r: Record<DailyStats>| {
+        let ts = DateTime::<Utc>::from_timestamp_millis(r.time.millis).unwrap_or_default();
+        let s = r.value;
+        let change = DailyChange { symbol: s.symbol, date: s.date, change_pct: s.change_pct, close: s.close, ts };
+        Record { key: r.key, value: change, time: r.time }
+    });
+    changes.to("daily-changes-sink", &s.topic(DAILY_CHANGES_TOPIC), Json::new(), |r: &Record<DailyChange>| Some(r.value.symbol.clone()));
+    b.topic_partitions(&s.topic(DAILY_CHANGES_TOPIC), 1);
+
+    let hopping = TimeWindows::hopping(duration(s.window)?, duration(s.advance)?).map_err(|e| StreamError::Config(e.to_string()))?;
+    let moving = by_symbol.aggregate_windowed(
+        "moving",
+        s.windows(hopping, MOVING_WINDOWS, s.moving_grace),
+        |prev, r: &Record<Trade>, _: &Window| MovingAggregate::add(prev, &r.value),
+    );
+    let moving_stats = moving.map_values("moving-stats", |w: Windowed<MovingAggregate>| MovingStats::of(&w.key, &w.window, &w.value));
+    moving_stats.to("moving-stats-sink", &s.topic(MOVING_STATS_TOPIC), Json::new(), |r: &Record<MovingStats>| Some(r.value.symbol.clone()));
+    drop((trades, valid, by_symbol, daily, stats, table, changes, moving, moving_stats));
+    b.build()
+}
+
+/// Stage 2: every symbol's daily change to the day's top-10.
+pub fn ranking_topology(s: &Settings) -> Result<Topology, StreamError> {
+    let b = TopologyBuilder::new(s.ranking_application_id());
+    let changes = b.source(&s.topic(DAILY_CHANGES_TOPIC), Json::<DailyChange>::new(), |c: &DailyChange| EventTime::payload(&c.ts));
+    let stores = [StoreSpec::persistent(CHANGES_STORE), StoreSpec::persistent(TOP10_STORE)];
+    let top = changes.process("rank", &stores, Ranking::default);
+    top.to("top10-sink", &s.topic(TOP10_TOPIC), Json::new(), |r: &Record<Top10>| Some(r.value.date.to_string()));
+    drop((changes, top));
+    b.build()
+}
+
+/// The `<symbol>/<date>` key of the daily statistics table.
+pub fn daily_key(symbol: &str, date: chrono::NaiveDate) -> String {
+    format!("{symbol}/{date}")
+}
+
+/// Keeps the latest daily statistics per symbol and day in a table, for the HTTP endpoints: the window store
+/// lets a day go when it closes, the table keeps it.
+struct MaterializeDaily;
+
+impl Processor for MaterializeDaily {
+    type In = DailyStats;
+    type Out = ();
+
+    fn process(&mut self, record: Record<DailyStats>, ctx: &mut ProcessorContext<'_, '_, ()>) -> Result<(), ProcessError> {
+        let s = record.value;
+        ctx.store(DAILY_STATS_STORE)?.put_json(&daily_key(&s.symbol, s.date), &s)?;
+        Ok(())
+    }
+}

@@ -1,0 +1,143 @@
+//! The real `stock-ticker` binary against the real broker `scripts/test` started, with 4 input partitions: the
+//! golden scenario's endpoints equal the expected file, and answer the same after a SIGKILL and restart, and after
+//! the state directory is deleted (state restored from the changelogs, then processing continues from it).
+
+mod support;
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+use stock_ticker::model::{DailyStats, Top10};
+use stock_ticker::topology::{BY_SYMBOL, DAILY_CHANGES_TOPIC, TRADES_TOPIC};
+use streamcore::testkit::kafka::{bootstrap, create_topic, produce, read_topic, unique, wait_caught_up};
+use streamcore::testkit::process::ServiceProcess;
+use streamcore::topology::repartition_topic;
+
+struct Ticker {
+    app: String,
+    prefix: String,
+    state: std::path::PathBuf,
+}
+
+impl Ticker {
+    fn start(&self) -> ServiceProcess {
+        let args: Vec<String> = [
+            "--bootstrap",
+            &bootstrap(),
+            "--application-id",
+            &self.app,
+            "--topic-prefix",
+            &self.prefix,
+            "--state-dir",
+            &self.state.display().to_string(),
+            "--commit-interval-ms",
+            "200",
+            "--close-when-idle",
+            "off",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+        ServiceProcess::start(env!("CARGO_BIN_EXE_stock-ticker"), &args)
+    }
+
+    /// Both stages processed and committed everything produced so far.
+    fn wait_caught_up(&self) {
+        let bs = bootstrap();
+        let stages = [
+            (self.app.clone(), format!("{}{TRADES_TOPIC}", self.prefix)),
+            (self.app.clone(), repartition_topic(&self.app, BY_SYMBOL)),
+            (format!("{}-top10", self.app), format!("{}{DAILY_CHANGES_TOPIC}", self.prefix)),
+        ];
+        for (group, topic) in stages {
+            assert!(wait_caught_up(&bs, &group, &topic, Duration::from_secs(90)), "{group} did not catch up on {topic}");
+        }
+    }
+}
+
+/// Every endpoint answers as the expected file says: each symbol's days, its latest day, each day's top-10, the latest.
+fn assert_endpoints(t: &ServiceProcess, expected: &support::Expected) {
+    for want in &expected.daily {
+        let path = format!("/stocks/{}/days/{}", want.symbol, want.date);
+        let (_, got) =
+            t.wait_for(&path, |status, v| status == 200 && serde_json::from_value::<DailyStats>(v.clone()).ok().as_ref() == Some(want));
+        assert_eq!(serde_json::from_value::<DailyStats>(got).ok().as_ref(), Some(want), "GET {path}");
+    }
+    let latest: BTreeMap<&str, &DailyStats> = expected.daily.iter().map(|s| (s.symbol.as_str(), s)).collect();
+    for (symbol, want) in latest {
+        let got: DailyStats = serde_json::from_value(t.json(&format!("/stocks/{symbol}"))).expect("daily stats");
+        assert_eq!(&got, want, "GET /stocks/{symbol} is the latest day");
+    }
+    for want in &expected.top10 {
+        let path = format!("/top10/{}", want.date);
+        let (_, got) =
+            t.wait_for(&path, |status, v| status == 200 && serde_json::from_value::<Top10>(v.clone()).ok().as_ref() == Some(want));
+        assert_eq!(serde_json::from_value::<Top10>(got).ok().as_ref(), Some(want), "GET {path}");
+    }
+    let got: Top10 = serde_json::from_value(t.json("/top10")).expect("top10");
+    assert_eq!(Some(&got), expected.top10.last(), "GET /top10 is the latest day");
+}
+
+#[test]
+fn golden_scenario_over_four_partitions_survives_sigkill_and_a_lost_state_directory() {
+    let bs = bootstrap();
+    let (batches, expected) = support::golden();
+    let state = tempfile::tempdir().expect("state dir");
+    let t = Ticker { app: unique("ticker"), prefix: format!("{}.", unique("st")), state: state.path().to_path_buf() };
+    let input = format!("{}{TRADES_TOPIC}", t.prefix);
+    create_topic(&bs, &input, 4, false);
+
+    let ticker = t.start();
+    for batch in &batches {
+        let records: Vec<(Option<String>, Vec<u8>)> = batch.iter().map(|i| (i.key.clone(), i.value.clone())).collect();
+        produce(&bs, &input, &records);
+        t.wait_caught_up();
+    }
+    assert_endpoints(&ticker, &expected);
+
+    // Dead letters point at the user's records; the late trade is on stock-ticker.late, refused by the daily windows.
+    let dlq = read_topic(&bs, "stock-ticker.dlq", usize::MAX, Duration::from_secs(5));
+    assert_eq!(dlq.iter().filter(|r| r.headers.get("source.topic") == Some(&input)).count(), expected.dead_letters);
+    let repartition = repartition_topic(&t.app, BY_SYMBOL);
+    let late = read_topic(&bs, "stock-ticker.late", usize::MAX, Duration::from_secs(5));
+    let daily_late: Vec<_> = late
+        .iter()
+        .filter(|r| {
+            r.headers.get("source.topic") == Some(&repartition) && r.headers.get("late.operator").map(String::as_str) == Some("daily")
+        })
+        .collect();
+    assert_eq!(daily_late.len(), expected.late_for_daily);
+    assert_eq!(daily_late[0].json()["price"], "999.00");
+
+    // Bad requests get JSON 4xx answers.
+    for (path, status) in [
+        ("/stocks/a%20b", 400),
+        ("/stocks/AAPL/days/2026-13-01", 400),
+        ("/stocks/NOPE", 404),
+        ("/top10/2020-01-01", 404),
+        ("/stocks/AAPL/moving?limit=0", 400),
+    ] {
+        let (got, body) = ticker.get(path);
+        assert_eq!(got, status, "GET {path}: {body}");
+        assert!(serde_json::from_str::<serde_json::Value>(&body).is_ok_and(|v| v["error"].is_string()), "GET {path}: {body}");
+    }
+    assert_eq!(ticker.json("/stocks/aapl/moving?limit=2").as_array().map(Vec::len), Some(2));
+
+    // SIGKILL, restart on the same state directory: the same answers.
+    ticker.kill();
+    let ticker = t.start();
+    assert_endpoints(&ticker, &expected);
+    assert_eq!(ticker.terminate().code(), Some(0), "SIGTERM exits cleanly");
+
+    // Lose the state directory: restored from the changelogs, the same answers, and processing continues from it.
+    std::fs::remove_dir_all(&t.state).expect("wipe state");
+    let ticker = t.start();
+    assert_endpoints(&ticker, &expected);
+    assert!(ticker.metric("streamcore_restored_records_total") > 0.0, "state came back from the changelogs");
+    let more = serde_json::json!({"symbol": "AAPL", "price": "130.00", "volume": 1, "ts": "2026-11-02T11:00:00-05:00"});
+    produce(&bs, &input, &[(Some("AAPL".into()), more.to_string().into_bytes())]);
+    let (_, day) = ticker.wait_for("/stocks/AAPL/days/2026-11-02", |_, v| v["trades"] == 5);
+    assert_eq!((day["trades"].as_u64(), day["volume"].as_u64(), day["close"].as_str()), (Some(5), Some(22), Some("130.00")));
+    assert_eq!(day["change_pct"], "8.3333");
+    let (_, top) = ticker.wait_for("/top10/2026-11-02", |_, v| v["gainers"][0]["change_pct"] == "8.3333");
+    assert_eq!(top["gainers"][0]["symbol"], "AAPL");
+}

@@ -1,0 +1,215 @@
+//! The stock ticker's two stages through the test driver: daylight-saving days, day boundaries, grace and late
+//! trades, open/close ties, the top-10's replacement and ordering, malformed trades, and the golden scenario.
+
+mod support;
+
+use rust_decimal::Decimal;
+use std::collections::BTreeMap;
+use std::str::FromStr;
+use stock_ticker::model::{DailyStats, MovingStats, Top10, Trade};
+use stock_ticker::topology::{
+    ranking_topology, trades_topology, Settings, DAILY_CHANGES_TOPIC, DAILY_STATS_TOPIC, MOVING_STATS_TOPIC, TOP10_TOPIC,
+};
+use streamcore::task::Outcome;
+use streamcore::testkit::TopologyTestDriver;
+
+/// Both stages, wired as the service wires them: stage 1's daily changes feed stage 2.
+struct Ticker {
+    stage1: TopologyTestDriver,
+    stage2: TopologyTestDriver,
+}
+
+impl Ticker {
+    fn new(partitions: i32) -> Self {
+        let mut s = Settings::new("stock-ticker");
+        s.close_when_idle = None;
+        Ticker {
+            stage1: TopologyTestDriver::new(trades_topology(&s).expect("stage 1")).with_partitions(partitions),
+            stage2: TopologyTestDriver::new(ranking_topology(&s).expect("stage 2")),
+        }
+    }
+
+    fn pipe(&mut self, key: Option<&str>, value: &[u8]) -> Outcome {
+        let outcome = self.stage1.pipe("trades", key, value).expect("pipe");
+        for change in self.stage1.read_output(DAILY_CHANGES_TOPIC) {
+            let key = change.key.as_deref().map(|k| std::str::from_utf8(k).expect("utf8"));
+            self.stage2.pipe(DAILY_CHANGES_TOPIC, key, change.value.as_deref().expect("value")).expect("pipe stage 2");
+        }
+        outcome
+    }
+
+    fn trade(&mut self, symbol: &str, price: &str, volume: u64, ts: &str) -> Outcome {
+        let t = serde_json::json!({"symbol": symbol, "price": price, "volume": volume, "ts": ts});
+        self.pipe(Some(symbol), &serde_json::to_vec(&t).expect("json"))
+    }
+
+    fn daily(&mut self) -> Vec<DailyStats> {
+        self.stage1.read_json(DAILY_STATS_TOPIC).expect("daily stats")
+    }
+
+    fn top10(&mut self) -> Vec<Top10> {
+        self.stage2.read_json(TOP10_TOPIC).expect("top10")
+    }
+
+    fn late(&mut self, operator: &str) -> Vec<Trade> {
+        let topic = self.stage1.late_topic();
+        self.stage1
+            .read_output(&topic)
+            .into_iter()
+            .filter(|r| r.headers.iter().any(|(k, v)| k == "late.operator" && v == operator.as_bytes()))
+            .map(|r| serde_json::from_slice(r.value.as_deref().expect("value")).expect("trade"))
+            .collect()
+    }
+}
+
+fn dec(s: &str) -> Decimal {
+    Decimal::from_str(s).expect("decimal")
+}
+
+fn last(stats: &[DailyStats]) -> &DailyStats {
+    stats.last().expect("an update")
+}
+
+#[test]
+fn the_2026_new_york_daylight_saving_days_have_23_and_25_hours_of_trades() {
+    let mut t = Ticker::new(1);
+    // 8 March: 00:00 EST is the first instant, 23:59:59.999 EDT the last; 23 hours apart.
+    t.trade("SPY", "500", 1, "2026-03-08T00:00:00-05:00");
+    t.trade("SPY", "510", 1, "2026-03-08T23:59:59.999-04:00");
+    t.trade("SPY", "520", 1, "2026-03-09T00:00:00-04:00");
+    let days: Vec<(String, Decimal, Decimal, u64)> =
+        t.daily().into_iter().map(|s| (s.date.to_string(), s.open, s.close, s.trades)).collect();
+    assert_eq!(
+        days,
+        vec![
+            ("2026-03-08".into(), dec("500"), dec("500"), 1),
+            ("2026-03-08".into(), dec("500"), dec("510"), 2),
+            ("2026-03-09".into(), dec("520"), dec("520"), 1)
+        ]
+    );
+    // 1 November: 01:30 happens twice (EDT, then EST); both are the 1st, and so is 23:59 EST, 25 hours after midnight.
+    t.trade("QQQ", "400", 1, "2026-11-01T00:00:00-04:00");
+    t.trade("QQQ", "401", 1, "2026-11-01T01:30:00-04:00");
+    t.trade("QQQ", "402", 1, "2026-11-01T01:30:00-05:00");
+    t.trade("QQQ", "403", 1, "2026-11-01T23:59:59.999-05:00");
+    t.trade("QQQ", "404", 1, "2026-11-02T00:00:00-05:00");
+    let nov = t.daily();
+    let first = nov.iter().rfind(|s| s.date.to_string() == "2026-11-01").expect("1 November");
+    assert_eq!((first.open, first.close, first.trades, first.change_pct), (dec("400"), dec("403"), 4, dec("0.7500")));
+    assert_eq!(last(&nov).date.to_string(), "2026-11-02");
+}
+
+#[test]
+fn out_of_order_trades_count_within_grace_and_late_ones_go_to_the_late_topic() {
+    let mut t = Ticker::new(1);
+    t.trade("IBM", "200", 1, "2026-11-24T15:00:00-05:00");
+    t.trade("IBM", "210", 1, "2026-11-25T03:59:59-05:00"); // the 24th closes at the 25th 04:00 (midnight + 4h)
+    t.trade("IBM", "190", 1, "2026-11-24T09:30:00-05:00"); // out of order, within grace: the new open
+    let d = t.daily();
+    assert_eq!(
+        (last(&d).date.to_string(), last(&d).open, last(&d).close, last(&d).low),
+        ("2026-11-24".into(), dec("190"), dec("200"), dec("190"))
+    );
+    assert!(t.late("daily").is_empty());
+
+    t.trade("IBM", "211", 1, "2026-11-25T04:00:00-05:00"); // stream time reaches the 24th's end + grace
+    t.daily();
+    assert_eq!(t.trade("IBM", "999", 1, "2026-11-24T16:00:00-05:00"), Outcome::Processed);
+    assert!(t.daily().is_empty(), "a late trade changes nothing");
+    let late = t.late("daily");
+    assert_eq!(late.len(), 1);
+    assert_eq!(late[0].price, dec("999"));
+}
+
+#[test]
+fn ties_open_with_the_first_arrival_and_close_with_the_last() {
+    let mut t = Ticker::new(1);
+    t.trade("T", "10", 1, "2026-11-24T10:00:00-05:00");
+    t.trade("T", "11", 1, "2026-11-24T10:00:00-05:00");
+    t.trade("T", "12", 1, "2026-11-24T10:00:00-05:00");
+    let s = t.daily();
+    assert_eq!((last(&s).open, last(&s).close, last(&s).high, last(&s).low), (dec("10"), dec("12"), dec("12"), dec("10")));
+    assert_eq!(last(&s).change_pct, dec("20.0000"));
+}
+
+#[test]
+fn moving_windows_report_min_max_and_mean_over_five_minutes() {
+    let mut t = Ticker::new(1);
+    t.trade("V", "10", 1, "2026-11-24T10:00:30Z");
+    t.trade("V", "13", 1, "2026-11-24T10:02:00Z");
+    t.trade("V", "11", 1, "2026-11-24T10:04:59.999Z");
+    let moving: Vec<MovingStats> = t.stage1.read_json(MOVING_STATS_TOPIC).expect("moving");
+    let latest: BTreeMap<String, MovingStats> = moving.into_iter().map(|m| (m.window_start.clone(), m)).collect();
+    let w = &latest["2026-11-24T10:00:00Z"];
+    assert_eq!((w.window_end.as_str(), w.min, w.max, w.avg, w.trades), ("2026-11-24T10:05:00Z", dec("10"), dec("13"), dec("11.3333"), 3));
+    assert_eq!(latest.len(), 9, "windows starting 09:56 through 10:04");
+    assert_eq!(latest["2026-11-24T10:04:00Z"].trades, 1);
+}
+
+#[test]
+fn the_top10_replaces_a_symbols_entry_and_orders_ties_by_symbol() {
+    let mut t = Ticker::new(1);
+    let day = "2026-11-24T";
+    // 12 symbols up by 1..12 %, one down; opens at 100.
+    for (i, sym) in ["A", "B", "C", "D", "E", "F", "G", "H", "I", "J", "K", "L"].iter().enumerate() {
+        t.trade(sym, "100", 1, &format!("{day}10:00:00-05:00"));
+        t.trade(sym, &(101 + i).to_string(), 1, &format!("{day}10:01:00-05:00"));
+    }
+    t.trade("Z", "100", 1, &format!("{day}10:00:00-05:00"));
+    t.trade("Z", "95", 1, &format!("{day}10:01:00-05:00"));
+    let top = t.top10().pop().expect("a list");
+    let gainers: Vec<&str> = top.gainers.iter().map(|r| r.symbol.as_str()).collect();
+    assert_eq!(gainers, vec!["L", "K", "J", "I", "H", "G", "F", "E", "D", "C"]);
+    assert_eq!(top.losers.iter().map(|r| (r.symbol.as_str(), r.change_pct)).collect::<Vec<_>>(), vec![("Z", dec("-5.0000"))]);
+
+    // L falls to -5 %: it leaves the gainers (B comes in), joins the losers tied with Z, and is listed once.
+    t.trade("L", "95", 1, &format!("{day}10:02:00-05:00"));
+    let top = t.top10().pop().expect("a new list");
+    let gainers: Vec<&str> = top.gainers.iter().map(|r| r.symbol.as_str()).collect();
+    assert_eq!(gainers, vec!["K", "J", "I", "H", "G", "F", "E", "D", "C", "B"]);
+    assert_eq!(top.losers.iter().map(|r| r.symbol.as_str()).collect::<Vec<_>>(), vec!["L", "Z"], "ties by symbol ascending");
+    // A trade that changes nothing in the ten emits no new list.
+    t.trade("A", "101", 1, &format!("{day}10:03:00-05:00"));
+    assert!(t.top10().is_empty());
+}
+
+#[test]
+fn malformed_trades_are_dead_lettered_and_the_rest_keeps_flowing() {
+    let mut t = Ticker::new(1);
+    let bad: [&[u8]; 6] = [
+        b"not json",
+        br#"{"symbol": "AAPL", "price": "abc", "volume": 1, "ts": "2026-11-24T10:00:00Z"}"#,
+        br#"{"symbol": "AAPL", "price": "0", "volume": 1, "ts": "2026-11-24T10:00:00Z"}"#,
+        br#"{"symbol": "AAPL", "price": "1", "volume": -3, "ts": "2026-11-24T10:00:00Z"}"#,
+        br#"{"symbol": "aapl; drop", "price": "1", "volume": 1, "ts": "2026-11-24T10:00:00Z"}"#,
+        br#"{"symbol": "AAPL", "price": "1", "volume": 1}"#,
+    ];
+    for b in bad {
+        assert!(matches!(t.pipe(Some("AAPL"), b), Outcome::DeadLettered(_)), "{}", String::from_utf8_lossy(b));
+    }
+    assert_eq!(t.stage1.read_output(&t.stage1.dead_letter_topic()).len(), 6);
+    assert_eq!(t.trade("AAPL", "189.32", 100, "2026-11-24T10:00:00-05:00"), Outcome::Processed);
+    assert_eq!(last(&t.daily()).close, dec("189.32"));
+}
+
+#[test]
+fn the_golden_scenario_produces_the_expected_file() {
+    let (batches, expected) = support::golden();
+    let mut t = Ticker::new(4);
+    let mut dead = 0;
+    for input in batches.iter().flatten() {
+        if let Outcome::DeadLettered(_) = t.pipe(input.key.as_deref(), &input.value) {
+            dead += 1;
+        }
+    }
+    let daily: BTreeMap<(String, String), DailyStats> =
+        t.daily().into_iter().map(|s| ((s.date.to_string(), s.symbol.clone()), s)).collect();
+    let want: BTreeMap<(String, String), DailyStats> =
+        expected.daily.into_iter().map(|s| ((s.date.to_string(), s.symbol.clone()), s)).collect();
+    assert_eq!(daily, want);
+    let top: BTreeMap<String, Top10> = t.top10().into_iter().map(|l| (l.date.to_string(), l)).collect();
+    let want: BTreeMap<String, Top10> = expected.top10.into_iter().map(|l| (l.date.to_string(), l)).collect();
+    assert_eq!(top, want);
+    assert_eq!(dead, expected.dead_letters);
+    assert_eq!(t.late("daily").len(), expected.late_for_daily);
+}
