@@ -39,7 +39,7 @@ pub struct Metrics {
     pub dead_lettered: IntCounterVec,
     /// Processing attempts that asked to be retried, per source topic.
     pub retried: IntCounterVec,
-    /// Time to process one record (the processors' work, not the broker round trip).
+    /// Time to process one record (the processors' work, not the broker round trip), sampled: one record in 64.
     pub process_latency: Histogram,
     /// Time to commit: flush, wait for acks, commit offsets, apply stores.
     pub commit_latency: Histogram,

@@ -51,7 +51,8 @@ pub(crate) struct TaskState {
     pub(crate) stream_time: Vec<StreamTime>,
     /// The sub-topology of the node running now.
     pub(crate) subtopology: usize,
-    /// Processing time now, in milliseconds since the epoch.
+    /// Processing time in milliseconds since the epoch, as of the last punctuation (about a second's resolution:
+    /// reading the clock for every record costs more than the precision is worth).
     pub(crate) wall_ms: i64,
     pub(crate) outbox: Vec<OutgoingRecord>,
     pub(crate) position: SourcePosition,
@@ -74,11 +75,16 @@ pub trait RecordSink {
 }
 
 impl TaskState {
-    /// Hand the outbox and every store's changelog writes to the sink.
-    pub(crate) fn drain_into(&mut self, sink: &mut dyn RecordSink) -> Result<(), crate::StreamError> {
+    /// Hand the records the processors wrote to topics (outputs, repartitions, late records) to the sink.
+    pub(crate) fn drain_outputs(&mut self, sink: &mut dyn RecordSink) -> Result<(), crate::StreamError> {
         for r in self.outbox.drain(..) {
             sink.send(r)?;
         }
+        Ok(())
+    }
+
+    /// Hand every store's coalesced changelog writes to the sink: at commit, and when a processor flushes.
+    pub(crate) fn drain_changelogs(&mut self, sink: &mut dyn RecordSink) -> Result<(), crate::StreamError> {
         let mut changelog = Vec::new();
         for store in self.stores.values_mut() {
             store.drain_changelog(&mut changelog);
@@ -120,7 +126,8 @@ impl<Out: Send + 'static> ProcessorContext<'_, '_, Out> {
         self.node.state.stream_time.get(self.node.state.subtopology).and_then(|t| t.millis())
     }
 
-    /// Processing time now (milliseconds since the epoch): the wall clock, or the test driver's clock.
+    /// Processing time (milliseconds since the epoch) as of the task's last punctuation, so within about a second:
+    /// the wall clock, or the test driver's clock.
     pub fn wall_clock(&self) -> i64 {
         self.node.state.wall_ms
     }
@@ -146,7 +153,8 @@ impl<Out: Send + 'static> ProcessorContext<'_, '_, Out> {
     /// For side effects outside Kafka (an email): record the effect in a store, then `flush`, so the record that
     /// says "done" is durable as soon as possible after the effect. Costs a round trip; use it sparingly.
     pub fn flush(&mut self) -> Result<(), ProcessError> {
-        self.node.state.drain_into(self.node.sink).map_err(|e| ProcessError::Fatal(e.to_string()))?;
+        self.node.state.drain_outputs(self.node.sink).map_err(|e| ProcessError::Fatal(e.to_string()))?;
+        self.node.state.drain_changelogs(self.node.sink).map_err(|e| ProcessError::Fatal(e.to_string()))?;
         self.node.sink.flush().map_err(|e| ProcessError::Fatal(e.to_string()))
     }
 }

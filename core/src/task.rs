@@ -85,7 +85,6 @@ impl Task {
         let Some(source) = topology.source_for(&input.position.topic) else {
             return Err(StreamError::Config(format!("no source reads topic {}", input.position.topic)));
         };
-        self.state.wall_ms = self.config.clock.now_ms();
         let outcome = match (source.decode)(input, self.config.timestamp_mode) {
             Err(reason) => Outcome::DeadLettered(reason),
             Ok(record) => {
@@ -93,8 +92,9 @@ impl Task {
                 self.state.subtopology = subtopology;
                 self.state.stream_time[subtopology].observe(record.time);
                 let result = self.run(source.node, record, sink);
-                // Always hand over what was written, so the changelog matches the pending batch exactly.
-                self.state.drain_into(sink)?;
+                // Hand over what was written even when processing failed part-way: a dead-lettered record's
+                // earlier outputs are not taken back (processors validate before they write).
+                self.state.drain_outputs(sink)?;
                 match result {
                     Ok(()) => Outcome::Processed,
                     Err(ProcessError::Invalid(reason)) => Outcome::DeadLettered(reason),
@@ -128,7 +128,7 @@ impl Task {
                 self.nodes[node].punctuate(&mut ctx)
             };
             let result = result.and_then(|()| self.route(node, emitted, sink));
-            self.state.drain_into(sink)?;
+            self.state.drain_outputs(sink)?;
             if let Err(e) = result {
                 let name = &self.topology.nodes[node].name;
                 return Err(StreamError::Process(format!("punctuation of {name}: {e}")));
@@ -176,6 +176,11 @@ impl Task {
     /// The offsets to commit for this task: per source topic, the next offset to read.
     pub(crate) fn consumed(&self) -> &BTreeMap<String, i64> {
         &self.consumed
+    }
+
+    /// Send the stores' coalesced changelog writes: the first step of a commit, before waiting for acks.
+    pub(crate) fn drain_changelogs(&mut self, sink: &mut dyn RecordSink) -> Result<(), StreamError> {
+        self.state.drain_changelogs(sink)
     }
 
     /// Apply every store's pending batch, with the changelog offset `checkpoint(changelog_topic)` returns.

@@ -8,6 +8,10 @@
 //! 3. **keyed state**: a streamcore processor keeping a per-account running total in RocksDB, every write logged
 //!    to its changelog, then producing.
 //!
+//! `bench stock-ticker` pre-loads trades over many symbols instead and runs the plain loop beside the whole stock
+//! ticker (both stages, two runtimes in this process), reporting trades per second and peak memory (the process's
+//! peak resident set, reset before each run).
+//!
 //! Each figure is records per second from the first record consumed until every input offset is committed (for
 //! the plain loop: until the last record is produced, flushed and committed). Timing is wall clock; run on an
 //! otherwise idle machine and compare figures within one run only.
@@ -27,18 +31,35 @@ use streamcore::testkit::kafka::{create_topic, produce, unique};
 use streamcore::time::EventTime;
 use streamcore::{ProcessError, Processor, ProcessorContext, Record, Runtime, StreamsConfig, TopologyBuilder};
 
+mod memory;
+mod stock_ticker;
+
 #[derive(Parser)]
 #[command(name = "bench", about = "streamcore throughput beside a plain rdkafka loop")]
 struct Cli {
     /// Kafka bootstrap servers (a real broker).
-    #[arg(long, env = "KAFKA_BOOTSTRAP")]
+    #[arg(long, env = "KAFKA_BOOTSTRAP", global = true, default_value = "localhost:9092")]
     bootstrap: String,
     /// Records to pre-load and process.
-    #[arg(long, default_value_t = 1_000_000)]
+    #[arg(long, default_value_t = 1_000_000, global = true)]
     records: u64,
     /// Input partitions.
-    #[arg(long, default_value_t = 4)]
+    #[arg(long, default_value_t = 4, global = true)]
     partitions: i32,
+    #[command(subcommand)]
+    command: Option<Bench>,
+}
+
+#[derive(clap::Subcommand)]
+enum Bench {
+    /// The engine's paths (plain loop, pass-through, keyed state) on transactions: the default.
+    Core,
+    /// The stock ticker's two stages on trades.
+    StockTicker {
+        /// Distinct symbols.
+        #[arg(long, default_value_t = 500)]
+        symbols: u32,
+    },
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -92,6 +113,13 @@ fn main() -> anyhow::Result<()> {
         .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into()))
         .init();
     let cli = Cli::parse();
+    match cli.command {
+        None | Some(Bench::Core) => core_paths(&cli),
+        Some(Bench::StockTicker { symbols }) => stock_ticker::run(&cli.bootstrap, cli.records, cli.partitions, symbols),
+    }
+}
+
+fn core_paths(cli: &Cli) -> anyhow::Result<()> {
     let bs = cli.bootstrap.clone();
     let input = unique("bench-in");
     create_topic(&bs, &input, cli.partitions, false);
@@ -109,10 +137,10 @@ fn main() -> anyhow::Result<()> {
         started.elapsed().as_secs_f64()
     );
 
-    let plain = plain_loop(&bs, &input, cli.records)?;
+    let plain = plain_loop(&bs, &input, cli.records, map)?;
     let pass = framework(&bs, &input, cli.records, false)?;
     let keyed = framework(&bs, &input, cli.records, true)?;
-    let plain_again = plain_loop(&bs, &input, cli.records)?;
+    let plain_again = plain_loop(&bs, &input, cli.records, map)?;
     let baseline = (plain + plain_again) / 2.0;
     println!();
     println!("| path | records/s | ratio to plain loop |");
@@ -124,7 +152,12 @@ fn main() -> anyhow::Result<()> {
     Ok(())
 }
 
-fn plain_loop(bs: &str, input: &str, n: u64) -> anyhow::Result<f64> {
+/// The baseline: poll, decode `I`, map, encode `O`, produce; offsets auto-committed, a final flush and commit.
+fn plain_loop<I, O>(bs: &str, input: &str, n: u64, map: fn(I) -> O) -> anyhow::Result<f64>
+where
+    I: serde::de::DeserializeOwned + Send + 'static,
+    O: Serialize + Send + 'static,
+{
     let output = unique("bench-plain-out");
     create_topic(bs, &output, 4, false);
     let consumer: BaseConsumer = ClientConfig::new()
@@ -140,7 +173,7 @@ fn plain_loop(bs: &str, input: &str, n: u64) -> anyhow::Result<f64> {
         .set("linger.ms", "5")
         .create()?;
     consumer.subscribe(&[input])?;
-    let (codec_in, codec_out) = (Json::<Txn>::new(), Json::<Out>::new());
+    let (codec_in, codec_out) = (Json::<I>::new(), Json::<O>::new());
     let mut seen = 0u64;
     let mut first: Option<Instant> = None;
     while seen < n {
@@ -149,8 +182,8 @@ fn plain_loop(bs: &str, input: &str, n: u64) -> anyhow::Result<f64> {
         first.get_or_insert_with(Instant::now);
         seen += 1;
         let Some(payload) = msg.payload() else { continue };
-        let Ok(txn) = codec_in.deserialize(payload) else { continue };
-        let out = codec_out.serialize(&map(txn)).map_err(anyhow::Error::msg)?;
+        let Ok(value) = codec_in.deserialize(payload) else { continue };
+        let out = codec_out.serialize(&map(value)).map_err(anyhow::Error::msg)?;
         let mut rec: BaseRecord<'_, [u8], [u8]> = BaseRecord::to(&output).payload(&out);
         if let Some(k) = msg.key() {
             rec = rec.key(k);

@@ -1,7 +1,7 @@
 //! `loadgen`: writes seeded synthetic load to the suite's input topics.
 
 use clap::{Parser, Subcommand};
-use loadgen::transactions::{self, Options};
+use loadgen::{trades, transactions};
 
 #[derive(Parser)]
 #[command(name = "loadgen", version, about = "Seeded, reproducible load for the suite's input topics")]
@@ -42,6 +42,42 @@ enum Command {
         #[arg(long, default_value_t = 0.0)]
         malformed: f64,
     },
+    /// Trades for stock-ticker: a random walk per symbol in New York trading hours.
+    Trades {
+        /// Topic to write.
+        #[arg(long, default_value = "trades")]
+        topic: String,
+        /// Number of records.
+        #[arg(long, default_value_t = 10_000)]
+        count: u64,
+        /// Records per second (0: as fast as possible).
+        #[arg(long, default_value_t = 100)]
+        rate: u32,
+        /// Seed.
+        #[arg(long, default_value_t = 42)]
+        seed: u64,
+        /// Distinct symbols.
+        #[arg(long, default_value_t = 50)]
+        symbols: u32,
+        /// Event time of the first trade (RFC 3339; moved into trading hours).
+        #[arg(long, default_value = "2026-11-23T14:30:00Z")]
+        start: chrono::DateTime<chrono::Utc>,
+        /// Event-time milliseconds between trades.
+        #[arg(long, default_value_t = 20)]
+        spacing_ms: i64,
+        /// Share of trades up to two minutes out of order (0..1).
+        #[arg(long, default_value_t = 0.01)]
+        out_of_order: f64,
+        /// Share of trades a session late (0..1).
+        #[arg(long, default_value_t = 0.0)]
+        late: f64,
+        /// Share of unkeyed records (0..1).
+        #[arg(long, default_value_t = 0.0)]
+        unkeyed: f64,
+        /// Share of malformed records (0..1).
+        #[arg(long, default_value_t = 0.0)]
+        malformed: f64,
+    },
 }
 
 fn main() -> anyhow::Result<()> {
@@ -52,8 +88,30 @@ fn main() -> anyhow::Result<()> {
     let props = streamcore::runtime::parse_kafka_properties(&cli.kafka_properties).map_err(anyhow::Error::msg)?;
     match cli.command {
         Command::Transactions { topic, count, rate, seed, accounts, high_value, malformed } => {
-            let opts = Options { seed, count, accounts, high_value_share: high_value, malformed_share: malformed, ..Options::default() };
+            let opts = transactions::Options {
+                seed,
+                count,
+                accounts,
+                high_value_share: high_value,
+                malformed_share: malformed,
+                ..Default::default()
+            };
             let sent = loadgen::produce::produce(&cli.bootstrap, &props, &topic, transactions::generate(&opts), Some(rate))?;
+            tracing::info!(sent, topic, "done");
+        }
+        Command::Trades { topic, count, rate, seed, symbols, start, spacing_ms, out_of_order, late, unkeyed, malformed } => {
+            let opts = trades::Options {
+                seed,
+                count,
+                symbols,
+                start,
+                spacing_ms,
+                out_of_order_share: out_of_order,
+                late_share: late,
+                unkeyed_share: unkeyed,
+                malformed_share: malformed,
+            };
+            let sent = loadgen::produce::produce(&cli.bootstrap, &props, &topic, trades::generate(&opts), Some(rate))?;
             tracing::info!(sent, topic, "done");
         }
     }

@@ -2,7 +2,12 @@
 //!
 //! Every write goes three places: into the task's *pending batch* (so the processor reads its own writes at once),
 //! onto the compacted changelog topic `<application-id>-<store>-changelog` (partition = the task's partition), and,
-//! only at commit, into the backend, together with the changelog offset it reached. The commit order is the one
+//! only at commit, into the backend, together with the changelog offset it reached.
+//!
+//! Changelog writes are *coalesced*: a key written many times between two commits (a window updated by every
+//! trade of a busy symbol) is sent once, with its latest value, when the task commits (or flushes). Compaction
+//! would keep only that last value anyway; sending the others costs broker round trips and restore time for
+//! nothing. This is the changelog half of Kafka Streams' record cache. The commit order is the one
 //! that keeps the checkpoint honest (see INVARIANTS 2 and 3): flush outputs and changelog, wait for the acks, commit
 //! the input offsets, then apply the batch with the checkpoint. A crash anywhere leaves a backend that is behind the
 //! changelog, never ahead of it, and restore replays the difference.
@@ -21,13 +26,14 @@ pub struct LoggedStore {
     changelog_topic: String,
     partition: i32,
     pending: WriteBatch,
-    unsent: Vec<(Vec<u8>, Option<Vec<u8>>)>,
+    /// Latest write per key not yet sent to the changelog.
+    unsent: WriteBatch,
 }
 
 impl LoggedStore {
     /// Wrap a backend whose changelog is `changelog_topic`, partition `partition`.
     pub fn new(inner: Arc<dyn KeyValueStore>, changelog_topic: String, partition: i32) -> Self {
-        LoggedStore { inner, changelog_topic, partition, pending: WriteBatch::default(), unsent: Vec::new() }
+        LoggedStore { inner, changelog_topic, partition, pending: WriteBatch::default(), unsent: WriteBatch::default() }
     }
 
     /// The store's name.
@@ -50,13 +56,13 @@ impl LoggedStore {
 
     /// Write a value.
     pub fn put(&mut self, key: Vec<u8>, value: Vec<u8>) {
-        self.unsent.push((key.clone(), Some(value.clone())));
+        self.unsent.put(key.clone(), value.clone());
         self.pending.put(key, value);
     }
 
     /// Delete a key (a tombstone on the changelog).
     pub fn delete(&mut self, key: Vec<u8>) {
-        self.unsent.push((key.clone(), None));
+        self.unsent.delete(key.clone());
         self.pending.delete(key);
     }
 
@@ -97,9 +103,10 @@ impl LoggedStore {
         Ok(())
     }
 
-    /// The changelog records written since the last call, for the task to hand to the producer.
+    /// The changelog records for the keys written since the last call (latest value each, in key order), for the
+    /// task to hand to the producer.
     pub(crate) fn drain_changelog(&mut self, out: &mut Vec<OutgoingRecord>) {
-        for (key, value) in self.unsent.drain(..) {
+        for (key, value) in std::mem::take(&mut self.unsent).into_entries() {
             out.push(OutgoingRecord {
                 topic: self.changelog_topic.clone(),
                 partition: Some(self.partition),
@@ -144,11 +151,8 @@ mod tests {
         let logged: Vec<_> = out.iter().map(|r| (r.key.clone(), r.value.clone(), r.partition)).collect();
         assert_eq!(
             logged,
-            vec![
-                (Some(b"a".to_vec()), Some(b"1".to_vec()), Some(3)),
-                (Some(b"b".to_vec()), Some(b"2".to_vec()), Some(3)),
-                (Some(b"a".to_vec()), None, Some(3)),
-            ]
+            vec![(Some(b"a".to_vec()), None, Some(3)), (Some(b"b".to_vec()), Some(b"2".to_vec()), Some(3))],
+            "one record per key, its latest write: a's put and delete coalesce into the delete"
         );
         store.commit(Some(3)).expect("commit");
         assert_eq!(backend.get(b"b").expect("get"), Some(b"2".to_vec()));

@@ -96,6 +96,10 @@ impl WriteBatch {
     ) -> impl DoubleEndedIterator<Item = (&'a Vec<u8>, &'a Option<Vec<u8>>)> + 'a {
         self.entries.range::<Vec<u8>, _>((from.clone(), to.clone()))
     }
+    /// The writes, by value, in key order.
+    pub fn into_entries(self) -> impl Iterator<Item = (Vec<u8>, Option<Vec<u8>>)> {
+        self.entries.into_iter()
+    }
     /// Number of distinct keys written.
     pub fn len(&self) -> usize {
         self.entries.len()

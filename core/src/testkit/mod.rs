@@ -170,9 +170,11 @@ impl TopologyTestDriver {
         self.tasks.get(&partition)?.stores().find(|s| s.name() == name)
     }
 
-    /// Commit every task's stores (what the runtime does after the broker acknowledged everything).
+    /// Commit every task: send the stores' coalesced changelog writes (readable on the changelog topics after
+    /// this), then apply the stores' pending writes, as the runtime does once the broker acknowledged everything.
     pub fn commit(&mut self) -> Result<(), StreamError> {
         for task in self.tasks.values_mut() {
+            task.drain_changelogs(&mut Topics(&mut self.outputs))?;
             task.commit_stores(|_| None)?;
         }
         Ok(())

@@ -1,0 +1,105 @@
+//! The stock ticker's two stages (validate, repartition by symbol, daily and moving windows, the daily-changes
+//! topic, the top-10 stage) on pre-loaded trades, beside the plain loop (decode, validate, encode, produce).
+
+use crate::memory::{peak_mib, reset_peak};
+use crate::plain_loop;
+use anyhow::Context;
+use std::time::{Duration, Instant};
+use stock_ticker::model::Trade;
+use stock_ticker::topology::{ranking_topology, trades_topology, Settings, BY_SYMBOL, DAILY_CHANGES_TOPIC, TRADES_TOPIC};
+use streamcore::testkit::kafka::{create_topic, produce, unique};
+use streamcore::{Runtime, StreamsConfig};
+
+/// A counter's value for one topic, over every runtime registered in `registry`.
+fn counter(registry: &prometheus::Registry, name: &str, topic: &str) -> f64 {
+    registry
+        .gather()
+        .iter()
+        .filter(|f| f.name() == name)
+        .flat_map(|f| f.get_metric().iter())
+        .filter(|m| m.get_label().iter().any(|l| l.name() == "topic" && l.value() == topic))
+        .map(|m| m.get_counter().get_value())
+        .sum()
+}
+
+fn validated(t: Trade) -> Trade {
+    Trade { symbol: t.symbol.to_ascii_uppercase(), ..t }
+}
+
+pub(crate) fn run(bs: &str, n: u64, partitions: i32, symbols: u32) -> anyhow::Result<()> {
+    let prefix = format!("{}.", unique("bench"));
+    let input = format!("{prefix}{TRADES_TOPIC}");
+    create_topic(bs, &input, partitions, false);
+    let opts = loadgen::trades::Options { seed: 1, count: n, symbols, spacing_ms: 10, ..Default::default() };
+    let started = Instant::now();
+    let records: Vec<_> = loadgen::trades::generate(&opts).map(|g| (g.key, g.value)).collect();
+    produce(bs, &input, &records);
+    drop(records);
+    println!(
+        "pre-loaded {n} trades over {symbols} symbols into {input} ({partitions} partitions) in {:.1}s",
+        started.elapsed().as_secs_f64()
+    );
+
+    reset_peak();
+    let plain = plain_loop(bs, &input, n, validated)?;
+    let plain_peak = peak_mib();
+    reset_peak();
+    let (ticker, changes) = both_stages(bs, &prefix, n)?;
+    let ticker_peak = peak_mib();
+    reset_peak();
+    let plain_again = plain_loop(bs, &input, n, validated)?;
+    let baseline = (plain + plain_again) / 2.0;
+    println!();
+    println!("| path | trades/s | ratio to plain loop | peak memory |");
+    println!("|---|---:|---:|---:|");
+    println!("| plain rdkafka loop (baseline, mean of a run before and after) | {baseline:.0} | 1.00 | {plain_peak:.0} MiB |");
+    println!("| stock-ticker, both stages | {ticker:.0} | {:.2} | {ticker_peak:.0} MiB |", ticker / baseline);
+    println!("(baseline runs: {plain:.0} and {plain_again:.0} trades/s; stage 2 ranked {changes:.0} daily changes)");
+    Ok(())
+}
+
+/// Runs both stages until stage 1 has consumed every trade (input and repartition topic) and stage 2 every
+/// daily change stage 1 wrote; stops them gracefully (final commits included). Returns trades/s and the number of
+/// daily changes.
+fn both_stages(bs: &str, prefix: &str, n: u64) -> anyhow::Result<(f64, f64)> {
+    let app = unique("bench-ticker");
+    let mut settings = Settings::new(&app);
+    settings.topic_prefix = prefix.to_owned();
+    settings.close_when_idle = None;
+    let mut cfg = StreamsConfig::new("bench-ticker", bs);
+    let state = std::env::temp_dir().join(&app);
+    cfg.state_dir = state.clone();
+    let registry = prometheus::Registry::new();
+    let stage1 = Runtime::new(trades_topology(&settings)?, cfg.clone(), &registry)?;
+    let stage2 = Runtime::new(ranking_topology(&settings)?, cfg, &registry)?;
+    let stops = [stage1.shutdown_handle(), stage2.shutdown_handle()];
+    let threads = [stage1.spawn()?, stage2.spawn()?];
+
+    let input = format!("{prefix}{TRADES_TOPIC}");
+    let repartition = streamcore::topology::repartition_topic(&app, BY_SYMBOL);
+    let changes = format!("{prefix}{DAILY_CHANGES_TOPIC}");
+    let consumed = |topic: &str| counter(&registry, "streamcore_records_consumed_total", topic);
+    let mut first = None;
+    loop {
+        if first.is_none() && consumed(&input) > 0.0 {
+            first = Some(Instant::now());
+        }
+        let stage1_done = consumed(&input) >= n as f64 && consumed(&repartition) >= n as f64;
+        if stage1_done && consumed(&changes) >= counter(&registry, "streamcore_records_produced_total", &changes) {
+            break;
+        }
+        anyhow::ensure!(threads.iter().all(|t| !t.is_finished()), "a stream thread stopped early");
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    for stop in &stops {
+        stop.trigger();
+    }
+    for t in threads {
+        t.join().map_err(|_| anyhow::anyhow!("stream thread panicked"))?.context("runtime")?;
+    }
+    let secs = first.map_or(0.0, |f| f.elapsed().as_secs_f64());
+    let ranked = consumed(&changes);
+    let _ = std::fs::remove_dir_all(state);
+    println!("stock-ticker: {n} trades through both stages in {secs:.2}s");
+    Ok((n as f64 / secs, ranked))
+}
