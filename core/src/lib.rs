@@ -17,6 +17,8 @@
 //! | [`topology`] | the processor graph: sources, processors, sinks; `describe()` as text and Mermaid |
 //! | [`processor`] | the lifecycle trait for stateful processors and the context they see |
 //! | [`state`] | local state: key-value stores in memory or RocksDB, changelogs, checkpoints, restore |
+//! | [`table`] | the stream-table duality: tables materialized from topics, their changes as a stream, joins |
+//! | [`stats`] | running statistics per key (count, mean, variance) in exact decimals |
 //! | [`task`] | one task per input partition: the unit of parallelism, owning its state |
 //! | [`runtime`] | the consumer group, rebalances, commits, dead letters, graceful shutdown |
 //! | [`partition`] | where a key lands: Kafka's murmur2 partitioner |
@@ -38,6 +40,8 @@ pub mod record;
 pub mod runtime;
 pub mod service;
 pub mod state;
+pub mod stats;
+pub mod table;
 pub mod task;
 pub mod testkit;
 pub mod time;

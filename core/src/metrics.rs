@@ -37,6 +37,8 @@ pub struct Metrics {
     pub produced: IntCounterVec,
     /// Records sent to the dead-letter topic, per source topic.
     pub dead_lettered: IntCounterVec,
+    /// Records that arrived after their windows closed (written to `<service>.late`), per windowed operator.
+    pub late: IntCounterVec,
     /// Processing attempts that asked to be retried, per source topic.
     pub retried: IntCounterVec,
     /// Time to process one record (the processors' work, not the broker round trip), sampled: one record in 64.
@@ -82,6 +84,11 @@ impl Metrics {
                 "streamcore_dead_lettered_total",
                 "Records sent to the dead-letter topic, per source topic",
                 &["topic"],
+            )?,
+            late: counter(
+                "streamcore_late_records_total",
+                "Records that arrived after their windows closed, per windowed operator",
+                &["operator"],
             )?,
             retried: counter(
                 "streamcore_retries_total",

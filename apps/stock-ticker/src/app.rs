@@ -12,7 +12,7 @@ use streamcore::{Runtime, StreamsConfig};
 pub async fn run(cfg: Config, shutdown: impl Future<Output = ()> + Send) -> anyhow::Result<()> {
     let settings = cfg.settings();
     let mut streams = StreamsConfig::new("stock-ticker", &cfg.bootstrap);
-    streams.kafka_properties = streamcore::runtime::parse_kafka_properties(&cfg.kafka_properties).map_err(anyhow::Error::msg)?;
+    streams.kafka_properties = cfg.kafka_properties().map_err(anyhow::Error::msg)?;
     streams.state_dir = cfg.state_dir.clone();
     streams.timestamp_mode = cfg.timestamp;
     streams.commit_interval = Duration::from_millis(cfg.commit_interval_ms);

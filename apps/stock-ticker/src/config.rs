@@ -15,6 +15,9 @@ pub struct Config {
     /// Kafka bootstrap servers.
     #[arg(long, env = "KAFKA_BOOTSTRAP", default_value = "localhost:9092")]
     pub bootstrap: String,
+    /// Extra librdkafka property (repeatable), e.g. `security.protocol=SASL_SSL`.
+    #[arg(long = "kafka-property", value_name = "KEY=VALUE")]
+    pub kafka_property: Vec<String>,
     /// Extra librdkafka properties, comma-separated `key=value`.
     #[arg(long, env = "KAFKA_PROPERTIES", default_value = "")]
     pub kafka_properties: String,
@@ -62,6 +65,11 @@ pub struct Config {
 }
 
 impl Config {
+    /// All librdkafka pass-through properties, from both options.
+    pub fn kafka_properties(&self) -> Result<Vec<(String, String)>, String> {
+        streamcore::runtime::parse_kafka_property_options(&self.kafka_properties, &self.kafka_property)
+    }
+
     /// The topologies' settings.
     pub fn settings(&self) -> Settings {
         Settings {

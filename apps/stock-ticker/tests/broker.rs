@@ -107,6 +107,12 @@ fn golden_scenario_over_four_partitions_survives_sigkill_and_a_lost_state_direct
         .collect();
     assert_eq!(daily_late.len(), expected.late_for_daily);
     assert_eq!(daily_late[0].json()["price"], "999.00");
+    let metrics = ticker.get("/metrics").1;
+    let counted = metrics
+        .lines()
+        .find(|l| l.starts_with("streamcore_late_records_total") && l.contains("operator=\"daily\""))
+        .and_then(|l| l.rsplit(' ').next()?.parse::<f64>().ok());
+    assert_eq!(counted, Some(expected.late_for_daily as f64), "late trades are counted in a metric");
 
     // Bad requests get JSON 4xx answers.
     for (path, status) in [

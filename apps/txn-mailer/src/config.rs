@@ -66,10 +66,6 @@ pub struct Config {
 impl Config {
     /// All librdkafka pass-through properties, from both options.
     pub fn kafka_properties(&self) -> Result<Vec<(String, String)>, String> {
-        let mut all = streamcore::runtime::parse_kafka_properties(&self.kafka_properties)?;
-        for p in &self.kafka_property {
-            all.extend(streamcore::runtime::parse_kafka_properties(p)?);
-        }
-        Ok(all)
+        streamcore::runtime::parse_kafka_property_options(&self.kafka_properties, &self.kafka_property)
     }
 }

@@ -34,6 +34,7 @@ use crate::state::{Backend, KeyValueStore, LoggedStore};
 use crate::task::{Outcome, Task, TaskConfig};
 use crate::time::{Clock, TimestampMode};
 use crate::topology::Topology;
+use crate::window::aggregate::LATE_OPERATOR_HEADER;
 use delivery::DeliveryTracker;
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance};
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
@@ -127,6 +128,16 @@ pub fn parse_kafka_properties(s: &str) -> Result<Vec<(String, String)>, String> 
             p.split_once('=').map(|(k, v)| (k.trim().to_owned(), v.trim().to_owned())).ok_or_else(|| format!("{p:?} is not key=value"))
         })
         .collect()
+}
+
+/// The contract's two ways to pass librdkafka properties together: `KAFKA_PROPERTIES` / `--kafka-properties`
+/// (comma-separated) and each repeated `--kafka-property key=value`, the latter winning.
+pub fn parse_kafka_property_options(list: &str, each: &[String]) -> Result<Vec<(String, String)>, String> {
+    let mut all = parse_kafka_properties(list)?;
+    for p in each {
+        all.extend(parse_kafka_properties(p)?);
+    }
+    Ok(all)
 }
 
 /// Asks a runtime to stop: it finishes the record in hand, commits, closes its stores and returns.
@@ -254,6 +265,7 @@ impl Runtime {
             stores: self.stores.clone(),
             producer,
             restore_consumer,
+            late_topic: cfg.late_topic(),
             state: Mutex::new(EngineState::default()),
         });
         let consumer: BaseConsumer<StreamContext> = consumer_cfg
@@ -363,6 +375,7 @@ struct Engine {
     stores: StoreRegistry,
     producer: BaseProducer<DeliveryTracker>,
     restore_consumer: BaseConsumer,
+    late_topic: String,
     state: Mutex<EngineState>,
 }
 
@@ -502,6 +515,10 @@ impl Engine {
             }
         }
         self.produced.inc(&r.topic);
+        if r.topic == self.late_topic {
+            let operator = r.headers.iter().find(|(k, _)| k == LATE_OPERATOR_HEADER).map(|(_, v)| String::from_utf8_lossy(v));
+            self.metrics.late.with_label_values(&[operator.as_deref().unwrap_or("unknown")]).inc();
+        }
         Ok(())
     }
 

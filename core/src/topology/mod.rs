@@ -14,6 +14,7 @@ use crate::error::{ProcessError, StreamError};
 use crate::processor::{Processor, Value};
 use crate::record::{InputRecord, Record};
 use crate::state::StoreSpec;
+use crate::table::{Materialize, Table, TableJoin};
 use crate::time::{EventTime, TimestampMode};
 use crate::window::aggregate::{Aggregator, WindowedAggregator};
 use crate::window::{Window, Windowed, WindowedAggregation, Windowing};
@@ -234,6 +235,50 @@ impl TopologyBuilder {
         Stream { graph: self.graph.clone(), node, _v: PhantomData }
     }
 
+    /// A table materialized from `topic` (normally compacted) into `store`: the latest value per key, a null value
+    /// deleting the key (see [`crate::table`]). Records without a key are dead-lettered.
+    pub fn table<V, D>(&self, topic: &str, codec: D, store: StoreSpec) -> Table<V>
+    where
+        V: Clone + Send + serde::Serialize + serde::de::DeserializeOwned + 'static,
+        D: Deserializer<V> + 'static,
+    {
+        let decode: Decoder = Arc::new(move |input: &InputRecord, _mode: TimestampMode| {
+            let key = match &input.key {
+                Some(k) => Some(String::from_utf8(k.clone()).map_err(|_| "key is not UTF-8".to_owned())?),
+                None => return Err("a table record needs a key".to_owned()),
+            };
+            let value: Option<V> = input.value.as_deref().map(|b| codec.deserialize(b)).transpose()?;
+            // A table update has no event time of its own: it takes effect when it is processed.
+            let time = input.timestamp.as_event_time().unwrap_or(EventTime { millis: 0, kind: crate::time::TimestampKind::CreateTime });
+            Ok(Record { key, value: Box::new(value) as Value, time })
+        });
+        let node = {
+            let mut g = self.graph.borrow_mut();
+            let factory: NodeFactory = Arc::new(|| Box::new(StatelessNode::forward_all()));
+            let node = g.add(
+                &format!("{topic}-source"),
+                NodeKind::Source { topic: topic.to_owned() },
+                None,
+                Vec::new(),
+                factory,
+                clone_as::<Option<V>>,
+            );
+            if g.sources.iter().any(|s| s.topic == topic) {
+                g.errors.push(format!("topic {topic:?} has two sources"));
+            }
+            g.sources.push(SourceSpec { topic: topic.to_owned(), node, decode });
+            node
+        };
+        let updates: Stream<Option<V>> = Stream { graph: self.graph.clone(), node, _v: PhantomData };
+        let name = store.name.clone();
+        let changes =
+            updates.process_as(&format!("{}-table", store.name), "table", std::slice::from_ref(&store), move || Materialize::<V> {
+                store: name.clone(),
+                _v: PhantomData,
+            });
+        Table { store, changes }
+    }
+
     /// Create the sink topic `topic` with `partitions` partitions instead of the input's count, and refuse to run
     /// if it exists with another: how a stage that needs to see every record in one task (a global top-10) gets
     /// a single-partition topic.
@@ -424,6 +469,23 @@ impl<V: Clone + Send + 'static> Stream<V> {
         }
         let factory: NodeFactory = Arc::new(move || Box::new(ProcessorNode(factory())));
         self.child(name, op, stores.iter().map(|s| s.name.clone()).collect(), factory)
+    }
+
+    /// Join each record with its key's entry in `table` (a left join: the joiner gets `None` when there is none).
+    /// The stream must be co-partitioned with the table's topic: keyed by the same key (repartition it first
+    /// otherwise), with as many partitions. Unkeyed records are dead-lettered.
+    pub fn join_table<T, W, F>(&self, name: &str, table: &Table<T>, joiner: F) -> Stream<W>
+    where
+        T: Clone + Send + serde::de::DeserializeOwned + 'static,
+        W: Clone + Send + 'static,
+        F: Fn(Record<V>, Option<T>) -> W + Send + Sync + 'static,
+    {
+        let joiner: Arc<dyn Fn(Record<V>, Option<T>) -> W + Send + Sync> = Arc::new(joiner);
+        let store = table.store.name.clone();
+        self.process_as(name, "join_table", std::slice::from_ref(&table.store), move || TableJoin {
+            store: store.clone(),
+            joiner: joiner.clone(),
+        })
     }
 
     /// A sink processor: write each record to `topic`, encoded with `codec`, keyed by `key`.

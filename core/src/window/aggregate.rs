@@ -6,8 +6,7 @@
 //!   size + grace) and, in [`EmitMode::OnClose`], its final result is forwarded once.
 //! - A record all of whose windows have closed is *late*: it changes nothing, and goes to the topic
 //!   `<service>.late` with headers saying which operator refused it and why (event time, observed time, grace),
-//!   where Kafka Streams drops it and bumps a metric. `streamcore_produced_total{topic="<service>.late"}` counts
-//!   them. A hopping window's record that is late for its earliest windows but not its latest updates only the
+//!   where Kafka Streams drops it and bumps a metric. `streamcore_late_records_total{operator}` counts them. A hopping window's record that is late for its earliest windows but not its latest updates only the
 //!   open ones.
 //! - [`EmitMode::OnUpdate`] forwards the window's new aggregate after every record (what a dashboard wants);
 //!   [`EmitMode::OnClose`] forwards only final results (what an invoice wants).
@@ -29,6 +28,9 @@ use std::collections::BTreeSet;
 use std::marker::PhantomData;
 use std::ops::Bound;
 use std::sync::Arc;
+
+/// The header of a late record naming the windowed operator that refused it.
+pub(crate) const LATE_OPERATOR_HEADER: &str = "late.operator";
 
 /// Assigns an event time to its windows.
 pub trait Windowing: Send + Sync + 'static {
@@ -201,7 +203,7 @@ where
             value: Some(value),
             headers: vec![
                 header("error", format!("every window of this record closed before it arrived (grace {} ms)", self.spec.grace_ms)),
-                header("late.operator", self.name.clone()),
+                header(LATE_OPERATOR_HEADER, self.name.clone()),
                 header("event.time", record.time.millis.to_string()),
                 header("observed.time", observed.to_string()),
                 header("source.topic", pos.topic.clone()),
