@@ -25,6 +25,7 @@
 //! | [`query`] | interactive queries: reading tasks' committed local state from HTTP handlers |
 //! | [`http`] | the endpoints every service shares: health, readiness, metrics, topology |
 //! | [`service`] | a service process: its runtimes, its HTTP server, one graceful shutdown |
+//! | [`money`] | amounts with currencies in exact decimals, and conversion rates |
 //! | [`metrics`] | Prometheus metrics of the engine |
 //! | [`testkit`] | an in-memory test driver (Kafka Streams' `TopologyTestDriver`), no broker needed |
 //! | [`window`] | windows: tumbling, hopping, calendar days in a time zone; window store; grace, late records, emit modes |
@@ -33,6 +34,7 @@ pub mod codec;
 pub mod error;
 pub mod http;
 pub mod metrics;
+pub mod money;
 pub mod partition;
 pub mod processor;
 pub mod query;

@@ -161,3 +161,24 @@ fn keyed_state_dead_letters_restore_and_checkpoint_resume() {
     assert_eq!((last["id-0"], last["id-5"]), (12, 11), "restored from the changelog, then counted on");
     assert!(metric(&registry, "streamcore_restored_records_total") >= 10.0, "the wiped store was restored from the changelog");
 }
+
+#[test]
+fn a_stream_table_join_refuses_topics_that_are_not_co_partitioned() {
+    let bs = bootstrap();
+    let (stream, table) = (unique("orders"), unique("prices"));
+    create_topic(&bs, &stream, 4, false);
+    create_topic(&bs, &table, 2, true);
+    let b = TopologyBuilder::new(unique("join"));
+    let prices = b.table(&table, Json::<Count>::new(), StoreSpec::in_memory("prices"));
+    let events = b.source(&stream, Json::<Event>::new(), |e: &Event| EventTime::payload(&e.ts));
+    let joined = events.join_table("join", &prices, |r: Record<Event>, c: Option<Count>| (r.value.n, c.map(|c| c.count)));
+    joined.to("sink", &unique("joined"), Json::new(), |r: &Record<(i64, Option<u64>)>| r.key.clone());
+    drop((prices, events, joined));
+    let state = tempfile::tempdir().expect("state");
+    let mut cfg = StreamsConfig::new("join", &bs);
+    cfg.state_dir = state.path().to_path_buf();
+    let rt = Runtime::new(b.build().expect("topology"), cfg, &prometheus::Registry::new()).expect("runtime");
+    let err = rt.run().expect_err("must refuse to start");
+    let message = err.to_string();
+    assert!(message.contains("not co-partitioned") && message.contains(&stream) && message.contains(&table), "{message}");
+}

@@ -1,4 +1,19 @@
-//! `fraud-detection`: anomaly rules over card transactions joined with card profiles (issue: tables and the stream-table join).
+//! `fraud-detection`: anomaly rules over card transactions joined with card profiles: the chapter's
+//! stream-table join, with per-key state, and an evaluation that measures what the rules catch.
 //!
-//! A skeleton for now: the crate exists so the workspace shows the whole suite; the service is built on
-//! `streamcore` in its own issue.
+//! | module | concept |
+//! |---|---|
+//! | [`model`] | the contract's events and the rules' names |
+//! | [`rules`] | the rules as pure functions of a card's state (running statistics, recent places, daily spend) |
+//! | [`topology`] | profiles as a table, its changes as a stream, the repartitioned join, the detector |
+//! | [`evaluation`] | labelled traffic through the real service, scored by precision and recall per rule |
+//! | [`http`] | `/alerts`, `/cards/{card_id}` |
+//! | [`config`] / [`app`] | the command line, the wiring |
+
+pub mod app;
+pub mod config;
+pub mod evaluation;
+pub mod http;
+pub mod model;
+pub mod rules;
+pub mod topology;

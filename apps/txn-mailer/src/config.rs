@@ -1,9 +1,9 @@
 //! Command line and environment, following the contract's conventions for every service.
 
-use crate::money::{FxRates, Money};
 use clap::Parser;
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use streamcore::money::{FxRates, Money};
 use streamcore::time::TimestampMode;
 
 /// `txn-mailer`: transactions at or above a threshold become an email to the sales rep.

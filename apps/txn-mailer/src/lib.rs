@@ -6,7 +6,6 @@
 //! | module | what |
 //! |---|---|
 //! | [`model`] | the events: transactions in, alerts out, the stats |
-//! | [`money`] | thresholds and currency conversion in exact decimals |
 //! | [`mailer`] | the email, over SMTP or into an outbox directory (lettre) |
 //! | [`topology`] | the processor graph and the notify processor with its dedupe store |
 //! | [`http`] | `/alerts/recent`, `/stats` |
@@ -18,5 +17,4 @@ pub mod config;
 pub mod http;
 pub mod mailer;
 pub mod model;
-pub mod money;
 pub mod topology;

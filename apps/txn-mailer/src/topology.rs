@@ -29,13 +29,13 @@
 
 use crate::mailer::{MailError, Mailer};
 use crate::model::{Alert, Stats, Transaction};
-use crate::money::{FxRates, Money};
 use chrono::Utc;
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 use std::ops::Bound;
 use std::sync::Arc;
 use streamcore::codec::Json;
+use streamcore::money::{FxRates, Money};
 use streamcore::state::{Order, StoreSpec};
 use streamcore::time::EventTime;
 use streamcore::{ProcessError, Processor, ProcessorContext, Record, StreamError, Topology, TopologyBuilder};

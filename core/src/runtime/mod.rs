@@ -312,14 +312,21 @@ impl Runtime {
         let probe: BaseConsumer = client.create().map_err(StreamError::kafka("creating a metadata client"))?;
         let sources = self.topology.external_source_topics();
         let existing = topics::wait_for_sources(&probe, &sources, SOURCE_WAIT)?;
-        let mut counts = BTreeSet::new();
+        let mut counts = BTreeMap::new();
         for s in &sources {
             let n = existing.get(*s).ok_or_else(|| StreamError::Config(format!("source topic {s} does not exist")))?;
-            counts.insert(*n);
+            counts.insert(*s, *n);
         }
-        let partitions = match counts.len() {
-            1 => counts.into_iter().next().unwrap_or(1),
-            _ => return Err(StreamError::Config(format!("source topics {sources:?} are not co-partitioned (partition counts differ)"))),
+        let distinct: BTreeSet<i32> = counts.values().copied().collect();
+        let partitions = match distinct.len() {
+            1 => distinct.into_iter().next().unwrap_or(1),
+            _ => {
+                let listed: Vec<String> = counts.iter().map(|(t, n)| format!("{t}: {n}")).collect();
+                return Err(StreamError::Config(format!(
+                    "source topics are not co-partitioned ({}); a task joins partition p of each, so they need the same partition count",
+                    listed.join(", ")
+                )));
+            }
         };
         let wanted = topics_to_create(&self.topology, &self.config);
         topics::ensure(client, &existing, &wanted, partitions)?;

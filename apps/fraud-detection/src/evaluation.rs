@@ -1,0 +1,219 @@
+//! How good are the rules? Labelled traffic from `loadgen::cards` goes through the real service on a real
+//! broker; the alerts that come out are compared with the ground truth, which never left this process.
+//!
+//! For each rule: a true positive is a transaction the rule was expected to fire on and did; a false positive,
+//! one it fired on and was not expected to; a false negative, one it was expected to fire on and did not.
+//! Overall counts a transaction as flagged when any rule fired, and as fraudulent when any was expected.
+//!
+//! The generator's event times are placed so that the run ends now (the broker refuses record timestamps more
+//! than an hour ahead), every record carries its event time as record timestamp (a profile deletion has no `ts`
+//! of its own), and the service reads from its own prefixed topics, so evaluations can share a broker.
+
+use crate::config::Config;
+use crate::model::{Alert, Rule};
+use anyhow::Context;
+use clap::Parser;
+use loadgen::cards::{CardEvent, CardTopic, Options};
+use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
+use rdkafka::ClientConfig;
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt::Write;
+use std::time::Duration;
+use streamcore::testkit::kafka::{create_topic, read_topic, unique, wait_caught_up};
+
+/// Counts and ratios of one row.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Score {
+    /// True positives.
+    pub tp: u64,
+    /// False positives.
+    pub fp: u64,
+    /// False negatives.
+    pub fn_: u64,
+}
+
+impl Score {
+    /// tp / (tp + fp); 1 when nothing was flagged.
+    pub fn precision(&self) -> f64 {
+        if self.tp + self.fp == 0 {
+            1.0
+        } else {
+            self.tp as f64 / (self.tp + self.fp) as f64
+        }
+    }
+    /// tp / (tp + fn); 1 when nothing was expected.
+    pub fn recall(&self) -> f64 {
+        if self.tp + self.fn_ == 0 {
+            1.0
+        } else {
+            self.tp as f64 / (self.tp + self.fn_) as f64
+        }
+    }
+    fn count(&mut self, expected: bool, predicted: bool) {
+        match (expected, predicted) {
+            (true, true) => self.tp += 1,
+            (false, true) => self.fp += 1,
+            (true, false) => self.fn_ += 1,
+            (false, false) => {}
+        }
+    }
+}
+
+/// The outcome of one evaluation.
+#[derive(Debug, Clone)]
+pub struct Report {
+    /// The seed.
+    pub seed: u64,
+    /// Transactions evaluated (malformed ones excluded).
+    pub transactions: u64,
+    /// Per rule.
+    pub rules: BTreeMap<Rule, Score>,
+    /// Any rule.
+    pub overall: Score,
+}
+
+impl Report {
+    /// The table the evaluation command prints.
+    pub fn table(&self) -> String {
+        let mut s = format!("seed {}, {} transactions\n\n", self.seed, self.transactions);
+        let _ = writeln!(s, "| rule | expected | flagged | true pos. | false pos. | false neg. | precision | recall |");
+        let _ = writeln!(s, "|---|---:|---:|---:|---:|---:|---:|---:|");
+        let rows = self.rules.iter().map(|(r, sc)| (r.name(), sc)).chain([("overall (any rule)", &self.overall)]);
+        for (name, sc) in rows {
+            let _ = writeln!(
+                s,
+                "| {name} | {} | {} | {} | {} | {} | {:.3} | {:.3} |",
+                sc.tp + sc.fn_,
+                sc.tp + sc.fp,
+                sc.tp,
+                sc.fp,
+                sc.fn_,
+                sc.precision(),
+                sc.recall()
+            );
+        }
+        s
+    }
+}
+
+/// Generate `opts`' traffic, run the service over it against `bootstrap`, and score its alerts.
+pub async fn evaluate(bootstrap: &str, mut opts: Options) -> anyhow::Result<Report> {
+    let span = opts.spacing_ms * (opts.transactions as i64 + 10);
+    opts.start = chrono::Utc::now() - chrono::Duration::milliseconds(span) - chrono::Duration::hours(2);
+    let prefix = format!("{}.", unique("fraud-eval"));
+    let app = unique("fraud-eval");
+    let (txns_topic, profiles_topic) = (format!("{prefix}card-transactions"), format!("{prefix}card-profiles"));
+    let truth = {
+        let (bs, txns, profiles, opts) = (bootstrap.to_owned(), txns_topic.clone(), profiles_topic.clone(), opts.clone());
+        tokio::task::spawn_blocking(move || {
+            create_topic(&bs, &txns, 4, false);
+            create_topic(&bs, &profiles, 4, true);
+            produce(&bs, &txns, &profiles, loadgen::cards::generate(&opts))
+        })
+        .await??
+    };
+    let state = tempfile_dir(&app)?;
+    let args = [
+        "fraud-detection",
+        "--bootstrap",
+        bootstrap,
+        "--application-id",
+        &app,
+        "--topic-prefix",
+        &prefix,
+        "--http",
+        "127.0.0.1:0",
+        "--commit-interval-ms",
+        "200",
+        "--state-dir",
+        &state.display().to_string(),
+    ];
+    let cfg = Config::try_parse_from(args).context("evaluation configuration")?;
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let service = tokio::spawn(crate::app::run(cfg, async move {
+        let _ = stopped.await;
+    }));
+    let repartition = streamcore::topology::repartition_topic(&app, crate::topology::BY_CARD);
+    let bs = bootstrap.to_owned();
+    let caught_up = tokio::task::spawn_blocking(move || {
+        [txns_topic.as_str(), repartition.as_str()].iter().all(|t| wait_caught_up(&bs, &app, t, Duration::from_secs(600)))
+    })
+    .await?;
+    let _ = stop.send(());
+    service.await.context("service task")??;
+    anyhow::ensure!(caught_up, "the service did not process every transaction within 10 minutes");
+
+    let alerts_topic = format!("{prefix}fraud-alerts");
+    let bs = bootstrap.to_owned();
+    let alerts = tokio::task::spawn_blocking(move || read_topic(&bs, &alerts_topic, usize::MAX, Duration::from_secs(5))).await?;
+    let mut predicted: BTreeMap<String, BTreeSet<Rule>> = BTreeMap::new();
+    for a in alerts {
+        let alert: Alert = serde_json::from_slice(a.value.as_deref().unwrap_or(b"null")).context("an alert does not decode")?;
+        predicted.entry(alert.txn_id).or_default().extend(alert.rules);
+    }
+    let _ = std::fs::remove_dir_all(&state);
+    Ok(score(opts.seed, &truth, &predicted))
+}
+
+/// Score the alerts against the truth: txn id -> expected rule names.
+pub fn score(seed: u64, truth: &BTreeMap<String, Vec<&'static str>>, predicted: &BTreeMap<String, BTreeSet<Rule>>) -> Report {
+    let mut rules: BTreeMap<Rule, Score> = Rule::ALL.iter().map(|r| (*r, Score::default())).collect();
+    let mut overall = Score::default();
+    let none = BTreeSet::new();
+    for (txn, expected) in truth {
+        let got = predicted.get(txn).unwrap_or(&none);
+        for (rule, sc) in rules.iter_mut() {
+            sc.count(expected.contains(&rule.name()), got.contains(rule));
+        }
+        overall.count(!expected.is_empty(), !got.is_empty());
+    }
+    Report { seed, transactions: truth.len() as u64, rules, overall }
+}
+
+fn tempfile_dir(app: &str) -> anyhow::Result<std::path::PathBuf> {
+    let dir = std::env::temp_dir().join(app);
+    std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+    Ok(dir)
+}
+
+/// Produce every event to its topic, in order, with its event time as record timestamp; returns the truth.
+fn produce(
+    bootstrap: &str,
+    txns: &str,
+    profiles: &str,
+    events: impl Iterator<Item = CardEvent>,
+) -> anyhow::Result<BTreeMap<String, Vec<&'static str>>> {
+    let producer: BaseProducer = ClientConfig::new()
+        .set("bootstrap.servers", bootstrap)
+        .set("partitioner", "murmur2_random")
+        .set("enable.idempotence", "true")
+        .set("linger.ms", "5")
+        .create()?;
+    let mut truth = BTreeMap::new();
+    for e in events {
+        if let (Some(id), None) = (&e.txn_id, e.malformed) {
+            truth.insert(id.clone(), e.expected.clone());
+        }
+        let topic = if e.topic == CardTopic::Transactions { txns } else { profiles };
+        let mut rec: BaseRecord<'_, [u8], [u8]> = BaseRecord::to(topic).timestamp(e.ts);
+        if let Some(k) = &e.key {
+            rec = rec.key(k.as_bytes());
+        }
+        if let Some(v) = &e.value {
+            rec = rec.payload(v.as_slice());
+        }
+        loop {
+            match producer.send(rec) {
+                Ok(()) => break,
+                Err((rdkafka::error::KafkaError::MessageProduction(rdkafka::types::RDKafkaErrorCode::QueueFull), back)) => {
+                    rec = back;
+                    producer.poll(Duration::from_millis(10));
+                }
+                Err((e, _)) => return Err(e.into()),
+            }
+        }
+        producer.poll(Duration::ZERO);
+    }
+    producer.flush(Duration::from_secs(60))?;
+    Ok(truth)
+}
