@@ -8,6 +8,8 @@
 //! 3. **keyed state**: a streamcore processor keeping a per-account running total in RocksDB, every write logged
 //!    to its changelog, then producing.
 //!
+//! `bench fraud-detection` does the same with card transactions and their profiles.
+//!
 //! `bench stock-ticker` pre-loads trades over many symbols instead and runs the plain loop beside the whole stock
 //! ticker (both stages, two runtimes in this process), reporting trades per second and peak memory (the process's
 //! peak resident set, reset before each run).
@@ -31,6 +33,7 @@ use streamcore::testkit::kafka::{create_topic, produce, unique};
 use streamcore::time::EventTime;
 use streamcore::{ProcessError, Processor, ProcessorContext, Record, Runtime, StreamsConfig, TopologyBuilder};
 
+mod fraud_detection;
 mod memory;
 mod stock_ticker;
 
@@ -59,6 +62,12 @@ enum Bench {
         /// Distinct symbols.
         #[arg(long, default_value_t = 500)]
         symbols: u32,
+    },
+    /// The fraud detector on card transactions, with every profile loaded.
+    FraudDetection {
+        /// Cards (profiles).
+        #[arg(long, default_value_t = 100_000)]
+        cards: u32,
     },
 }
 
@@ -116,6 +125,7 @@ fn main() -> anyhow::Result<()> {
     match cli.command {
         None | Some(Bench::Core) => core_paths(&cli),
         Some(Bench::StockTicker { symbols }) => stock_ticker::run(&cli.bootstrap, cli.records, cli.partitions, symbols),
+        Some(Bench::FraudDetection { cards }) => fraud_detection::run(&cli.bootstrap, cli.records, cli.partitions, cards),
     }
 }
 

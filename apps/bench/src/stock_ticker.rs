@@ -11,7 +11,7 @@ use streamcore::testkit::kafka::{create_topic, unique};
 use streamcore::{Runtime, StreamsConfig};
 
 /// A counter's value for one topic, over every runtime registered in `registry`.
-fn counter(registry: &prometheus::Registry, name: &str, topic: &str) -> f64 {
+pub(crate) fn counter(registry: &prometheus::Registry, name: &str, topic: &str) -> f64 {
     registry
         .gather()
         .iter()

@@ -97,9 +97,8 @@ impl Report {
 }
 
 /// Generate `opts`' traffic, run the service over it against `bootstrap`, and score its alerts.
-pub async fn evaluate(bootstrap: &str, mut opts: Options) -> anyhow::Result<Report> {
-    let span = opts.spacing_ms * (opts.transactions as i64 + 10);
-    opts.start = chrono::Utc::now() - chrono::Duration::milliseconds(span) - chrono::Duration::hours(2);
+pub async fn evaluate(bootstrap: &str, opts: Options) -> anyhow::Result<Report> {
+    let opts = ending_now(opts);
     let prefix = format!("{}.", unique("fraud-eval"));
     let app = unique("fraud-eval");
     let (txns_topic, profiles_topic) = (format!("{prefix}card-transactions"), format!("{prefix}card-profiles"));
@@ -108,7 +107,8 @@ pub async fn evaluate(bootstrap: &str, mut opts: Options) -> anyhow::Result<Repo
         tokio::task::spawn_blocking(move || {
             create_topic(&bs, &txns, 4, false);
             create_topic(&bs, &profiles, 4, true);
-            produce(&bs, &txns, &profiles, loadgen::cards::generate(&opts))
+            let mut truth = BTreeMap::new();
+            produce(&bs, &txns, &profiles, loadgen::cards::generate(&opts), Some(&mut truth)).map(|_| truth)
         })
         .await??
     };
@@ -176,24 +176,51 @@ fn tempfile_dir(app: &str) -> anyhow::Result<std::path::PathBuf> {
     Ok(dir)
 }
 
-/// Produce every event to its topic, in order, with its event time as record timestamp; returns the truth.
-fn produce(
+/// `opts` with its start moved so that its last event is in the past: the broker refuses record timestamps more
+/// than an hour ahead of its clock, and an injected pattern (a day of spending) reaches up to about six hours
+/// beyond the last step.
+pub fn ending_now(mut opts: Options) -> Options {
+    let span = opts.spacing_ms * (opts.transactions as i64 + 10);
+    opts.start = chrono::Utc::now() - chrono::Duration::milliseconds(span) - chrono::Duration::hours(12);
+    opts
+}
+
+/// Counts records the broker refused.
+#[derive(Default)]
+struct Refusals(std::sync::atomic::AtomicU64);
+
+impl rdkafka::ClientContext for Refusals {}
+
+impl rdkafka::producer::ProducerContext for Refusals {
+    type DeliveryOpaque = ();
+    fn delivery(&self, result: &rdkafka::message::DeliveryResult<'_>, _: ()) {
+        if result.is_err() {
+            self.0.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        }
+    }
+}
+
+/// Produce every event to its topic, in order, with its event time as record timestamp; the truth (txn id ->
+/// expected rules) into `truth` if given. Returns how many records were written.
+pub fn produce(
     bootstrap: &str,
     txns: &str,
     profiles: &str,
     events: impl Iterator<Item = CardEvent>,
-) -> anyhow::Result<BTreeMap<String, Vec<&'static str>>> {
-    let producer: BaseProducer = ClientConfig::new()
+    mut truth: Option<&mut BTreeMap<String, Vec<&'static str>>>,
+) -> anyhow::Result<u64> {
+    let producer: BaseProducer<Refusals> = ClientConfig::new()
         .set("bootstrap.servers", bootstrap)
         .set("partitioner", "murmur2_random")
         .set("enable.idempotence", "true")
         .set("linger.ms", "5")
-        .create()?;
-    let mut truth = BTreeMap::new();
+        .create_with_context(Refusals::default())?;
+    let mut sent = 0;
     for e in events {
-        if let (Some(id), None) = (&e.txn_id, e.malformed) {
+        if let (Some(truth), Some(id), None) = (truth.as_deref_mut(), &e.txn_id, e.malformed) {
             truth.insert(id.clone(), e.expected.clone());
         }
+        sent += 1;
         let topic = if e.topic == CardTopic::Transactions { txns } else { profiles };
         let mut rec: BaseRecord<'_, [u8], [u8]> = BaseRecord::to(topic).timestamp(e.ts);
         if let Some(k) = &e.key {
@@ -215,5 +242,7 @@ fn produce(
         producer.poll(Duration::ZERO);
     }
     producer.flush(Duration::from_secs(60))?;
-    Ok(truth)
+    let refused = producer.context().0.load(std::sync::atomic::Ordering::Relaxed);
+    anyhow::ensure!(refused == 0, "the broker refused {refused} of {sent} records");
+    Ok(sent)
 }

@@ -1,0 +1,94 @@
+//! The fraud detector (validate, repartition by card, join with the profile table, the rules on per-card state,
+//! alerts) on pre-loaded transactions with every profile loaded, beside the plain loop (decode, validate,
+//! encode, produce).
+
+use crate::memory::{peak_mib, reset_peak};
+use crate::plain_loop;
+use anyhow::Context;
+use fraud_detection::model::CardTxn;
+use fraud_detection::topology::{build_topology, Settings, BY_CARD, PROFILES_TOPIC, TRANSACTIONS_TOPIC};
+use std::time::{Duration, Instant};
+use streamcore::testkit::kafka::{create_topic, unique};
+use streamcore::{Runtime, StreamsConfig};
+
+fn validated(t: CardTxn) -> CardTxn {
+    CardTxn { currency: t.currency.to_ascii_uppercase(), ..t }
+}
+
+pub(crate) fn run(bs: &str, n: u64, partitions: i32, cards: u32) -> anyhow::Result<()> {
+    let prefix = format!("{}.", unique("bench"));
+    let (txns, profiles) = (format!("{prefix}{TRANSACTIONS_TOPIC}"), format!("{prefix}{PROFILES_TOPIC}"));
+    create_topic(bs, &txns, partitions, false);
+    create_topic(bs, &profiles, partitions, true);
+    let opts = fraud_detection::evaluation::ending_now(loadgen::cards::Options {
+        seed: 1,
+        cards,
+        transactions: n,
+        spacing_ms: 200,
+        ..Default::default()
+    });
+    let started = Instant::now();
+    let sent = fraud_detection::evaluation::produce(bs, &txns, &profiles, loadgen::cards::generate(&opts), None)?;
+    let txn_count = sent - u64::from(cards) - closures(&opts);
+    println!(
+        "pre-loaded {cards} profiles and {txn_count} transactions ({partitions} partitions) in {:.1}s",
+        started.elapsed().as_secs_f64()
+    );
+
+    reset_peak();
+    let plain = plain_loop(bs, &txns, txn_count, validated)?;
+    let plain_peak = peak_mib();
+    reset_peak();
+    let detector = detector(bs, &prefix, txn_count)?;
+    let detector_peak = peak_mib();
+    reset_peak();
+    let plain_again = plain_loop(bs, &txns, txn_count, validated)?;
+    let baseline = (plain + plain_again) / 2.0;
+    println!();
+    println!("| path | transactions/s | ratio to plain loop | peak memory |");
+    println!("|---|---:|---:|---:|");
+    println!("| plain rdkafka loop (baseline, mean of a run before and after) | {baseline:.0} | 1.00 | {plain_peak:.0} MiB |");
+    println!("| fraud-detection | {detector:.0} | {:.2} | {detector_peak:.0} MiB |", detector / baseline);
+    println!("(baseline runs: {plain:.0} and {plain_again:.0} transactions/s)");
+    Ok(())
+}
+
+/// Profile deletions among the events (they go to the profiles topic).
+fn closures(opts: &loadgen::cards::Options) -> u64 {
+    loadgen::cards::generate(opts).filter(|e| e.topic == loadgen::cards::CardTopic::Profiles && e.value.is_none()).count() as u64
+}
+
+fn detector(bs: &str, prefix: &str, n: u64) -> anyhow::Result<f64> {
+    let app = unique("bench-fraud");
+    let settings = Settings {
+        application_id: app.clone(),
+        topic_prefix: prefix.to_owned(),
+        thresholds: Default::default(),
+        fx: Default::default(),
+        without_profile: prometheus::IntCounter::new("without_profile", "unregistered")?,
+    };
+    let mut cfg = StreamsConfig::new("bench-fraud", bs);
+    let state = std::env::temp_dir().join(&app);
+    cfg.state_dir = state.clone();
+    let registry = prometheus::Registry::new();
+    let runtime = Runtime::new(build_topology(&settings)?, cfg, &registry)?;
+    let stop = runtime.shutdown_handle();
+    let thread = runtime.spawn()?;
+    let input = format!("{prefix}{TRANSACTIONS_TOPIC}");
+    let repartition = streamcore::topology::repartition_topic(&app, BY_CARD);
+    let consumed = |topic: &str| crate::stock_ticker::counter(&registry, "streamcore_records_consumed_total", topic);
+    let mut first = None;
+    while consumed(&input) < n as f64 || consumed(&repartition) < n as f64 {
+        if first.is_none() && consumed(&input) > 0.0 {
+            first = Some(Instant::now());
+        }
+        anyhow::ensure!(!thread.is_finished(), "the stream thread stopped early");
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    stop.trigger();
+    thread.join().map_err(|_| anyhow::anyhow!("stream thread panicked"))?.context("runtime")?;
+    let secs = first.map_or(0.0, |f| f.elapsed().as_secs_f64());
+    let _ = std::fs::remove_dir_all(state);
+    println!("fraud-detection: {n} transactions in {secs:.2}s");
+    Ok(n as f64 / secs)
+}
