@@ -13,9 +13,7 @@ use crate::config::Config;
 use crate::model::{Alert, Rule};
 use anyhow::Context;
 use clap::Parser;
-use loadgen::cards::{CardEvent, CardTopic, Options};
-use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
-use rdkafka::ClientConfig;
+use loadgen::cards::{CardEvent, Options};
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write;
 use std::time::Duration;
@@ -185,23 +183,8 @@ pub fn ending_now(mut opts: Options) -> Options {
     opts
 }
 
-/// Counts records the broker refused.
-#[derive(Default)]
-struct Refusals(std::sync::atomic::AtomicU64);
-
-impl rdkafka::ClientContext for Refusals {}
-
-impl rdkafka::producer::ProducerContext for Refusals {
-    type DeliveryOpaque = ();
-    fn delivery(&self, result: &rdkafka::message::DeliveryResult<'_>, _: ()) {
-        if result.is_err() {
-            self.0.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        }
-    }
-}
-
-/// Produce every event to its topic, in order, with its event time as record timestamp; the truth (txn id ->
-/// expected rules) into `truth` if given. Returns how many records were written.
+/// Produce every event to its topic, in order, with its event time as record timestamp (profiles have no `ts`
+/// of their own); the truth (txn id -> expected rules) into `truth` if given. Returns how many were written.
 pub fn produce(
     bootstrap: &str,
     txns: &str,
@@ -209,40 +192,11 @@ pub fn produce(
     events: impl Iterator<Item = CardEvent>,
     mut truth: Option<&mut BTreeMap<String, Vec<&'static str>>>,
 ) -> anyhow::Result<u64> {
-    let producer: BaseProducer<Refusals> = ClientConfig::new()
-        .set("bootstrap.servers", bootstrap)
-        .set("partitioner", "murmur2_random")
-        .set("enable.idempotence", "true")
-        .set("linger.ms", "5")
-        .create_with_context(Refusals::default())?;
-    let mut sent = 0;
-    for e in events {
+    let outgoing = events.map(|e| {
         if let (Some(truth), Some(id), None) = (truth.as_deref_mut(), &e.txn_id, e.malformed) {
             truth.insert(id.clone(), e.expected.clone());
         }
-        sent += 1;
-        let topic = if e.topic == CardTopic::Transactions { txns } else { profiles };
-        let mut rec: BaseRecord<'_, [u8], [u8]> = BaseRecord::to(topic).timestamp(e.ts);
-        if let Some(k) = &e.key {
-            rec = rec.key(k.as_bytes());
-        }
-        if let Some(v) = &e.value {
-            rec = rec.payload(v.as_slice());
-        }
-        loop {
-            match producer.send(rec) {
-                Ok(()) => break,
-                Err((rdkafka::error::KafkaError::MessageProduction(rdkafka::types::RDKafkaErrorCode::QueueFull), back)) => {
-                    rec = back;
-                    producer.poll(Duration::from_millis(10));
-                }
-                Err((e, _)) => return Err(e.into()),
-            }
-        }
-        producer.poll(Duration::ZERO);
-    }
-    producer.flush(Duration::from_secs(60))?;
-    let refused = producer.context().0.load(std::sync::atomic::Ordering::Relaxed);
-    anyhow::ensure!(refused == 0, "the broker refused {refused} of {sent} records");
-    Ok(sent)
+        e.outgoing(txns, profiles)
+    });
+    Ok(loadgen::produce::produce_all(bootstrap, &[], outgoing, None)?)
 }

@@ -124,6 +124,14 @@ struct Card {
     closed: bool,
 }
 
+impl CardEvent {
+    /// The record to produce: to `transactions` or `profiles`, with the event time as record timestamp.
+    pub fn outgoing(self, transactions: &str, profiles: &str) -> crate::produce::Outgoing {
+        let topic = if self.topic == CardTopic::Transactions { transactions } else { profiles };
+        crate::produce::Outgoing { topic: topic.to_owned(), key: self.key, value: self.value, timestamp: Some(self.ts) }
+    }
+}
+
 /// The labelled records, lazily: every profile first, then transactions.
 pub struct Generator {
     o: Options,

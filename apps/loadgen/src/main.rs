@@ -1,7 +1,8 @@
 //! `loadgen`: writes seeded synthetic load to the suite's input topics.
 
 use clap::{Parser, Subcommand};
-use loadgen::{trades, transactions};
+use loadgen::{cards, trades, transactions};
+use std::io::Write;
 
 #[derive(Parser)]
 #[command(name = "loadgen", version, about = "Seeded, reproducible load for the suite's input topics")]
@@ -41,6 +42,37 @@ enum Command {
         /// Share of malformed records (0..1).
         #[arg(long, default_value_t = 0.0)]
         malformed: f64,
+    },
+    /// Labelled card traffic for fraud-detection: profiles, then transactions with frauds of each rule injected.
+    /// The ground truth goes to `--truth` (JSON lines), never into the records.
+    Cards {
+        /// Transactions topic.
+        #[arg(long, default_value = "card-transactions")]
+        topic: String,
+        /// Profiles topic (compacted).
+        #[arg(long, default_value = "card-profiles")]
+        profiles_topic: String,
+        /// Transactions (malformed ones come on top).
+        #[arg(long, default_value_t = 100_000)]
+        count: u64,
+        /// Cards.
+        #[arg(long, default_value_t = 2000)]
+        cards: u32,
+        /// Records per second (0: as fast as possible).
+        #[arg(long, default_value_t = 100)]
+        rate: u32,
+        /// Seed.
+        #[arg(long, default_value_t = 42)]
+        seed: u64,
+        /// Share of steps that inject a fraud pattern (0..1).
+        #[arg(long, default_value_t = 0.01)]
+        fraud_rate: f64,
+        /// Share of extra malformed records (0..1).
+        #[arg(long, default_value_t = 0.0)]
+        malformed: f64,
+        /// Where to write the ground truth: one `{"txn_id", "expected": [rules]}` per line.
+        #[arg(long)]
+        truth: Option<std::path::PathBuf>,
     },
     /// Trades for stock-ticker: a random walk per symbol in New York trading hours.
     Trades {
@@ -98,6 +130,37 @@ fn main() -> anyhow::Result<()> {
             };
             let sent = loadgen::produce::produce(&cli.bootstrap, &props, &topic, transactions::generate(&opts), Some(rate))?;
             tracing::info!(sent, topic, "done");
+        }
+        Command::Cards { topic, profiles_topic, count, cards: n, rate, seed, fraud_rate, malformed, truth } => {
+            // Event times end now: the broker refuses record timestamps more than an hour ahead.
+            let span = chrono::Duration::milliseconds(30_000 * (count as i64 + 10)) + chrono::Duration::hours(12);
+            let opts = cards::Options {
+                seed,
+                cards: n,
+                transactions: count,
+                fraud_rate,
+                malformed_share: malformed,
+                start: chrono::Utc::now() - span,
+                ..Default::default()
+            };
+            let mut file = truth.map(std::fs::File::create).transpose()?.map(std::io::BufWriter::new);
+            let mut failed = None;
+            let records = cards::generate(&opts).map(|e| {
+                if let (Some(f), Some(id), None) = (file.as_mut(), &e.txn_id, e.malformed) {
+                    if let Err(err) = writeln!(f, "{}", serde_json::json!({"txn_id": id, "expected": e.expected})) {
+                        failed.get_or_insert(err);
+                    }
+                }
+                e.outgoing(&topic, &profiles_topic)
+            });
+            let sent = loadgen::produce::produce_all(&cli.bootstrap, &props, records, Some(rate))?;
+            if let Some(err) = failed {
+                return Err(err.into());
+            }
+            if let Some(mut f) = file {
+                f.flush()?;
+            }
+            tracing::info!(sent, topic, profiles_topic, "done");
         }
         Command::Trades { topic, count, rate, seed, symbols, start, spacing_ms, out_of_order, late, unkeyed, malformed } => {
             let opts = trades::Options {

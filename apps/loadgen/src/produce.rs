@@ -1,9 +1,55 @@
-//! Writing generated records to Kafka, at a steady rate or as fast as the broker takes them.
+//! Writing generated records to Kafka, at a steady rate or as fast as the broker takes them, and making sure
+//! the broker took every one (a refused record is an error, never a silent gap in the data).
 
 use crate::Generated;
-use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
-use rdkafka::ClientConfig;
+use rdkafka::producer::{BaseProducer, BaseRecord, Producer, ProducerContext};
+use rdkafka::{ClientConfig, ClientContext};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
+
+/// Why producing stopped.
+#[derive(Debug, thiserror::Error)]
+pub enum ProduceError {
+    /// The client failed.
+    #[error("kafka: {0}")]
+    Kafka(#[from] rdkafka::error::KafkaError),
+    /// The broker refused some records (a timestamp too far ahead, a topic that does not exist, ...).
+    #[error("the broker refused {refused} of {sent} records")]
+    Refused {
+        /// How many.
+        refused: u64,
+        /// Out of.
+        sent: u64,
+    },
+}
+
+/// A record on its way: topic, key, value (`None`: a tombstone), record timestamp (`None`: now).
+#[derive(Debug, Clone)]
+pub struct Outgoing {
+    /// Topic.
+    pub topic: String,
+    /// Key.
+    pub key: Option<String>,
+    /// Value.
+    pub value: Option<Vec<u8>>,
+    /// Record timestamp, ms.
+    pub timestamp: Option<i64>,
+}
+
+/// Counts refused records.
+#[derive(Default)]
+struct Refusals(AtomicU64);
+
+impl ClientContext for Refusals {}
+
+impl ProducerContext for Refusals {
+    type DeliveryOpaque = ();
+    fn delivery(&self, result: &rdkafka::message::DeliveryResult<'_>, _: ()) {
+        if result.is_err() {
+            self.0.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+}
 
 /// Produce `records` to `topic`; `rate` records per second (`None`: unlimited). Returns how many were written.
 pub fn produce(
@@ -12,25 +58,42 @@ pub fn produce(
     topic: &str,
     records: impl Iterator<Item = Generated>,
     rate: Option<u32>,
-) -> Result<u64, rdkafka::error::KafkaError> {
+) -> Result<u64, ProduceError> {
+    let outgoing = records.map(|g| Outgoing { topic: topic.to_owned(), key: g.key, value: Some(g.value), timestamp: None });
+    produce_all(bootstrap, properties, outgoing, rate)
+}
+
+/// Produce `records`, each to its own topic, in order (murmur2 on the key, like the Java client).
+pub fn produce_all(
+    bootstrap: &str,
+    properties: &[(String, String)],
+    records: impl Iterator<Item = Outgoing>,
+    rate: Option<u32>,
+) -> Result<u64, ProduceError> {
     let mut cfg = ClientConfig::new();
     cfg.set("bootstrap.servers", bootstrap).set("partitioner", "murmur2_random").set("enable.idempotence", "true").set("linger.ms", "10");
     for (k, v) in properties {
         cfg.set(k, v);
     }
-    let producer: BaseProducer = cfg.create()?;
+    let producer: BaseProducer<Refusals> = cfg.create_with_context(Refusals::default())?;
     let started = Instant::now();
     let mut sent = 0u64;
-    for g in records {
+    for r in records {
         if let Some(rate) = rate.filter(|r| *r > 0) {
             let due = started + Duration::from_secs_f64(sent as f64 / f64::from(rate));
             if let Some(wait) = due.checked_duration_since(Instant::now()) {
                 producer.poll(wait);
             }
         }
-        let mut record: BaseRecord<'_, str, [u8]> = BaseRecord::to(topic).payload(g.value.as_slice());
-        if let Some(k) = &g.key {
+        let mut record: BaseRecord<'_, str, [u8]> = BaseRecord::to(&r.topic);
+        if let Some(k) = &r.key {
             record = record.key(k.as_str());
+        }
+        if let Some(v) = &r.value {
+            record = record.payload(v.as_slice());
+        }
+        if let Some(ts) = r.timestamp {
+            record = record.timestamp(ts);
         }
         loop {
             match producer.send(record) {
@@ -39,12 +102,15 @@ pub fn produce(
                     record = back;
                     producer.poll(Duration::from_millis(20));
                 }
-                Err((e, _)) => return Err(e),
+                Err((e, _)) => return Err(e.into()),
             }
         }
         producer.poll(Duration::ZERO);
         sent += 1;
     }
     producer.flush(Duration::from_secs(120))?;
-    Ok(sent)
+    match producer.context().0.load(Ordering::Relaxed) {
+        0 => Ok(sent),
+        refused => Err(ProduceError::Refused { refused, sent }),
+    }
 }
