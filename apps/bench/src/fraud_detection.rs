@@ -20,13 +20,8 @@ pub(crate) fn run(bs: &str, n: u64, partitions: i32, cards: u32) -> anyhow::Resu
     let (txns, profiles) = (format!("{prefix}{TRANSACTIONS_TOPIC}"), format!("{prefix}{PROFILES_TOPIC}"));
     create_topic(bs, &txns, partitions, false);
     create_topic(bs, &profiles, partitions, true);
-    let opts = fraud_detection::evaluation::ending_now(loadgen::cards::Options {
-        seed: 1,
-        cards,
-        transactions: n,
-        spacing_ms: 200,
-        ..Default::default()
-    });
+    let opts =
+        loadgen::cards::Options { seed: 1, cards, transactions: n, spacing_ms: 200, ..Default::default() }.ending_by(chrono::Utc::now());
     let started = Instant::now();
     let sent = fraud_detection::evaluation::produce(bs, &txns, &profiles, loadgen::cards::generate(&opts), None)?;
     let txn_count = sent - u64::from(cards) - closures(&opts);

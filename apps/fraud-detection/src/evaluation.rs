@@ -96,7 +96,7 @@ impl Report {
 
 /// Generate `opts`' traffic, run the service over it against `bootstrap`, and score its alerts.
 pub async fn evaluate(bootstrap: &str, opts: Options) -> anyhow::Result<Report> {
-    let opts = ending_now(opts);
+    let opts = opts.ending_by(chrono::Utc::now());
     let prefix = format!("{}.", unique("fraud-eval"));
     let app = unique("fraud-eval");
     let (txns_topic, profiles_topic) = (format!("{prefix}card-transactions"), format!("{prefix}card-profiles"));
@@ -172,15 +172,6 @@ fn tempfile_dir(app: &str) -> anyhow::Result<std::path::PathBuf> {
     let dir = std::env::temp_dir().join(app);
     std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
     Ok(dir)
-}
-
-/// `opts` with its start moved so that its last event is in the past: the broker refuses record timestamps more
-/// than an hour ahead of its clock, and an injected pattern (a day of spending) reaches up to about six hours
-/// beyond the last step.
-pub fn ending_now(mut opts: Options) -> Options {
-    let span = opts.spacing_ms * (opts.transactions as i64 + 10);
-    opts.start = chrono::Utc::now() - chrono::Duration::milliseconds(span) - chrono::Duration::hours(12);
-    opts
 }
 
 /// Produce every event to its topic, in order, with its event time as record timestamp (profiles have no `ts`

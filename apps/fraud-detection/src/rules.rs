@@ -1,10 +1,14 @@
 //! The rules, as a pure function of a card's state, its profile and one transaction, so each can be tested on
 //! its own with borderline cases on both sides of its threshold.
 //!
-//! A card's state is small and bounded: running statistics of its normal amounts (Welford), the last few
-//! transactions' times and places, and its spend on its last few calendar days. Out-of-order transactions are
-//! placed by event time: velocity counts the card's transactions in the 10 minutes up to this one's event time,
-//! travel compares with the nearest anchors before and after it, daily spend goes to the transaction's own day.
+//! A card's state is small and bounded: running statistics of its normal amounts (Welford) and its recent
+//! transactions (time, place, amount, what fired). Rules are decided by *event time*, not arrival order: a
+//! transaction's velocity counts the card's transactions in the 10 minutes up to its own time, its daily spend
+//! is the sum of that day's transactions up to its own time, travel compares it with the nearest places before
+//! and after it (and when it conflicts with just one of them, that one is the odd one out). So when a
+//! transaction arrives out of order (a wrongly keyed record takes a longer path through
+//! the repartition topic), the later transactions it precedes are judged again, and any that now break a rule
+//! get a *revised* alert: the same `alert_id`, with the rules that fired so far.
 
 use crate::model::{Profile, Rule};
 use chrono::{NaiveDate, TimeZone};
@@ -46,22 +50,31 @@ impl Default for Thresholds {
     }
 }
 
-/// Transactions kept per card for velocity and travel.
+/// Transactions kept per card at least (for velocity and travel)...
 const KEPT: usize = 32;
-/// Calendar days of spend kept per card.
-const DAYS_KEPT: usize = 3;
+/// ...and all of those on the last few calendar days (for daily spend), up to a bound.
+const DAYS_KEPT: i64 = 3;
+const KEPT_AT_MOST: usize = 400;
 
-/// Where and when a card was used.
+/// A transaction of the card, as the rules remember it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Seen {
+    /// The transaction.
+    pub txn_id: String,
     /// Event time (ms).
     pub ts: i64,
+    /// Its calendar day in the rules' zone.
+    pub date: NaiveDate,
+    /// Amount in USD.
+    pub amount_usd: Decimal,
     /// Latitude.
     pub lat: f64,
     /// Longitude.
     pub lon: f64,
     /// Whether this is where the holder really was (not itself flagged as impossible travel).
     pub anchor: bool,
+    /// The rules that fired on it so far.
+    pub rules: Vec<Rule>,
 }
 
 /// One card's state, in the `cards` store.
@@ -70,10 +83,8 @@ pub struct CardState {
     /// Running statistics of the card's normal amounts (USD); anomalous amounts are left out, so one fraud does
     /// not make the next look normal.
     pub amounts: RunningStats,
-    /// The last transactions by event time.
+    /// Recent transactions, by event time.
     pub recent: Vec<Seen>,
-    /// Spend per calendar day (USD), the last few days.
-    pub days: Vec<(NaiveDate, Decimal)>,
     /// Transactions seen.
     pub transactions: u64,
     /// Transactions that arrived before the card had a profile.
@@ -83,6 +94,8 @@ pub struct CardState {
 /// One transaction, as the rules see it.
 #[derive(Debug, Clone)]
 pub struct Observed {
+    /// The transaction.
+    pub txn_id: String,
     /// Event time (ms).
     pub ts: i64,
     /// Amount in USD.
@@ -91,6 +104,17 @@ pub struct Observed {
     pub lat: f64,
     /// Longitude.
     pub lon: f64,
+}
+
+/// A verdict: a transaction, its event time, and every rule that has fired on it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Verdict {
+    /// The transaction.
+    pub txn_id: String,
+    /// Its event time (ms).
+    pub ts: i64,
+    /// The rules.
+    pub rules: Vec<Rule>,
 }
 
 /// Great-circle distance in km.
@@ -102,41 +126,49 @@ pub fn distance_km(lat1: f64, lon1: f64, lat2: f64, lon2: f64) -> f64 {
 }
 
 impl CardState {
-    /// Evaluate `t` against the rules, then fold it into the state. `closed`: the card's profile was deleted.
-    pub fn observe(&mut self, t: &Observed, profile: Option<&Profile>, closed: bool, th: &Thresholds) -> Vec<Rule> {
+    /// Transactions in the velocity window ending at `ts` (inclusive).
+    fn in_window(&self, ts: i64, th: &Thresholds) -> usize {
+        self.recent.iter().filter(|s| s.ts <= ts && s.ts > ts - th.velocity_window_ms).count()
+    }
+
+    /// The day's spend up to and including `ts`.
+    fn spent_until(&self, date: NaiveDate, ts: i64) -> Decimal {
+        self.recent.iter().filter(|s| s.date == date && s.ts <= ts).map(|s| s.amount_usd).sum()
+    }
+
+    /// Judge `t`, fold it into the state, and judge again the later transactions its arrival changes.
+    /// `closed`: the card's profile was deleted before `t`. Returns the verdicts to publish: `t`'s if any rule
+    /// fired, then revisions.
+    pub fn observe(&mut self, t: &Observed, profile: Option<&Profile>, closed: bool, th: &Thresholds) -> Vec<Verdict> {
+        let date = th.timezone.timestamp_millis_opt(t.ts).single().map_or(NaiveDate::MIN, |d| d.date_naive());
         let mut rules = Vec::new();
-        let earlier = self.recent.iter().filter(|s| s.ts <= t.ts && s.ts > t.ts - th.velocity_window_ms).count();
-        if earlier + 1 > th.max_txns {
-            rules.push(Rule::Velocity);
-        }
         let a = &self.amounts;
         let anomalous = a.count >= th.anomaly_min_history
             && t.amount_usd > a.mean + th.anomaly_sigmas * a.std_dev()
             && t.amount_usd > th.anomaly_ratio * a.mean;
-        if anomalous {
-            rules.push(Rule::AmountAnomaly);
-        }
-        let before = self.recent.iter().filter(|s| s.anchor && s.ts <= t.ts).max_by_key(|s| s.ts);
-        let after = self.recent.iter().filter(|s| s.anchor && s.ts > t.ts).min_by_key(|s| s.ts);
-        let too_fast = |s: &Seen| {
-            let km = distance_km(s.lat, s.lon, t.lat, t.lon);
-            let hours = (t.ts - s.ts).abs() as f64 / 3_600_000.0;
-            km > 1.0 && (hours == 0.0 || km / hours > th.max_speed_kmh)
+        // Impossible travel: compare with the nearest places before and after. When it conflicts with only one of
+        // two neighbours, the one it conflicts with is the odd one out (the transaction that arrived earlier was
+        // judged without this one): that neighbour is flagged instead, by revision.
+        let pos = self.recent.partition_point(|s| s.ts <= t.ts);
+        let before = self.recent[..pos].iter().rposition(|s| s.anchor);
+        let after = self.recent[pos..].iter().position(|s| s.anchor).map(|i| i + pos);
+        let too_fast = |i: Option<usize>| {
+            i.is_some_and(|i| {
+                let s = &self.recent[i];
+                let km = distance_km(s.lat, s.lon, t.lat, t.lon);
+                let hours = (t.ts - s.ts).abs() as f64 / 3_600_000.0;
+                km > 1.0 && (hours == 0.0 || km / hours > th.max_speed_kmh)
+            })
         };
-        let travel = before.is_some_and(too_fast) || after.is_some_and(too_fast);
-        if travel {
-            rules.push(Rule::ImpossibleTravel);
-        }
-        let date = th.timezone.timestamp_millis_opt(t.ts).single().map(|d| d.date_naive());
-        let spent = date.and_then(|d| self.days.iter().find(|(day, _)| *day == d)).map_or(Decimal::ZERO, |(_, s)| *s) + t.amount_usd;
-        if profile.is_some_and(|p| spent > p.daily_limit) {
-            rules.push(Rule::DailyLimit);
-        }
-        if closed {
-            rules.push(Rule::ClosedCard);
-        }
+        let (fast_before, fast_after) = (too_fast(before), too_fast(after));
+        let odd_neighbour = match (fast_before, fast_after) {
+            (true, false) if after.is_some() => before,
+            (false, true) if before.is_some() => after,
+            _ => None,
+        };
+        let travel = (fast_before || fast_after) && odd_neighbour.is_none();
 
-        // Fold it in.
+        // Fold it in first: velocity and daily spend count it along with the others.
         self.transactions += 1;
         if profile.is_none() {
             self.without_profile += 1;
@@ -144,24 +176,79 @@ impl CardState {
         if !anomalous {
             self.amounts.add(t.amount_usd);
         }
-        let pos = self.recent.partition_point(|s| s.ts <= t.ts);
-        self.recent.insert(pos, Seen { ts: t.ts, lat: t.lat, lon: t.lon, anchor: !travel });
-        if self.recent.len() > KEPT {
-            self.recent.remove(0);
-        }
-        if let Some(d) = date {
-            match self.days.iter_mut().find(|(day, _)| *day == d) {
-                Some(entry) => entry.1 = spent,
-                None => {
-                    self.days.push((d, spent));
-                    self.days.sort_by_key(|(day, _)| *day);
-                    if self.days.len() > DAYS_KEPT {
-                        self.days.remove(0);
-                    }
-                }
+        let mut verdicts = Vec::new();
+        if let Some(i) = odd_neighbour {
+            let s = &mut self.recent[i];
+            s.anchor = false;
+            if !s.rules.contains(&Rule::ImpossibleTravel) {
+                s.rules.push(Rule::ImpossibleTravel);
+                s.rules.sort();
+                verdicts.push(Verdict { txn_id: s.txn_id.clone(), ts: s.ts, rules: s.rules.clone() });
             }
         }
-        rules
+        let seen = Seen {
+            txn_id: t.txn_id.clone(),
+            ts: t.ts,
+            date,
+            amount_usd: t.amount_usd,
+            lat: t.lat,
+            lon: t.lon,
+            anchor: !travel,
+            rules: Vec::new(),
+        };
+        self.recent.insert(pos, seen);
+
+        if self.in_window(t.ts, th) > th.max_txns {
+            rules.push(Rule::Velocity);
+        }
+        if anomalous {
+            rules.push(Rule::AmountAnomaly);
+        }
+        if travel {
+            rules.push(Rule::ImpossibleTravel);
+        }
+        if profile.is_some_and(|p| self.spent_until(date, t.ts) > p.daily_limit) {
+            rules.push(Rule::DailyLimit);
+        }
+        if closed {
+            rules.push(Rule::ClosedCard);
+        }
+        self.recent[pos].rules.clone_from(&rules);
+        if !rules.is_empty() {
+            verdicts.insert(0, Verdict { txn_id: t.txn_id.clone(), ts: t.ts, rules });
+        }
+
+        // Later transactions whose window or day now includes this one.
+        for i in pos + 1..self.recent.len() {
+            let s = &self.recent[i];
+            let mut added = Vec::new();
+            if s.ts <= t.ts + th.velocity_window_ms && !s.rules.contains(&Rule::Velocity) && self.in_window(s.ts, th) > th.max_txns {
+                added.push(Rule::Velocity);
+            }
+            if s.date == date
+                && !s.rules.contains(&Rule::DailyLimit)
+                && profile.is_some_and(|p| self.spent_until(date, s.ts) > p.daily_limit)
+            {
+                added.push(Rule::DailyLimit);
+            }
+            if !added.is_empty() {
+                let s = &mut self.recent[i];
+                s.rules.extend(added);
+                s.rules.sort();
+                verdicts.push(Verdict { txn_id: s.txn_id.clone(), ts: s.ts, rules: s.rules.clone() });
+            }
+        }
+        self.forget_old();
+        verdicts
+    }
+
+    /// Keep the last `KEPT` transactions, and all of those on the last `DAYS_KEPT` days, at most `KEPT_AT_MOST`.
+    fn forget_old(&mut self) {
+        let Some(newest) = self.recent.last().map(|s| s.date) else { return };
+        let oldest_day = newest - chrono::Duration::days(DAYS_KEPT - 1);
+        let keep_from = self.recent.len().saturating_sub(KEPT).min(self.recent.partition_point(|s| s.date < oldest_day));
+        let keep_from = keep_from.max(self.recent.len().saturating_sub(KEPT_AT_MOST));
+        self.recent.drain(..keep_from);
     }
 }
 

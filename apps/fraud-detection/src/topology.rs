@@ -15,9 +15,10 @@
 //! `daily_limit` cannot be, the alert's `customer_id` is null, and the transaction is counted in
 //! `fraud_transactions_without_profile_total` and in the card's `without_profile`, so it is never silently lost.
 
-use crate::model::{Alert, CardTxn, Profile, Rule};
+use crate::model::{Alert, CardTxn, Profile};
 use crate::rules::{score, CardState, Observed, Thresholds};
 use chrono::Utc;
+use chrono::{DateTime, FixedOffset};
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 use std::ops::Bound;
@@ -124,6 +125,11 @@ pub struct Closed {
     pub profile: Profile,
 }
 
+/// A revised transaction's event time, for its alert (UTC: its original offset is not kept).
+fn event_time(ms: i64) -> DateTime<FixedOffset> {
+    DateTime::from_timestamp_millis(ms).unwrap_or_default().fixed_offset()
+}
+
 /// Remembers closed cards from the profile table's changes: a deletion closes, a new profile reopens.
 ///
 /// The table is read ahead of the transactions (it is small), so a card's deletion can be applied while its
@@ -172,36 +178,37 @@ impl Processor for Detector {
         }
         let cards = ctx.store(CARDS_STORE)?;
         let mut state: CardState = cards.get_json(&card)?.unwrap_or_default();
-        let observed = Observed { ts: record.time.millis, amount_usd, lat: txn.lat, lon: txn.lon };
-        let rules: Vec<Rule> = state.observe(&observed, profile.as_ref(), closed, &self.thresholds);
+        let observed = Observed { txn_id: txn.txn_id.clone(), ts: record.time.millis, amount_usd, lat: txn.lat, lon: txn.lon };
+        let verdicts = state.observe(&observed, profile.as_ref(), closed, &self.thresholds);
         cards.put_json(&card, &state)?;
         if profile.is_none() {
             self.without_profile.inc();
         }
-        if rules.is_empty() {
-            return Ok(());
-        }
-        let alert = Alert {
-            alert_id: format!("fa-{}", txn.txn_id),
-            txn_id: txn.txn_id,
-            card_id: card.clone(),
-            customer_id: profile.map(|p| p.customer_id),
-            score: score(&rules),
-            rules,
-            ts: txn.ts,
-            detected_at: Utc::now(),
-        };
-        let recent = ctx.store(ALERTS_STORE)?;
-        recent.put_json(&format!("{:020}-{}", record.time.millis.max(0), alert.alert_id), &alert)?;
-        self.kept += 1;
-        if self.kept >= RECENT_KEPT / 10 {
-            self.kept = 0;
-            let old = recent.range(Bound::Unbounded, Bound::Unbounded, Order::Descending, usize::MAX)?;
-            for (k, _) in old.into_iter().skip(RECENT_KEPT) {
-                recent.delete(k);
+        let customer_id = profile.map(|p| p.customer_id);
+        for v in verdicts {
+            let ts = if v.txn_id == txn.txn_id { txn.ts } else { event_time(v.ts) };
+            let alert = Alert {
+                alert_id: format!("fa-{}", v.txn_id),
+                txn_id: v.txn_id,
+                card_id: card.clone(),
+                customer_id: customer_id.clone(),
+                score: score(&v.rules),
+                rules: v.rules,
+                ts,
+                detected_at: Utc::now(),
+            };
+            let recent = ctx.store(ALERTS_STORE)?;
+            recent.put_json(&format!("{:020}-{}", v.ts.max(0), alert.alert_id), &alert)?;
+            self.kept += 1;
+            if self.kept >= RECENT_KEPT / 10 {
+                self.kept = 0;
+                let old = recent.range(Bound::Unbounded, Bound::Unbounded, Order::Descending, usize::MAX)?;
+                for (k, _) in old.into_iter().skip(RECENT_KEPT) {
+                    recent.delete(k);
+                }
             }
+            ctx.forward(Record { key: Some(card.clone()), value: alert, time: record.time });
         }
-        ctx.forward(Record { key: Some(card), value: alert, time: record.time });
         Ok(())
     }
 }

@@ -101,8 +101,16 @@ fn impossible_travel_compares_with_the_neighbours_in_event_time() {
     assert!(txn(&mut d, "back", "c1", "10", T0 + 8 * 60 * MIN, NYC).is_empty());
     // London 7 hours after New York is 796 km/h: possible.
     assert!(txn(&mut d, "flight", "c1", "10", T0 + 15 * 60 * MIN, LONDON).is_empty());
-    // Out of order: a New York transaction stamped 30 minutes before the London one, arriving after it.
-    assert_eq!(txn(&mut d, "late-nyc", "c1", "10", T0 + 15 * 60 * MIN - 30 * MIN, NYC), vec![Rule::ImpossibleTravel]);
+    // Out of order: a New York transaction stamped 30 minutes before that London one, arriving after it. It agrees
+    // with New York at 08:00, so London at 15:00 is the impossible one: it gets a revised alert.
+    let v = json!({"txn_id": "late-nyc", "card_id": "c1", "amount": "10", "currency": "USD", "merchant": "M", "country": "US",
+        "lat": NYC.0, "lon": NYC.1, "ts": ts(T0 + 15 * 60 * MIN - 30 * MIN)});
+    d.pipe(TRANSACTIONS_TOPIC, Some("c1"), v.to_string().as_bytes()).expect("pipe");
+    let alerts: Vec<Alert> = d.read_json(ALERTS_TOPIC).expect("alerts");
+    assert_eq!(
+        alerts.iter().map(|a| (a.txn_id.as_str(), a.rules.clone())).collect::<Vec<_>>(),
+        vec![("flight", vec![Rule::ImpossibleTravel])]
+    );
 }
 
 #[test]
@@ -197,4 +205,54 @@ fn malformed_transactions_and_unkeyed_profiles_are_dead_lettered() {
     let unkeyed = d.pipe_with(PROFILES_TOPIC, 0, None, Some(br#"{"card_id": "c"}"#), RecordTimestamp::CreateTime(T0)).expect("pipe");
     assert!(matches!(unkeyed, Outcome::DeadLettered(_)));
     assert_eq!(d.read_output(&d.dead_letter_topic()).len(), 6);
+}
+
+#[test]
+fn an_out_of_order_arrival_revises_the_later_transactions_it_precedes() {
+    let mut d = driver();
+    let midnight = T0 - T0.rem_euclid(86_400_000);
+    profile(&mut d, "c1", "105.00", T0);
+    for i in 0..4 {
+        txn(&mut d, &format!("v{i}"), "c1", "1", midnight + 60 * MIN + i * MIN, NYC);
+    }
+    // The sixth by event time arrives before the fifth: only five known in its window, so nothing yet.
+    assert!(txn(&mut d, "v5", "c1", "1", midnight + 60 * MIN + 5 * MIN, NYC).is_empty());
+    // The fifth arrives: nothing on it, but the sixth is judged again and gets a revised alert.
+    let v = json!({"txn_id": "v4", "card_id": "c1", "amount": "1", "currency": "USD", "merchant": "M", "country": "US",
+        "lat": NYC.0, "lon": NYC.1, "ts": ts(midnight + 60 * MIN + 4 * MIN)});
+    d.pipe(TRANSACTIONS_TOPIC, Some("c1"), v.to_string().as_bytes()).expect("pipe");
+    let alerts: Vec<Alert> = d.read_json(ALERTS_TOPIC).expect("alerts");
+    assert_eq!(alerts.iter().map(|a| (a.alert_id.as_str(), a.rules.clone())).collect::<Vec<_>>(), vec![("fa-v5", vec![Rule::Velocity])]);
+
+    // Daily spend by event time: a late, earlier purchase pushes a later one over the limit.
+    assert!(txn(&mut d, "day-late", "c1", "95", midnight + 20 * 60 * MIN, NYC).is_empty(), "6 + 95 = 101: under 105");
+    let v = json!({"txn_id": "day-early", "card_id": "c1", "amount": "5", "currency": "USD", "merchant": "M", "country": "US",
+        "lat": NYC.0, "lon": NYC.1, "ts": ts(midnight + 19 * 60 * MIN)});
+    d.pipe(TRANSACTIONS_TOPIC, Some("c1"), v.to_string().as_bytes()).expect("pipe");
+    let alerts: Vec<Alert> = d.read_json(ALERTS_TOPIC).expect("alerts");
+    let revised: Vec<_> = alerts.iter().map(|a| (a.txn_id.as_str(), a.rules.clone())).collect();
+    assert_eq!(
+        revised,
+        vec![("day-late", vec![Rule::DailyLimit])],
+        "6 + 5 + 95 = 106 > 105 once the earlier 5 is known; the 5 itself (11) is under"
+    );
+}
+
+#[test]
+fn a_place_that_arrives_late_shows_which_neighbour_was_the_impossible_one() {
+    let mut d = driver();
+    profile(&mut d, "c1", "100000", T0);
+    txn(&mut d, "home-0", "c1", "1", T0, NYC);
+    // London 10 hours later: possible on its own (557 km/h), so not flagged on arrival.
+    assert!(txn(&mut d, "london", "c1", "1", T0 + 600 * MIN, LONDON).is_empty());
+    // New York 30 minutes before London arrives late: consistent with the earlier New York one, impossible with
+    // London. New York is where the holder was; London gets a revised alert.
+    let v = json!({"txn_id": "home-1", "card_id": "c1", "amount": "1", "currency": "USD", "merchant": "M", "country": "US",
+        "lat": NEWARK.0, "lon": NEWARK.1, "ts": ts(T0 + 570 * MIN)});
+    d.pipe(TRANSACTIONS_TOPIC, Some("c1"), v.to_string().as_bytes()).expect("pipe");
+    let alerts: Vec<Alert> = d.read_json(ALERTS_TOPIC).expect("alerts");
+    assert_eq!(
+        alerts.iter().map(|a| (a.txn_id.as_str(), a.rules.clone())).collect::<Vec<_>>(),
+        vec![("london", vec![Rule::ImpossibleTravel])]
+    );
 }

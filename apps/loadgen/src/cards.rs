@@ -84,6 +84,20 @@ impl Default for Options {
     }
 }
 
+impl Options {
+    /// These options with the start moved, by whole days (so the same seed gives the same records whenever it
+    /// runs: calendar days matter), far enough back that the last event is at least 12 hours before `now`. The
+    /// broker refuses record timestamps more than an hour ahead of its clock, and an injected pattern (a day of
+    /// spending) reaches up to about six hours beyond the last step.
+    pub fn ending_by(mut self, now: DateTime<Utc>) -> Self {
+        let span = self.spacing_ms.saturating_mul(self.transactions as i64 + 10);
+        let latest_start = now - chrono::Duration::milliseconds(span) - chrono::Duration::hours(12);
+        let days = (latest_start - self.start).num_milliseconds().div_euclid(86_400_000);
+        self.start += chrono::Duration::days(days);
+        self
+    }
+}
+
 const CITIES: [(&str, &str, f64, f64); 16] = [
     ("New York", "US", 40.71, -74.01),
     ("Chicago", "US", 41.88, -87.63),

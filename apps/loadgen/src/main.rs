@@ -132,17 +132,8 @@ fn main() -> anyhow::Result<()> {
             tracing::info!(sent, topic, "done");
         }
         Command::Cards { topic, profiles_topic, count, cards: n, rate, seed, fraud_rate, malformed, truth } => {
-            // Event times end now: the broker refuses record timestamps more than an hour ahead.
-            let span = chrono::Duration::milliseconds(30_000 * (count as i64 + 10)) + chrono::Duration::hours(12);
-            let opts = cards::Options {
-                seed,
-                cards: n,
-                transactions: count,
-                fraud_rate,
-                malformed_share: malformed,
-                start: chrono::Utc::now() - span,
-                ..Default::default()
-            };
+            let opts = cards::Options { seed, cards: n, transactions: count, fraud_rate, malformed_share: malformed, ..Default::default() }
+                .ending_by(chrono::Utc::now());
             let mut file = truth.map(std::fs::File::create).transpose()?.map(std::io::BufWriter::new);
             let mut failed = None;
             let records = cards::generate(&opts).map(|e| {
