@@ -58,6 +58,8 @@ pub(crate) struct TaskState {
     pub(crate) position: SourcePosition,
     /// `<service>.late`: records that arrived after their windows closed.
     pub(crate) late_topic: String,
+    /// Global tables, shared by every task of the runtime.
+    pub(crate) globals: BTreeMap<String, std::sync::Arc<dyn crate::state::KeyValueStore>>,
 }
 
 /// What a node emits: to all children (`None`) or to one (`Some(index)`, for `branch`).
@@ -119,6 +121,11 @@ impl<Out: Send + 'static> ProcessorContext<'_, '_, Out> {
     /// A store of this task, by name.
     pub fn store(&mut self, name: &str) -> Result<&mut LoggedStore, StoreError> {
         self.node.state.stores.get_mut(name).ok_or_else(|| StoreError::Unknown(name.to_owned()))
+    }
+
+    /// A global table's store, by name (read-only: the table's topic is its only writer).
+    pub fn global(&self, name: &str) -> Result<&dyn crate::state::KeyValueStore, StoreError> {
+        self.node.state.globals.get(name).map(|s| s.as_ref()).ok_or_else(|| StoreError::Unknown(name.to_owned()))
     }
 
     /// The task's stream time: the highest event time its sub-topology has seen (milliseconds).

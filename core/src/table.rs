@@ -9,6 +9,10 @@
 //! and its table entry land in the same task; the runtime refuses to start when the partition counts differ, and
 //! a stream keyed by something else is repartitioned first. The join sees the table as it is when the stream
 //! record is processed: an update that arrives later affects later records only.
+//!
+//! A *global* table ([`GlobalTable`]) is the other way to join: every instance reads all partitions of its topic
+//! (small reference data: a merchant blocklist, country codes), so the stream needs no co-partitioning and may
+//! look it up by any field, not only its key.
 
 use crate::error::ProcessError;
 use crate::processor::{Processor, ProcessorContext};
@@ -42,6 +46,61 @@ impl<V: Clone + Send + 'static> Table<V> {
     /// The table's changes as a stream: the other direction of the duality.
     pub fn changes(&self) -> &Stream<Change<V>> {
         &self.changes
+    }
+}
+
+/// A table read in full by every instance; see the module docs. Values are kept as the topic's bytes and
+/// decoded on lookup.
+pub struct GlobalTable<V> {
+    pub(crate) store: String,
+    pub(crate) codec: Arc<dyn crate::codec::Deserializer<V>>,
+}
+
+impl<V> GlobalTable<V> {
+    /// The store holding the table (for interactive queries).
+    pub fn store_name(&self) -> &str {
+        &self.store
+    }
+}
+
+/// A global table's topic and store, for the runtime.
+#[derive(Debug, Clone)]
+pub(crate) struct GlobalSpec {
+    pub(crate) topic: String,
+    pub(crate) store: String,
+}
+
+/// Joins each stream record with the global table's entry under the key `key` picks from it (a left join).
+pub(crate) struct GlobalJoin<V, T, W> {
+    pub(crate) store: String,
+    pub(crate) codec: Arc<dyn crate::codec::Deserializer<T>>,
+    pub(crate) key: Arc<dyn Fn(&Record<V>) -> Option<String> + Send + Sync>,
+    pub(crate) joiner: Arc<dyn Fn(Record<V>, Option<T>) -> W + Send + Sync>,
+}
+
+impl<V, T, W> Processor for GlobalJoin<V, T, W>
+where
+    V: Send + 'static,
+    T: Send + 'static,
+    W: Clone + Send + 'static,
+{
+    type In = V;
+    type Out = W;
+
+    fn process(&mut self, record: Record<V>, ctx: &mut ProcessorContext<'_, '_, W>) -> Result<(), ProcessError> {
+        let entry = match (self.key)(&record) {
+            Some(k) => match ctx.global(&self.store)?.get(k.as_bytes())? {
+                Some(bytes) => {
+                    Some(self.codec.deserialize(&bytes).map_err(|e| ProcessError::Invalid(format!("global table {}: {e}", self.store)))?)
+                }
+                None => None,
+            },
+            None => None,
+        };
+        let (key, time) = (record.key.clone(), record.time);
+        let joined = (self.joiner)(record, entry);
+        ctx.forward(Record { key, value: joined, time });
+        Ok(())
     }
 }
 

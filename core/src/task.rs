@@ -23,13 +23,15 @@ pub enum Outcome {
     Retry(String),
 }
 
-/// What every task of a runtime shares: how to read time, and where dead and late records go.
-#[derive(Debug, Clone)]
+/// What every task of a runtime shares: how to read time, where dead and late records go, the global tables.
+#[derive(Clone)]
 pub(crate) struct TaskConfig {
     pub(crate) timestamp_mode: TimestampMode,
     pub(crate) dead_letter_topic: String,
     pub(crate) late_topic: String,
     pub(crate) clock: Clock,
+    /// The runtime's global tables.
+    pub(crate) globals: BTreeMap<String, Arc<dyn crate::state::KeyValueStore>>,
 }
 
 /// One task: one input partition's processors and state.
@@ -61,6 +63,7 @@ impl Task {
             outbox: Vec::new(),
             position,
             late_topic: config.late_topic.clone(),
+            globals: config.globals.clone(),
         };
         let mut task = Task { topology, nodes, state, config, consumed: BTreeMap::new() };
         for i in 0..task.nodes.len() {

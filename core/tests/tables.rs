@@ -85,3 +85,30 @@ fn a_stream_joins_the_table_as_it_stands_when_each_record_is_processed() {
         streamcore::task::Outcome::DeadLettered(_)
     ));
 }
+
+#[test]
+fn a_global_table_is_looked_up_by_any_field_from_every_partition() {
+    let b = TopologyBuilder::new("shop");
+    let discounts = b.global_table("discounts", Json::<Price>::new(), "discounts");
+    let orders = b.source("orders", Json::<Order>::new(), |_: &Order| EventTime { millis: 0, kind: TimestampKind::Payload });
+    // Keyed by customer, looked up by item: no co-partitioning needed.
+    let off = orders.join_global(
+        "discount",
+        &discounts,
+        |r: &Record<Order>| Some(r.value.item.clone()),
+        |_: Record<Order>, d: Option<Price>| d.map_or(0, |d| d.cents),
+    );
+    off.to("off-sink", "off", Json::new(), |r: &Record<u64>| r.key.clone());
+    drop((orders, off));
+    let mut d = TopologyTestDriver::new(b.build().expect("topology")).with_partitions(4);
+    let discount = serde_json::to_vec(&Price { cents: 25 }).expect("json");
+    d.pipe_with("discounts", 0, Some("tea"), Some(&discount), RecordTimestamp::CreateTime(1)).expect("pipe");
+    for partition in 0..4 {
+        let order = serde_json::to_vec(&Order { item: "tea".into(), qty: 1 }).expect("json");
+        d.pipe_with("orders", partition, Some("cust"), Some(&order), RecordTimestamp::CreateTime(1)).expect("pipe");
+    }
+    assert_eq!(d.read_json::<u64>("off").expect("off"), vec![25, 25, 25, 25], "every task sees the whole table");
+    d.pipe_with("discounts", 0, Some("tea"), None, RecordTimestamp::CreateTime(2)).expect("delete");
+    d.pipe_json("orders", Some("cust"), &Order { item: "tea".into(), qty: 1 }).expect("pipe");
+    assert_eq!(d.read_json::<u64>("off").expect("off"), vec![0]);
+}

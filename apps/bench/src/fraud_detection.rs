@@ -6,7 +6,7 @@ use crate::memory::{peak_mib, reset_peak};
 use crate::plain_loop;
 use anyhow::Context;
 use fraud_detection::model::CardTxn;
-use fraud_detection::topology::{build_topology, Settings, BY_CARD, PROFILES_TOPIC, TRANSACTIONS_TOPIC};
+use fraud_detection::topology::{build_topology, Settings, BLOCKLIST_TOPIC, BY_CARD, PROFILES_TOPIC, TRANSACTIONS_TOPIC};
 use std::time::{Duration, Instant};
 use streamcore::testkit::kafka::{create_topic, unique};
 use streamcore::{Runtime, StreamsConfig};
@@ -17,14 +17,16 @@ fn validated(t: CardTxn) -> CardTxn {
 
 pub(crate) fn run(bs: &str, n: u64, partitions: i32, cards: u32) -> anyhow::Result<()> {
     let prefix = format!("{}.", unique("bench"));
-    let (txns, profiles) = (format!("{prefix}{TRANSACTIONS_TOPIC}"), format!("{prefix}{PROFILES_TOPIC}"));
+    let (txns, profiles, blocklist) =
+        (format!("{prefix}{TRANSACTIONS_TOPIC}"), format!("{prefix}{PROFILES_TOPIC}"), format!("{prefix}{BLOCKLIST_TOPIC}"));
     create_topic(bs, &txns, partitions, false);
     create_topic(bs, &profiles, partitions, true);
+    create_topic(bs, &blocklist, 1, true);
     let opts =
         loadgen::cards::Options { seed: 1, cards, transactions: n, spacing_ms: 200, ..Default::default() }.ending_by(chrono::Utc::now());
     let started = Instant::now();
-    let sent = fraud_detection::evaluation::produce(bs, &txns, &profiles, loadgen::cards::generate(&opts), None)?;
-    let txn_count = sent - u64::from(cards) - closures(&opts);
+    let sent = fraud_detection::evaluation::produce(bs, [&txns, &profiles, &blocklist], loadgen::cards::generate(&opts), None)?;
+    let txn_count = sent - u64::from(cards) - others(&opts);
     println!(
         "pre-loaded {cards} profiles and {txn_count} transactions ({partitions} partitions) in {:.1}s",
         started.elapsed().as_secs_f64()
@@ -48,9 +50,12 @@ pub(crate) fn run(bs: &str, n: u64, partitions: i32, cards: u32) -> anyhow::Resu
     Ok(())
 }
 
-/// Profile deletions among the events (they go to the profiles topic).
-fn closures(opts: &loadgen::cards::Options) -> u64 {
-    loadgen::cards::generate(opts).filter(|e| e.topic == loadgen::cards::CardTopic::Profiles && e.value.is_none()).count() as u64
+/// Events that are not transactions, beyond the profiles: deletions and the blocklist.
+fn others(opts: &loadgen::cards::Options) -> u64 {
+    use loadgen::cards::CardTopic;
+    loadgen::cards::generate(opts)
+        .filter(|e| e.topic == CardTopic::Blocklist || (e.topic == CardTopic::Profiles && e.value.is_none()))
+        .count() as u64
 }
 
 fn detector(bs: &str, prefix: &str, n: u64) -> anyhow::Result<f64> {

@@ -11,6 +11,7 @@
 
 use crate::config::Config;
 use crate::model::{Alert, Rule};
+use crate::topology::{BLOCKLIST_TOPIC, PROFILES_TOPIC, TRANSACTIONS_TOPIC};
 use anyhow::Context;
 use clap::Parser;
 use loadgen::cards::{CardEvent, Options};
@@ -99,14 +100,15 @@ pub async fn evaluate(bootstrap: &str, opts: Options) -> anyhow::Result<Report> 
     let opts = opts.ending_by(chrono::Utc::now());
     let prefix = format!("{}.", unique("fraud-eval"));
     let app = unique("fraud-eval");
-    let (txns_topic, profiles_topic) = (format!("{prefix}card-transactions"), format!("{prefix}card-profiles"));
+    let topics = [TRANSACTIONS_TOPIC, PROFILES_TOPIC, BLOCKLIST_TOPIC].map(|t| format!("{prefix}{t}"));
     let truth = {
-        let (bs, txns, profiles, opts) = (bootstrap.to_owned(), txns_topic.clone(), profiles_topic.clone(), opts.clone());
+        let (bs, topics, opts) = (bootstrap.to_owned(), topics.clone(), opts.clone());
         tokio::task::spawn_blocking(move || {
-            create_topic(&bs, &txns, 4, false);
-            create_topic(&bs, &profiles, 4, true);
+            create_topic(&bs, &topics[0], 4, false);
+            create_topic(&bs, &topics[1], 4, true);
+            create_topic(&bs, &topics[2], 1, true);
             let mut truth = BTreeMap::new();
-            produce(&bs, &txns, &profiles, loadgen::cards::generate(&opts), Some(&mut truth)).map(|_| truth)
+            produce(&bs, [&topics[0], &topics[1], &topics[2]], loadgen::cards::generate(&opts), Some(&mut truth)).map(|_| truth)
         })
         .await??
     };
@@ -128,15 +130,22 @@ pub async fn evaluate(bootstrap: &str, opts: Options) -> anyhow::Result<Report> 
     ];
     let cfg = Config::try_parse_from(args).context("evaluation configuration")?;
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let service = tokio::spawn(crate::app::run(cfg, async move {
+    let mut service = tokio::spawn(crate::app::run(cfg, async move {
         let _ = stopped.await;
     }));
     let repartition = streamcore::topology::repartition_topic(&app, crate::topology::BY_CARD);
-    let bs = bootstrap.to_owned();
+    let (bs, input) = (bootstrap.to_owned(), topics[0].clone());
     let caught_up = tokio::task::spawn_blocking(move || {
-        [txns_topic.as_str(), repartition.as_str()].iter().all(|t| wait_caught_up(&bs, &app, t, Duration::from_secs(600)))
-    })
-    .await?;
+        [input.as_str(), repartition.as_str()].iter().all(|t| wait_caught_up(&bs, &app, t, Duration::from_secs(600)))
+    });
+    // A service that stops early has failed: say why instead of waiting for it.
+    let caught_up = tokio::select! {
+        done = caught_up => done?,
+        ended = &mut service => {
+            ended.context("service task")??;
+            anyhow::bail!("the service stopped before it processed every transaction");
+        }
+    };
     let _ = stop.send(());
     service.await.context("service task")??;
     anyhow::ensure!(caught_up, "the service did not process every transaction within 10 minutes");
@@ -174,12 +183,11 @@ fn tempfile_dir(app: &str) -> anyhow::Result<std::path::PathBuf> {
     Ok(dir)
 }
 
-/// Produce every event to its topic, in order, with its event time as record timestamp (profiles have no `ts`
+/// Produce every event to its topic (`[transactions, profiles, blocklist]`), in order, with its event time as record timestamp (profiles have no `ts`
 /// of their own); the truth (txn id -> expected rules) into `truth` if given. Returns how many were written.
 pub fn produce(
     bootstrap: &str,
-    txns: &str,
-    profiles: &str,
+    topics: [&str; 3],
     events: impl Iterator<Item = CardEvent>,
     mut truth: Option<&mut BTreeMap<String, Vec<&'static str>>>,
 ) -> anyhow::Result<u64> {
@@ -187,7 +195,7 @@ pub fn produce(
         if let (Some(truth), Some(id), None) = (truth.as_deref_mut(), &e.txn_id, e.malformed) {
             truth.insert(id.clone(), e.expected.clone());
         }
-        e.outgoing(txns, profiles)
+        e.outgoing(topics)
     });
     Ok(loadgen::produce::produce_all(bootstrap, &[], outgoing, None)?)
 }

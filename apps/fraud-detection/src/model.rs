@@ -72,11 +72,14 @@ pub enum Rule {
     DailyLimit,
     /// A transaction on a card whose profile was deleted.
     ClosedCard,
+    /// A transaction at a merchant on the blocklist (a global table: reference data every instance reads in full).
+    BlockedMerchant,
 }
 
 impl Rule {
     /// Every rule.
-    pub const ALL: [Rule; 5] = [Rule::Velocity, Rule::AmountAnomaly, Rule::ImpossibleTravel, Rule::DailyLimit, Rule::ClosedCard];
+    pub const ALL: [Rule; 6] =
+        [Rule::Velocity, Rule::AmountAnomaly, Rule::ImpossibleTravel, Rule::DailyLimit, Rule::ClosedCard, Rule::BlockedMerchant];
 
     /// The name used in alerts, metrics and the evaluation.
     pub fn name(self) -> &'static str {
@@ -86,6 +89,7 @@ impl Rule {
             Rule::ImpossibleTravel => "impossible_travel",
             Rule::DailyLimit => "daily_limit",
             Rule::ClosedCard => "closed_card",
+            Rule::BlockedMerchant => "blocked_merchant",
         }
     }
 
@@ -97,6 +101,7 @@ impl Rule {
             Rule::ImpossibleTravel => 0.8,
             Rule::DailyLimit => 0.5,
             Rule::ClosedCard => 0.9,
+            Rule::BlockedMerchant => 0.7,
         }
     }
 }
@@ -120,4 +125,11 @@ pub struct Alert {
     pub ts: DateTime<FixedOffset>,
     /// When the detector decided.
     pub detected_at: DateTime<Utc>,
+}
+
+/// An entry of the merchant blocklist, topic `merchant-blocklist` (key: the merchant's name).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Blocked {
+    /// Why it is on the list.
+    pub reason: String,
 }

@@ -104,6 +104,8 @@ pub struct Observed {
     pub lat: f64,
     /// Longitude.
     pub lon: f64,
+    /// Whether its merchant is on the blocklist.
+    pub blocked_merchant: bool,
 }
 
 /// A verdict: a transaction, its event time, and every rule that has fired on it.
@@ -212,6 +214,9 @@ impl CardState {
         }
         if closed {
             rules.push(Rule::ClosedCard);
+        }
+        if t.blocked_merchant {
+            rules.push(Rule::BlockedMerchant);
         }
         self.recent[pos].rules.clone_from(&rules);
         if !rules.is_empty() {

@@ -3,6 +3,7 @@
 //! ```text
 //! card-profiles -> table [profiles] -> changes -> track-closures [closed-cards]
 //! card-transactions -> validate -> by-card (repartition) -> with-profile (join [profiles])
+//!     -> with-blocklist (join the global table merchant-blocklist, by merchant)
 //!     -> detect [cards, closed-cards, recent-alerts] -> fraud-alerts
 //! ```
 //!
@@ -15,7 +16,7 @@
 //! `daily_limit` cannot be, the alert's `customer_id` is null, and the transaction is counted in
 //! `fraud_transactions_without_profile_total` and in the card's `without_profile`, so it is never silently lost.
 
-use crate::model::{Alert, CardTxn, Profile};
+use crate::model::{Alert, Blocked, CardTxn, Profile};
 use crate::rules::{score, CardState, Observed, Thresholds};
 use chrono::Utc;
 use chrono::{DateTime, FixedOffset};
@@ -33,8 +34,12 @@ use streamcore::{ProcessError, Processor, ProcessorContext, Record, StreamError,
 pub const TRANSACTIONS_TOPIC: &str = "card-transactions";
 /// Input: profiles, compacted.
 pub const PROFILES_TOPIC: &str = "card-profiles";
+/// Input: the merchant blocklist, a global table (created empty when missing).
+pub const BLOCKLIST_TOPIC: &str = "merchant-blocklist";
 /// Output.
 pub const ALERTS_TOPIC: &str = "fraud-alerts";
+/// The blocklist's store.
+pub const BLOCKLIST_STORE: &str = "merchant-blocklist";
 /// Repartition by card: `<application-id>-by-card-repartition`.
 pub const BY_CARD: &str = "by-card";
 /// The profiles table.
@@ -85,6 +90,8 @@ pub struct Joined {
     pub priced: Priced,
     /// The profile at the time the transaction is processed.
     pub profile: Option<Profile>,
+    /// Why its merchant is blocked, if it is.
+    pub blocked: Option<String>,
 }
 
 /// The topology.
@@ -105,14 +112,24 @@ pub fn build_topology(s: &Settings) -> Result<Topology, StreamError> {
         Ok(Priced { txn, amount_usd })
     });
     let by_card = valid.repartition(BY_CARD, |r: &Record<Priced>| Some(r.value.txn.card_id.clone()));
-    let joined =
-        by_card.join_table("with-profile", &profiles, |r: Record<Priced>, profile: Option<Profile>| Joined { priced: r.value, profile });
+    let with_profile = by_card.join_table("with-profile", &profiles, |r: Record<Priced>, profile: Option<Profile>| Joined {
+        priced: r.value,
+        profile,
+        blocked: None,
+    });
+    let blocklist = b.global_table(&s.topic(BLOCKLIST_TOPIC), Json::<Blocked>::new(), BLOCKLIST_STORE);
+    let joined = with_profile.join_global(
+        "with-blocklist",
+        &blocklist,
+        |r: &Record<Joined>| Some(r.value.priced.txn.merchant.clone()),
+        |r: Record<Joined>, blocked: Option<Blocked>| Joined { blocked: blocked.map(|b| b.reason), ..r.value },
+    );
     let (thresholds, counter) = (s.thresholds.clone(), s.without_profile.clone());
     let stores = [StoreSpec::persistent(CARDS_STORE), StoreSpec::persistent(CLOSED_STORE), StoreSpec::persistent(ALERTS_STORE)];
     let alerts =
         joined.process("detect", &stores, move || Detector { thresholds: thresholds.clone(), without_profile: counter.clone(), kept: 0 });
     alerts.to("alerts-sink", &s.topic(ALERTS_TOPIC), Json::new(), |r: &Record<Alert>| Some(r.value.card_id.clone()));
-    drop((profiles, closures, txns, valid, by_card, joined, alerts));
+    drop((profiles, closures, txns, valid, by_card, with_profile, joined, alerts));
     b.build()
 }
 
@@ -166,7 +183,7 @@ impl Processor for Detector {
     type Out = Alert;
 
     fn process(&mut self, record: Record<Joined>, ctx: &mut ProcessorContext<'_, '_, Alert>) -> Result<(), ProcessError> {
-        let Joined { priced: Priced { txn, amount_usd }, mut profile } = record.value;
+        let Joined { priced: Priced { txn, amount_usd }, mut profile, blocked } = record.value;
         let card = txn.card_id.clone();
         let mut closed = false;
         if let Some(c) = ctx.store(CLOSED_STORE)?.get_json::<Closed>(&card)? {
@@ -178,7 +195,14 @@ impl Processor for Detector {
         }
         let cards = ctx.store(CARDS_STORE)?;
         let mut state: CardState = cards.get_json(&card)?.unwrap_or_default();
-        let observed = Observed { txn_id: txn.txn_id.clone(), ts: record.time.millis, amount_usd, lat: txn.lat, lon: txn.lon };
+        let observed = Observed {
+            txn_id: txn.txn_id.clone(),
+            ts: record.time.millis,
+            amount_usd,
+            lat: txn.lat,
+            lon: txn.lon,
+            blocked_merchant: blocked.is_some(),
+        };
         let verdicts = state.observe(&observed, profile.as_ref(), closed, &self.thresholds);
         cards.put_json(&card, &state)?;
         if profile.is_none() {

@@ -12,7 +12,7 @@ async fn the_evaluation_on_a_fixed_seed_meets_the_aim() {
     let opts = loadgen::cards::Options {
         seed: 20261124,
         cards: 1500,
-        transactions: 40_000,
+        transactions: 60_000,
         fraud_rate: 0.01,
         wrong_key_share: 0.02,
         malformed_share: 0.001,

@@ -256,3 +256,19 @@ fn a_place_that_arrives_late_shows_which_neighbour_was_the_impossible_one() {
         vec![("london", vec![Rule::ImpossibleTravel])]
     );
 }
+
+#[test]
+fn a_merchant_on_the_global_blocklist_is_flagged_on_every_card() {
+    let mut d = driver();
+    let reason = json!({"reason": "chargebacks"}).to_string();
+    d.pipe_with("merchant-blocklist", 0, Some("Shady Electronics"), Some(reason.as_bytes()), RecordTimestamp::CreateTime(T0))
+        .expect("blocklist");
+    for (i, card) in ["c1", "c2", "c3"].iter().enumerate() {
+        let v = json!({"txn_id": format!("s{i}"), "card_id": card, "amount": "10", "currency": "USD", "merchant": "Shady Electronics",
+            "country": "US", "lat": NYC.0, "lon": NYC.1, "ts": ts(T0)});
+        d.pipe(TRANSACTIONS_TOPIC, Some(card), v.to_string().as_bytes()).expect("pipe");
+    }
+    let alerts: Vec<Alert> = d.read_json(ALERTS_TOPIC).expect("alerts");
+    assert_eq!(alerts.iter().map(|a| a.rules.clone()).collect::<Vec<_>>(), vec![vec![Rule::BlockedMerchant]; 3]);
+    assert!(txn(&mut d, "ok", "c1", "10", T0 + 60 * MIN, NYC).is_empty(), "other merchants are not");
+}

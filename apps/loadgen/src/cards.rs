@@ -7,7 +7,8 @@
 //! - `amount_anomaly`: one amount 8 to 15 times the card's typical one;
 //! - `impossible_travel`: a transaction in a city thousands of km away, minutes after one at home;
 //! - `daily_limit`: a day of many moderate transactions that pushes the spend past the limit;
-//! - `closed_card`: the card's profile deleted, then a transaction on it.
+//! - `closed_card`: the card's profile deleted, then a transaction on it;
+//! - `blocked_merchant`: a transaction at the merchant the generator put on the blocklist first.
 //!
 //! The ground truth ([`CardEvent::expected`]) never travels in what the service reads: it is returned beside
 //! the records. Velocity, daily spend and closed cards are labelled by the generator's own bookkeeping of what
@@ -26,6 +27,8 @@ pub enum CardTopic {
     Profiles,
     /// `card-transactions`.
     Transactions,
+    /// `merchant-blocklist`.
+    Blocklist,
 }
 
 /// One record to produce, and what the detector should say about it.
@@ -116,6 +119,8 @@ const CITIES: [(&str, &str, f64, f64); 16] = [
     ("Mumbai", "IN", 19.08, 72.88),
     ("Johannesburg", "ZA", -26.20, 28.05),
 ];
+/// The merchant on the blocklist.
+pub const BLOCKED_MERCHANT: &str = "Shady Electronics";
 const MERCHANTS: [&str; 6] = ["Corner Grocery", "City Fuel", "Book Nook", "Cafe Central", "Metro Pharmacy", "Hardware Depot"];
 const MALFORMED: [&str; 4] = ["not-json", "negative-amount", "unknown-currency", "bad-coordinates"];
 const TEN_MINUTES: i64 = 10 * 60_000;
@@ -139,9 +144,14 @@ struct Card {
 }
 
 impl CardEvent {
-    /// The record to produce: to `transactions` or `profiles`, with the event time as record timestamp.
-    pub fn outgoing(self, transactions: &str, profiles: &str) -> crate::produce::Outgoing {
-        let topic = if self.topic == CardTopic::Transactions { transactions } else { profiles };
+    /// The record to produce, to its topic (`[transactions, profiles, blocklist]`), with the event time as record
+    /// timestamp.
+    pub fn outgoing(self, [transactions, profiles, blocklist]: [&str; 3]) -> crate::produce::Outgoing {
+        let topic = match self.topic {
+            CardTopic::Transactions => transactions,
+            CardTopic::Profiles => profiles,
+            CardTopic::Blocklist => blocklist,
+        };
         crate::produce::Outgoing { topic: topic.to_owned(), key: self.key, value: self.value, timestamp: Some(self.ts) }
     }
 }
@@ -181,13 +191,22 @@ pub fn generate(opts: &Options) -> Generator {
             }
         })
         .collect();
-    let queue = cards
-        .iter()
-        .map(|c| {
+    let blocked = serde_json::json!({"reason": "chargebacks"}).to_string().into_bytes();
+    let blocklist = CardEvent {
+        topic: CardTopic::Blocklist,
+        key: Some(BLOCKED_MERCHANT.to_owned()),
+        value: Some(blocked),
+        ts: opts.start.timestamp_millis(),
+        txn_id: None,
+        expected: Vec::new(),
+        malformed: None,
+    };
+    let queue = std::iter::once(blocklist)
+        .chain(cards.iter().map(|c| {
             let v = serde_json::json!({"card_id": c.id, "customer_id": c.customer, "home_country": CITIES[c.city].1, "daily_limit": c.limit.to_string()});
             let ts = opts.start.timestamp_millis();
             CardEvent { topic: CardTopic::Profiles, key: Some(c.id.clone()), value: Some(v.to_string().into_bytes()), ts, txn_id: None, expected: Vec::new(), malformed: None }
-        })
+        }))
         .collect();
     Generator { o: opts.clone(), rng, cards, clock: opts.start.timestamp_millis(), txns: 0, queue }
 }
@@ -211,14 +230,14 @@ impl Generator {
             self.malformed();
         }
         let fraud = self.rng.random_bool(self.o.fraud_rate.clamp(0.0, 1.0));
-        let Some(card) = self.pick(if fraud { 10 } else { 0 }) else { return };
+        let Some(card) = self.pick(if fraud { 20 } else { 0 }) else { return };
         if !fraud {
             let amount = self.normal_amount(card);
             self.txn(card, self.clock, amount, None);
             return;
         }
         let t = self.clock;
-        match self.rng.random_range(0..5) {
+        match self.rng.random_range(0..6) {
             0 => {
                 let mut at = t;
                 for _ in 0..7 {
@@ -259,6 +278,10 @@ impl Generator {
                     }
                     at += self.rng.random_range(12..20) * 60_000;
                 }
+            }
+            4 => {
+                let amount = self.normal_amount(card);
+                self.txn_at(card, t, amount, None, BLOCKED_MERCHANT, Some("blocked_merchant"));
             }
             _ => {
                 let id = self.cards[card].id.clone();
@@ -309,15 +332,17 @@ impl Generator {
     }
 
     fn txn(&mut self, card: usize, at: i64, amount: Decimal, city: Option<usize>) {
-        self.txn_with(card, at, amount, city, None)
+        let merchant = MERCHANTS[self.rng.random_range(0..MERCHANTS.len())];
+        self.txn_at(card, at, amount, city, merchant, None)
     }
 
     fn txn_labelled(&mut self, card: usize, at: i64, amount: Decimal, city: Option<usize>, injected: &'static str) {
-        self.txn_with(card, at, amount, city, Some(injected))
+        let merchant = MERCHANTS[self.rng.random_range(0..MERCHANTS.len())];
+        self.txn_at(card, at, amount, city, merchant, Some(injected))
     }
 
     /// A transaction, labelled with every rule its pattern satisfies.
-    fn txn_with(&mut self, card: usize, at: i64, amount: Decimal, city: Option<usize>, injected: Option<&'static str>) {
+    fn txn_at(&mut self, card: usize, at: i64, amount: Decimal, city: Option<usize>, merchant: &str, injected: Option<&'static str>) {
         self.txns += 1;
         let spend = self.spend_after(card, at, amount);
         let (lat, lon, country) = match city {
@@ -327,7 +352,6 @@ impl Generator {
                 (c.lat + self.rng.random_range(-0.02..0.02), c.lon + self.rng.random_range(-0.02..0.02), CITIES[c.city].1)
             }
         };
-        let merchant = MERCHANTS[self.rng.random_range(0..MERCHANTS.len())];
         let wrong_key = self.rng.random_bool(self.o.wrong_key_share.clamp(0.0, 1.0));
         let c = &mut self.cards[card];
         let mut expected = Vec::new();
@@ -422,10 +446,11 @@ mod tests {
         let o = Options { cards: 200, transactions: 20_000, fraud_rate: 0.02, malformed_share: 0.01, ..Options::default() };
         let a: Vec<CardEvent> = generate(&o).collect();
         assert_eq!(a, generate(&o).collect::<Vec<_>>());
-        assert!(a[..200].iter().all(|e| e.topic == CardTopic::Profiles && e.value.is_some()));
+        assert_eq!(a[0].topic, CardTopic::Blocklist);
+        assert!(a[1..201].iter().all(|e| e.topic == CardTopic::Profiles && e.value.is_some()));
         let txns = a.iter().filter(|e| e.topic == CardTopic::Transactions && e.malformed.is_none()).count();
         assert_eq!(txns, 20_000);
-        for rule in ["velocity", "amount_anomaly", "impossible_travel", "daily_limit", "closed_card"] {
+        for rule in ["velocity", "amount_anomaly", "impossible_travel", "daily_limit", "closed_card", "blocked_merchant"] {
             let n = a.iter().filter(|e| e.expected.contains(&rule)).count();
             assert!(n >= 20, "{rule}: {n} labelled");
         }

@@ -52,6 +52,9 @@ enum Command {
         /// Profiles topic (compacted).
         #[arg(long, default_value = "card-profiles")]
         profiles_topic: String,
+        /// Merchant blocklist topic (compacted).
+        #[arg(long, default_value = "merchant-blocklist")]
+        blocklist_topic: String,
         /// Transactions (malformed ones come on top).
         #[arg(long, default_value_t = 100_000)]
         count: u64,
@@ -131,7 +134,7 @@ fn main() -> anyhow::Result<()> {
             let sent = loadgen::produce::produce(&cli.bootstrap, &props, &topic, transactions::generate(&opts), Some(rate))?;
             tracing::info!(sent, topic, "done");
         }
-        Command::Cards { topic, profiles_topic, count, cards: n, rate, seed, fraud_rate, malformed, truth } => {
+        Command::Cards { topic, profiles_topic, blocklist_topic, count, cards: n, rate, seed, fraud_rate, malformed, truth } => {
             let opts = cards::Options { seed, cards: n, transactions: count, fraud_rate, malformed_share: malformed, ..Default::default() }
                 .ending_by(chrono::Utc::now());
             let mut file = truth.map(std::fs::File::create).transpose()?.map(std::io::BufWriter::new);
@@ -142,7 +145,7 @@ fn main() -> anyhow::Result<()> {
                         failed.get_or_insert(err);
                     }
                 }
-                e.outgoing(&topic, &profiles_topic)
+                e.outgoing([&topic, &profiles_topic, &blocklist_topic])
             });
             let sent = loadgen::produce::produce_all(&cli.bootstrap, &props, records, Some(rate))?;
             if let Some(err) = failed {

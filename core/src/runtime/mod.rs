@@ -16,6 +16,7 @@
 //! committed past it. The consumer keeps polling meanwhile, so the instance stays in the group.
 
 mod delivery;
+mod global;
 mod restore;
 pub mod status;
 mod topics;
@@ -100,12 +101,13 @@ impl StreamsConfig {
         format!("{}.late", self.service)
     }
 
-    fn task_config(&self) -> TaskConfig {
+    fn task_config(&self, globals: &global::GlobalTables) -> TaskConfig {
         TaskConfig {
             timestamp_mode: self.timestamp_mode,
             dead_letter_topic: self.dead_letter_topic(),
             late_topic: self.late_topic(),
             clock: Clock::System,
+            globals: globals.stores().clone(),
         }
     }
 
@@ -254,6 +256,7 @@ impl Runtime {
         let producer: BaseProducer<DeliveryTracker> =
             producer_cfg.create_with_context(DeliveryTracker::new(changelogs)).map_err(StreamError::kafka("creating the producer"))?;
         let restore_consumer: BaseConsumer = restore_cfg.create().map_err(StreamError::kafka("creating the restore consumer"))?;
+        let globals = global::GlobalTables::bootstrap(&restore_cfg, &self.topology, &self.stores)?;
         let outputs = topics_to_create(&self.topology, cfg).into_iter().map(|t| t.name);
         let engine = Arc::new(Engine {
             config: cfg.clone(),
@@ -265,6 +268,7 @@ impl Runtime {
             stores: self.stores.clone(),
             producer,
             restore_consumer,
+            globals,
             late_topic: cfg.late_topic(),
             state: Mutex::new(EngineState::default()),
         });
@@ -289,6 +293,7 @@ impl Runtime {
                 None => {}
             }
             engine.producer.poll(Duration::ZERO);
+            engine.globals.poll()?;
             engine.retry_due(&consumer)?;
             if last_punctuation.elapsed() >= PUNCTUATION_INTERVAL {
                 engine.punctuate()?;
@@ -382,6 +387,7 @@ struct Engine {
     stores: StoreRegistry,
     producer: BaseProducer<DeliveryTracker>,
     restore_consumer: BaseConsumer,
+    globals: global::GlobalTables,
     late_topic: String,
     state: Mutex<EngineState>,
 }
@@ -620,7 +626,7 @@ impl Engine {
                 self.stores.register(p, backend.clone());
                 stores.insert(spec.name.clone(), LoggedStore::new(backend, changelog, p));
             }
-            let task = Task::new(self.topology.clone(), p, stores, self.config.task_config())?;
+            let task = Task::new(self.topology.clone(), p, stores, self.config.task_config(&self.globals))?;
             tracing::info!(partition = p, "task created");
             self.lock().tasks.insert(p, Slot { task, pending: None, backlog: VecDeque::new(), paused: false });
         }

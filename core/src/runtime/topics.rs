@@ -18,24 +18,29 @@ use std::time::{Duration, Instant};
 pub struct TopicSpec {
     /// Topic name.
     pub name: String,
-    /// `cleanup.policy=compact` (changelogs) rather than delete.
+    /// `cleanup.policy=compact` (changelogs, global tables) rather than delete.
     pub compacted: bool,
+    /// A changelog: it needs a partition for every input partition.
+    pub changelog: bool,
     /// A fixed partition count the topology requires (a single-partition stage), or `None` for the input's.
     pub partitions: Option<i32>,
 }
 
 /// Every topic a runtime for `topology` writes: changelogs (compacted), repartition topics, the dead-letter topic,
-/// the late-record topic (when it has windows) and the sink topics. The runtime creates the missing ones with the input's partition count; the demo creates
+/// the late-record topic (when it has windows), the sink topics, and global tables' topics (created empty and
+/// compacted when missing: reference data the user fills). The runtime creates the missing ones with the input's partition count; the demo creates
 /// them through the mock cluster's own API from this same list.
 pub fn topics_to_create(topology: &Topology, config: &StreamsConfig) -> Vec<TopicSpec> {
-    let spec = |name: String, compacted| TopicSpec { partitions: topology.required_partitions(&name), name, compacted };
-    let mut topics: Vec<TopicSpec> = topology.stores().iter().map(|s| spec(s.changelog_topic(topology.name()), true)).collect();
+    let spec = |name: String, compacted| TopicSpec { partitions: topology.required_partitions(&name), name, compacted, changelog: false };
+    let mut topics: Vec<TopicSpec> =
+        topology.stores().iter().map(|s| TopicSpec { changelog: true, ..spec(s.changelog_topic(topology.name()), true) }).collect();
     topics.extend(topology.internal_topics().iter().map(|t| spec(t.clone(), false)));
     topics.push(spec(config.dead_letter_topic(), false));
     if topology.has_late_records() {
         topics.push(spec(config.late_topic(), false));
     }
     topics.extend(topology.sink_topics().into_iter().map(|t| spec(t.to_owned(), false)));
+    topics.extend(topology.global_topics().into_iter().map(|t| spec(t.to_owned(), true)));
     topics
 }
 
@@ -70,7 +75,7 @@ pub(crate) fn ensure(
     let mut missing = Vec::new();
     for w in wanted {
         match existing.get(&w.name) {
-            Some(&n) if w.compacted && n < partitions => {
+            Some(&n) if w.changelog && n < partitions => {
                 return Err(StreamError::Config(format!("changelog {} has {n} partitions but the input has {partitions}", w.name)));
             }
             Some(&n) if w.partitions.is_some_and(|p| p != n) => {

@@ -24,11 +24,17 @@ pub struct TopologyTestDriver {
     mode: TimestampMode,
     partitions: i32,
     wall_clock: Arc<AtomicI64>,
+    globals: BTreeMap<String, Arc<dyn KeyValueStore>>,
 }
 
 impl TopologyTestDriver {
     /// A driver for `topology`, with in-memory stores, taking event time from payloads.
     pub fn new(topology: Topology) -> Self {
+        let globals = topology
+            .global_tables()
+            .iter()
+            .map(|g| (g.store.clone(), Arc::new(MemoryStore::new(g.store.clone())) as Arc<dyn KeyValueStore>))
+            .collect();
         TopologyTestDriver {
             topology: Arc::new(topology),
             tasks: BTreeMap::new(),
@@ -37,6 +43,7 @@ impl TopologyTestDriver {
             mode: TimestampMode::Payload,
             partitions: 1,
             wall_clock: Arc::new(AtomicI64::new(0)),
+            globals,
         }
     }
 
@@ -82,6 +89,18 @@ impl TopologyTestDriver {
         value: Option<&[u8]>,
         timestamp: RecordTimestamp,
     ) -> Result<Outcome, StreamError> {
+        if let Some(g) = self.topology.global_tables().iter().find(|g| g.topic == topic) {
+            // A global table's topic is read straight into its store, as the runtime's global consumer does.
+            let Some(store) = self.globals.get(&g.store) else { return Err(StreamError::Config(format!("no global store {}", g.store))) };
+            let Some(key) = key else { return Ok(Outcome::DeadLettered("a global table record needs a key".into())) };
+            let mut batch = crate::state::WriteBatch::default();
+            match value {
+                Some(v) => batch.put(key.as_bytes().to_vec(), v.to_vec()),
+                None => batch.delete(key.as_bytes().to_vec()),
+            }
+            store.apply(&batch, None)?;
+            return Ok(Outcome::Processed);
+        }
         let outcome =
             self.pipe_input(topic, partition, key.map(|k| k.as_bytes().to_vec()), value.map(<[u8]>::to_vec), timestamp, Vec::new())?;
         self.feed_internal_topics()?;
@@ -128,6 +147,7 @@ impl TopologyTestDriver {
                 dead_letter_topic: self.dead_letter_topic(),
                 late_topic: self.late_topic(),
                 clock: Clock::Manual(self.wall_clock.clone()),
+                globals: self.globals.clone(),
             };
             let task = Task::new(self.topology.clone(), partition, stores, config)?;
             self.tasks.insert(partition, task);

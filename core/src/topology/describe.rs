@@ -30,6 +30,9 @@ impl Topology {
         for st in &self.stores {
             let _ = writeln!(s, "  Store: {} ({:?}; changelog: {})", st.name, st.backend, st.changelog_topic(&self.name));
         }
+        for g in &self.globals {
+            let _ = writeln!(s, "  Global table: {} (topic: {}; read in full by every instance)", g.store, g.topic);
+        }
         s
     }
 

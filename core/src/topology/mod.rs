@@ -14,7 +14,7 @@ use crate::error::{ProcessError, StreamError};
 use crate::processor::{Processor, Value};
 use crate::record::{InputRecord, Record};
 use crate::state::StoreSpec;
-use crate::table::{Materialize, Table, TableJoin};
+use crate::table::{GlobalJoin, GlobalSpec, GlobalTable, Materialize, Table, TableJoin};
 use crate::time::{EventTime, TimestampMode};
 use crate::window::aggregate::{Aggregator, WindowedAggregator};
 use crate::window::{Window, Windowed, WindowedAggregation, Windowing};
@@ -69,6 +69,7 @@ pub struct Topology {
     pub(crate) subtopologies: usize,
     pub(crate) late_records: bool,
     pub(crate) partition_counts: Vec<(String, i32)>,
+    pub(crate) globals: Vec<GlobalSpec>,
 }
 
 impl Topology {
@@ -106,6 +107,14 @@ impl Topology {
     pub fn stores(&self) -> &[StoreSpec] {
         &self.stores
     }
+    /// The global tables: read in full by every instance.
+    pub(crate) fn global_tables(&self) -> &[GlobalSpec] {
+        &self.globals
+    }
+    /// Topics of global tables.
+    pub fn global_topics(&self) -> Vec<&str> {
+        self.globals.iter().map(|g| g.topic.as_str()).collect()
+    }
     /// The partition count the topology requires for `topic`, if it fixed one.
     pub fn required_partitions(&self, topic: &str) -> Option<i32> {
         self.partition_counts.iter().find(|(t, _)| t == topic).map(|(_, n)| *n)
@@ -128,6 +137,7 @@ struct Graph {
     errors: Vec<String>,
     late_records: bool,
     partition_counts: Vec<(String, i32)>,
+    globals: Vec<GlobalSpec>,
 }
 
 impl Graph {
@@ -198,6 +208,7 @@ impl TopologyBuilder {
                 errors: Vec::new(),
                 late_records: false,
                 partition_counts: Vec::new(),
+                globals: Vec::new(),
             })),
         }
     }
@@ -279,6 +290,20 @@ impl TopologyBuilder {
         Table { store, changes }
     }
 
+    /// A global table of `topic` in store `store`: every instance reads all its partitions before processing and
+    /// keeps it current (see [`crate::table`]). Created empty (compacted) when the topic does not exist.
+    pub fn global_table<V, D>(&self, topic: &str, codec: D, store: &str) -> GlobalTable<V>
+    where
+        D: Deserializer<V> + 'static,
+    {
+        let mut g = self.graph.borrow_mut();
+        if g.globals.iter().any(|x| x.store == store || x.topic == topic) || g.stores.iter().any(|s| s.name == store) {
+            g.errors.push(format!("global table {store:?} ({topic}) is declared twice"));
+        }
+        g.globals.push(GlobalSpec { topic: topic.to_owned(), store: store.to_owned() });
+        GlobalTable { store: store.to_owned(), codec: Arc::new(codec) }
+    }
+
     /// Create the sink topic `topic` with `partitions` partitions instead of the input's count, and refuse to run
     /// if it exists with another: how a stage that needs to see every record in one task (a global top-10) gets
     /// a single-partition topic.
@@ -308,6 +333,7 @@ impl TopologyBuilder {
             subtopologies,
             late_records: graph.late_records,
             partition_counts: graph.partition_counts,
+            globals: graph.globals,
         })
     }
 }
@@ -484,6 +510,26 @@ impl<V: Clone + Send + 'static> Stream<V> {
         let store = table.store.name.clone();
         self.process_as(name, "join_table", std::slice::from_ref(&table.store), move || TableJoin {
             store: store.clone(),
+            joiner: joiner.clone(),
+        })
+    }
+
+    /// Join each record with the entry of the global `table` under the key `key` picks (a left join: the joiner
+    /// gets `None` when there is none, or when `key` gives none). No co-partitioning needed.
+    pub fn join_global<T, W, K, F>(&self, name: &str, table: &GlobalTable<T>, key: K, joiner: F) -> Stream<W>
+    where
+        T: Send + 'static,
+        W: Clone + Send + 'static,
+        K: Fn(&Record<V>) -> Option<String> + Send + Sync + 'static,
+        F: Fn(Record<V>, Option<T>) -> W + Send + Sync + 'static,
+    {
+        let key: Arc<dyn Fn(&Record<V>) -> Option<String> + Send + Sync> = Arc::new(key);
+        let joiner: Arc<dyn Fn(Record<V>, Option<T>) -> W + Send + Sync> = Arc::new(joiner);
+        let (store, codec) = (table.store.clone(), table.codec.clone());
+        self.process_as(name, "join_global", &[], move || GlobalJoin {
+            store: store.clone(),
+            codec: codec.clone(),
+            key: key.clone(),
             joiner: joiner.clone(),
         })
     }
