@@ -70,11 +70,14 @@ pub(crate) struct GlobalSpec {
     pub(crate) store: String,
 }
 
+/// Picks the key to look up from a stream record.
+pub(crate) type KeyFn<V> = Arc<dyn Fn(&Record<V>) -> Option<String> + Send + Sync>;
+
 /// Joins each stream record with the global table's entry under the key `key` picks from it (a left join).
 pub(crate) struct GlobalJoin<V, T, W> {
     pub(crate) store: String,
     pub(crate) codec: Arc<dyn crate::codec::Deserializer<T>>,
-    pub(crate) key: Arc<dyn Fn(&Record<V>) -> Option<String> + Send + Sync>,
+    pub(crate) key: KeyFn<V>,
     pub(crate) joiner: Arc<dyn Fn(Record<V>, Option<T>) -> W + Send + Sync>,
 }
 

@@ -14,7 +14,7 @@ use crate::error::{ProcessError, StreamError};
 use crate::processor::{Processor, Value};
 use crate::record::{InputRecord, Record};
 use crate::state::StoreSpec;
-use crate::table::{GlobalJoin, GlobalSpec, GlobalTable, Materialize, Table, TableJoin};
+use crate::table::{GlobalJoin, GlobalSpec, GlobalTable, KeyFn, Materialize, Table, TableJoin};
 use crate::time::{EventTime, TimestampMode};
 use crate::window::aggregate::{Aggregator, WindowedAggregator};
 use crate::window::{Window, Windowed, WindowedAggregation, Windowing};
@@ -523,7 +523,7 @@ impl<V: Clone + Send + 'static> Stream<V> {
         K: Fn(&Record<V>) -> Option<String> + Send + Sync + 'static,
         F: Fn(Record<V>, Option<T>) -> W + Send + Sync + 'static,
     {
-        let key: Arc<dyn Fn(&Record<V>) -> Option<String> + Send + Sync> = Arc::new(key);
+        let key: KeyFn<V> = Arc::new(key);
         let joiner: Arc<dyn Fn(Record<V>, Option<T>) -> W + Send + Sync> = Arc::new(joiner);
         let (store, codec) = (table.store.clone(), table.codec.clone());
         self.process_as(name, "join_global", &[], move || GlobalJoin {
