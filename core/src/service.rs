@@ -1,11 +1,76 @@
-//! A service process: its runtimes (one per stage) on their stream threads, its HTTP server, and one shutdown
-//! that stops polling, lets each runtime finish the record in hand, commit and close its stores, then stops the
-//! server. If any stream thread fails, the others are stopped too and the failure is returned.
+//! A service process: the options every service shares ([`ServiceArgs`]: the contract's conventions), its
+//! runtimes (one per stage) on their stream threads, its HTTP server, and one shutdown that stops polling, lets
+//! each runtime finish the record in hand, commit and close its stores, then stops the server. If any stream
+//! thread fails, the others are stopped too and the failure is returned.
 
 use crate::error::StreamError;
-use crate::Runtime;
+use crate::time::TimestampMode;
+use crate::{Runtime, StreamsConfig};
 use std::future::{Future, IntoFuture};
+use std::path::PathBuf;
 use std::sync::Arc;
+use std::time::Duration;
+
+/// The command-line options (and environment variables) every service has; flatten them into its own.
+#[derive(Debug, Clone, clap::Args)]
+pub struct ServiceArgs {
+    /// Kafka bootstrap servers.
+    #[arg(long, env = "KAFKA_BOOTSTRAP", default_value = "localhost:9092")]
+    pub bootstrap: String,
+    /// Extra librdkafka property (repeatable), e.g. `security.protocol=SASL_SSL`.
+    #[arg(long = "kafka-property", value_name = "KEY=VALUE")]
+    pub kafka_property: Vec<String>,
+    /// Extra librdkafka properties, comma-separated `key=value`.
+    #[arg(long, env = "KAFKA_PROPERTIES", default_value = "")]
+    pub kafka_properties: String,
+    /// Consumer group and internal-topic prefix (default: the service's name); a new id reprocesses the input
+    /// from the start.
+    #[arg(long, env = "APPLICATION_ID")]
+    pub application_id: Option<String>,
+    /// Where local state (RocksDB) lives.
+    #[arg(long, env = "STATE_DIR", default_value = "state")]
+    pub state_dir: PathBuf,
+    /// Which time is event time: `payload` (the `ts` field) or `record` (the Kafka record timestamp).
+    #[arg(long, env = "TIMESTAMP", default_value = "payload")]
+    pub timestamp: TimestampMode,
+    /// Commit interval in milliseconds.
+    #[arg(long, env = "COMMIT_INTERVAL_MS", default_value_t = 1000)]
+    pub commit_interval_ms: u64,
+    /// Log format: `text` or `json`.
+    #[arg(long, env = "LOG_FORMAT", default_value = "text")]
+    pub log_format: String,
+}
+
+impl ServiceArgs {
+    /// Defaults, against `bootstrap`.
+    pub fn new(bootstrap: &str) -> Self {
+        ServiceArgs {
+            bootstrap: bootstrap.to_owned(),
+            kafka_property: Vec::new(),
+            kafka_properties: String::new(),
+            application_id: None,
+            state_dir: PathBuf::from("state"),
+            timestamp: TimestampMode::default(),
+            commit_interval_ms: 1000,
+            log_format: "text".into(),
+        }
+    }
+
+    /// The application id: the option, or the service's name.
+    pub fn application_id(&self, service: &str) -> String {
+        self.application_id.clone().unwrap_or_else(|| service.to_owned())
+    }
+
+    /// The runtime configuration of `service` these options describe.
+    pub fn streams_config(&self, service: &str) -> Result<StreamsConfig, String> {
+        let mut c = StreamsConfig::new(service, &self.bootstrap);
+        c.kafka_properties = crate::runtime::parse_kafka_property_options(&self.kafka_properties, &self.kafka_property)?;
+        c.state_dir = self.state_dir.clone();
+        c.timestamp_mode = self.timestamp;
+        c.commit_interval = Duration::from_millis(self.commit_interval_ms);
+        Ok(c)
+    }
+}
 
 /// Why a service stopped other than by request.
 #[derive(Debug, thiserror::Error)]

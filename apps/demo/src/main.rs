@@ -77,12 +77,10 @@ async fn main() -> anyhow::Result<()> {
     };
 
     // Built field by field, not parsed, so the environment (SMTP_URL, ...) cannot leak into the demo's mailer.
+    let mut service = streamcore::service::ServiceArgs::new(&bootstrap);
+    service.state_dir.clone_from(&state);
     let mailer_cfg = txn_mailer::config::Config {
-        bootstrap: bootstrap.clone(),
-        kafka_property: Vec::new(),
-        kafka_properties: String::new(),
-        application_id: "txn-mailer".into(),
-        state_dir: state.clone(),
+        service,
         http: cli.mailer_http,
         threshold: "10000.00 USD".parse().map_err(anyhow::Error::msg)?,
         fx: FX.parse().map_err(anyhow::Error::msg)?,
@@ -90,11 +88,8 @@ async fn main() -> anyhow::Result<()> {
         smtp_url: None,
         outbox: Some(cli.outbox.clone()),
         mail_from: "txn-mailer@localhost".into(),
-        timestamp: Default::default(),
         input_topic: "transactions".into(),
         alerts_topic: "high-value-alerts".into(),
-        commit_interval_ms: 1000,
-        log_format: "text".into(),
     };
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
     let mailer = tokio::spawn(txn_mailer::app::run(mailer_cfg, async move {

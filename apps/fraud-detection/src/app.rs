@@ -4,8 +4,7 @@ use crate::config::Config;
 use crate::topology::{build_topology, Settings};
 use anyhow::Context;
 use std::future::Future;
-use std::time::Duration;
-use streamcore::{Runtime, StreamsConfig};
+use streamcore::Runtime;
 
 /// Run the service until `shutdown` completes or the stream thread fails.
 pub async fn run(cfg: Config, shutdown: impl Future<Output = ()> + Send) -> anyhow::Result<()> {
@@ -16,17 +15,13 @@ pub async fn run(cfg: Config, shutdown: impl Future<Output = ()> + Send) -> anyh
     )?;
     registry.register(Box::new(without_profile.clone()))?;
     let settings = Settings {
-        application_id: cfg.application_id.clone(),
+        application_id: cfg.service.application_id("fraud-detection"),
         topic_prefix: cfg.topic_prefix.clone(),
         thresholds: cfg.thresholds(),
         fx: cfg.fx.clone(),
         without_profile,
     };
-    let mut streams = StreamsConfig::new("fraud-detection", &cfg.bootstrap);
-    streams.kafka_properties = cfg.kafka_properties().map_err(anyhow::Error::msg)?;
-    streams.state_dir = cfg.state_dir.clone();
-    streams.timestamp_mode = cfg.timestamp;
-    streams.commit_interval = Duration::from_millis(cfg.commit_interval_ms);
+    let streams = cfg.service.streams_config("fraud-detection").map_err(anyhow::Error::msg)?;
 
     let runtime = Runtime::new(build_topology(&settings)?, streams, &registry)?;
     let router = streamcore::http::with_common_routes(crate::http::app(runtime.stores()), registry, &[&runtime])?;

@@ -6,6 +6,6 @@ use fraud_detection::config::Config;
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let cfg = Config::parse();
-    streamcore::service::init_tracing(&cfg.log_format);
+    streamcore::service::init_tracing(&cfg.service.log_format);
     fraud_detection::app::run(cfg, streamcore::service::shutdown_signal()).await
 }

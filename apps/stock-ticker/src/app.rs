@@ -5,17 +5,12 @@ use crate::config::Config;
 use crate::topology::{ranking_topology, trades_topology};
 use anyhow::Context;
 use std::future::Future;
-use std::time::Duration;
-use streamcore::{Runtime, StreamsConfig};
+use streamcore::Runtime;
 
 /// Run the service until `shutdown` completes or a stream thread fails.
 pub async fn run(cfg: Config, shutdown: impl Future<Output = ()> + Send) -> anyhow::Result<()> {
     let settings = cfg.settings();
-    let mut streams = StreamsConfig::new("stock-ticker", &cfg.bootstrap);
-    streams.kafka_properties = cfg.kafka_properties().map_err(anyhow::Error::msg)?;
-    streams.state_dir = cfg.state_dir.clone();
-    streams.timestamp_mode = cfg.timestamp;
-    streams.commit_interval = Duration::from_millis(cfg.commit_interval_ms);
+    let streams = cfg.service.streams_config("stock-ticker").map_err(anyhow::Error::msg)?;
 
     let registry = prometheus::Registry::new();
     let trades = Runtime::new(trades_topology(&settings)?, streams.clone(), &registry)?;

@@ -4,29 +4,16 @@ use crate::topology::Settings;
 use chrono_tz::Tz;
 use clap::Parser;
 use std::net::SocketAddr;
-use std::path::PathBuf;
 use std::time::Duration;
-use streamcore::time::TimestampMode;
+use streamcore::service::ServiceArgs;
 
 /// `stock-ticker`: daily statistics per symbol in the exchange's time zone, moving windows, and the top-10.
 #[derive(Debug, Clone, Parser)]
 #[command(name = "stock-ticker", version, about)]
 pub struct Config {
-    /// Kafka bootstrap servers.
-    #[arg(long, env = "KAFKA_BOOTSTRAP", default_value = "localhost:9092")]
-    pub bootstrap: String,
-    /// Extra librdkafka property (repeatable), e.g. `security.protocol=SASL_SSL`.
-    #[arg(long = "kafka-property", value_name = "KEY=VALUE")]
-    pub kafka_property: Vec<String>,
-    /// Extra librdkafka properties, comma-separated `key=value`.
-    #[arg(long, env = "KAFKA_PROPERTIES", default_value = "")]
-    pub kafka_properties: String,
-    /// Consumer group and internal-topic prefix of stage 1; stage 2 uses `<it>-top10`.
-    #[arg(long, env = "APPLICATION_ID", default_value = "stock-ticker")]
-    pub application_id: String,
-    /// Where local state (RocksDB) lives.
-    #[arg(long, env = "STATE_DIR", default_value = "state")]
-    pub state_dir: PathBuf,
+    /// The options every service has.
+    #[command(flatten)]
+    pub service: ServiceArgs,
     /// HTTP listen address.
     #[arg(long, env = "HTTP_ADDR", default_value = "0.0.0.0:8082")]
     pub http: SocketAddr,
@@ -49,31 +36,17 @@ pub struct Config {
     /// stream time only).
     #[arg(long, env = "CLOSE_WHEN_IDLE", default_value = "5m")]
     pub close_when_idle: IdleClose,
-    /// Which time is event time: `payload` (the `ts` field) or `record` (the Kafka record timestamp).
-    #[arg(long, env = "TIMESTAMP", default_value = "payload")]
-    pub timestamp: TimestampMode,
     /// Prepended to every topic the service reads or writes (`trades`, `stock-daily-stats`, ...), so that
     /// several deployments can share a cluster.
     #[arg(long, env = "TOPIC_PREFIX", default_value = "")]
     pub topic_prefix: String,
-    /// Commit interval in milliseconds.
-    #[arg(long, env = "COMMIT_INTERVAL_MS", default_value_t = 1000)]
-    pub commit_interval_ms: u64,
-    /// Log format: `text` or `json`.
-    #[arg(long, env = "LOG_FORMAT", default_value = "text")]
-    pub log_format: String,
 }
 
 impl Config {
-    /// All librdkafka pass-through properties, from both options.
-    pub fn kafka_properties(&self) -> Result<Vec<(String, String)>, String> {
-        streamcore::runtime::parse_kafka_property_options(&self.kafka_properties, &self.kafka_property)
-    }
-
     /// The topologies' settings.
     pub fn settings(&self) -> Settings {
         Settings {
-            application_id: self.application_id.clone(),
+            application_id: self.service.application_id("stock-ticker"),
             topic_prefix: self.topic_prefix.clone(),
             timezone: self.timezone,
             grace: self.grace,

@@ -6,6 +6,6 @@ use stock_ticker::config::Config;
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let cfg = Config::parse();
-    streamcore::service::init_tracing(&cfg.log_format);
+    streamcore::service::init_tracing(&cfg.service.log_format);
     stock_ticker::app::run(cfg, streamcore::service::shutdown_signal()).await
 }

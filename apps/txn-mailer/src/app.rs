@@ -7,8 +7,7 @@ use crate::topology::{build_topology, Settings};
 use anyhow::Context;
 use std::future::Future;
 use std::sync::Arc;
-use std::time::Duration;
-use streamcore::{Runtime, StreamsConfig};
+use streamcore::Runtime;
 
 /// Run the service until `shutdown` completes or the stream thread fails.
 pub async fn run(cfg: Config, shutdown: impl Future<Output = ()> + Send) -> anyhow::Result<()> {
@@ -18,7 +17,7 @@ pub async fn run(cfg: Config, shutdown: impl Future<Output = ()> + Send) -> anyh
         (None, None) => anyhow::bail!("either --smtp-url or --outbox is required"),
     };
     let settings = Settings {
-        application_id: cfg.application_id.clone(),
+        application_id: cfg.service.application_id("txn-mailer"),
         input_topic: cfg.input_topic.clone(),
         alerts_topic: cfg.alerts_topic.clone(),
         threshold: cfg.threshold.clone(),
@@ -26,11 +25,7 @@ pub async fn run(cfg: Config, shutdown: impl Future<Output = ()> + Send) -> anyh
         default_rep: cfg.default_rep.clone(),
     };
     let topology = build_topology(&settings, Arc::new(mailer))?;
-    let mut streams = StreamsConfig::new("txn-mailer", &cfg.bootstrap);
-    streams.kafka_properties = cfg.kafka_properties().map_err(anyhow::Error::msg)?;
-    streams.state_dir = cfg.state_dir.clone();
-    streams.timestamp_mode = cfg.timestamp;
-    streams.commit_interval = Duration::from_millis(cfg.commit_interval_ms);
+    let streams = cfg.service.streams_config("txn-mailer").map_err(anyhow::Error::msg)?;
 
     let registry = prometheus::Registry::new();
     let runtime = Runtime::new(topology, streams, &registry)?;

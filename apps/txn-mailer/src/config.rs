@@ -4,27 +4,15 @@ use clap::Parser;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use streamcore::money::{FxRates, Money};
-use streamcore::time::TimestampMode;
+use streamcore::service::ServiceArgs;
 
 /// `txn-mailer`: transactions at or above a threshold become an email to the sales rep.
 #[derive(Debug, Clone, Parser)]
 #[command(name = "txn-mailer", version, about)]
 pub struct Config {
-    /// Kafka bootstrap servers.
-    #[arg(long, env = "KAFKA_BOOTSTRAP", default_value = "localhost:9092")]
-    pub bootstrap: String,
-    /// Extra librdkafka property (repeatable), e.g. `security.protocol=SASL_SSL`.
-    #[arg(long = "kafka-property", value_name = "KEY=VALUE")]
-    pub kafka_property: Vec<String>,
-    /// Extra librdkafka properties, comma-separated `key=value`.
-    #[arg(long, env = "KAFKA_PROPERTIES", default_value = "")]
-    pub kafka_properties: String,
-    /// Consumer group and internal-topic prefix; a new id reprocesses the input from the start.
-    #[arg(long, env = "APPLICATION_ID", default_value = "txn-mailer")]
-    pub application_id: String,
-    /// Where local state (RocksDB) lives.
-    #[arg(long, env = "STATE_DIR", default_value = "state")]
-    pub state_dir: PathBuf,
+    /// The options every service has.
+    #[command(flatten)]
+    pub service: ServiceArgs,
     /// HTTP listen address.
     #[arg(long, env = "HTTP_ADDR", default_value = "0.0.0.0:8081")]
     pub http: SocketAddr,
@@ -46,26 +34,10 @@ pub struct Config {
     /// Sender address.
     #[arg(long, env = "MAIL_FROM", default_value = "txn-mailer@localhost")]
     pub mail_from: String,
-    /// Which time is event time: `payload` (the `ts` field) or `record` (the Kafka record timestamp).
-    #[arg(long, env = "TIMESTAMP", default_value = "payload")]
-    pub timestamp: TimestampMode,
     /// Input topic.
     #[arg(long, env = "INPUT_TOPIC", default_value = "transactions")]
     pub input_topic: String,
     /// Audit topic for sent alerts.
     #[arg(long, env = "ALERTS_TOPIC", default_value = "high-value-alerts")]
     pub alerts_topic: String,
-    /// Commit interval in milliseconds.
-    #[arg(long, env = "COMMIT_INTERVAL_MS", default_value_t = 1000)]
-    pub commit_interval_ms: u64,
-    /// Log format: `text` or `json`.
-    #[arg(long, env = "LOG_FORMAT", default_value = "text")]
-    pub log_format: String,
-}
-
-impl Config {
-    /// All librdkafka pass-through properties, from both options.
-    pub fn kafka_properties(&self) -> Result<Vec<(String, String)>, String> {
-        streamcore::runtime::parse_kafka_property_options(&self.kafka_properties, &self.kafka_property)
-    }
 }
