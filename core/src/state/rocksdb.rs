@@ -24,10 +24,15 @@ impl RocksDbStore {
         let mut opts = Options::default();
         opts.create_if_missing(true);
         opts.create_missing_column_families(true);
-        let cfs = vec![
-            ColumnFamilyDescriptor::new(rocksdb::DEFAULT_COLUMN_FAMILY_NAME, Options::default()),
-            ColumnFamilyDescriptor::new(META_CF, Options::default()),
-        ];
+        // A task has a store per declared store, and an instance many tasks: RocksDB's default 64 MiB write
+        // buffers let a busy instance hold gigabytes in memtables. Kafka Streams' defaults bound each store to
+        // three buffers of 16 MiB; the metadata family holds one key and needs far less.
+        let mut data = Options::default();
+        data.set_write_buffer_size(16 << 20);
+        data.set_max_write_buffer_number(3);
+        let mut meta = Options::default();
+        meta.set_write_buffer_size(1 << 20);
+        let cfs = vec![ColumnFamilyDescriptor::new(rocksdb::DEFAULT_COLUMN_FAMILY_NAME, data), ColumnFamilyDescriptor::new(META_CF, meta)];
         let db = DB::open_cf_descriptors(&opts, dir, cfs).map_err(|source| StoreError::RocksDb { store: name.clone(), source })?;
         Ok(RocksDbStore { name, db })
     }
