@@ -2,7 +2,7 @@
 //! alerts) on pre-loaded transactions with every profile loaded, beside the plain loop (decode, validate,
 //! encode, produce).
 
-use crate::memory::{peak_mib, reset_peak};
+use crate::memory::beside_plain_loop;
 use crate::plain_loop;
 use anyhow::Context;
 use fraud_detection::model::CardTxn;
@@ -32,22 +32,12 @@ pub(crate) fn run(bs: &str, n: u64, partitions: i32, cards: u32) -> anyhow::Resu
         started.elapsed().as_secs_f64()
     );
 
-    reset_peak();
-    let plain = plain_loop(bs, &txns, txn_count, validated)?;
-    let plain_peak = peak_mib();
-    reset_peak();
-    let detector = detector(bs, &prefix, txn_count)?;
-    let detector_peak = peak_mib();
-    reset_peak();
-    let plain_again = plain_loop(bs, &txns, txn_count, validated)?;
-    let baseline = (plain + plain_again) / 2.0;
-    println!();
-    println!("| path | transactions/s | ratio to plain loop | peak memory |");
-    println!("|---|---:|---:|---:|");
-    println!("| plain rdkafka loop (baseline, mean of a run before and after) | {baseline:.0} | 1.00 | {plain_peak:.0} MiB |");
-    println!("| fraud-detection | {detector:.0} | {:.2} | {detector_peak:.0} MiB |", detector / baseline);
-    println!("(baseline runs: {plain:.0} and {plain_again:.0} transactions/s)");
-    Ok(())
+    beside_plain_loop(
+        "transactions",
+        "fraud-detection",
+        || plain_loop(bs, &txns, txn_count, validated),
+        || detector(bs, &prefix, txn_count),
+    )
 }
 
 /// Events that are not transactions, beyond the profiles: deletions and the blocklist.

@@ -1,7 +1,7 @@
 //! The stock ticker's two stages (validate, repartition by symbol, daily and moving windows, the daily-changes
 //! topic, the top-10 stage) on pre-loaded trades, beside the plain loop (decode, validate, encode, produce).
 
-use crate::memory::{peak_mib, reset_peak};
+use crate::memory::beside_plain_loop;
 use crate::plain_loop;
 use anyhow::Context;
 use std::time::{Duration, Instant};
@@ -39,28 +39,12 @@ pub(crate) fn run(bs: &str, n: u64, partitions: i32, symbols: u32) -> anyhow::Re
         started.elapsed().as_secs_f64()
     );
 
-    reset_peak();
-    let plain = plain_loop(bs, &input, n, validated)?;
-    let plain_peak = peak_mib();
-    reset_peak();
-    let (ticker, changes) = both_stages(bs, &prefix, n)?;
-    let ticker_peak = peak_mib();
-    reset_peak();
-    let plain_again = plain_loop(bs, &input, n, validated)?;
-    let baseline = (plain + plain_again) / 2.0;
-    println!();
-    println!("| path | trades/s | ratio to plain loop | peak memory |");
-    println!("|---|---:|---:|---:|");
-    println!("| plain rdkafka loop (baseline, mean of a run before and after) | {baseline:.0} | 1.00 | {plain_peak:.0} MiB |");
-    println!("| stock-ticker, both stages | {ticker:.0} | {:.2} | {ticker_peak:.0} MiB |", ticker / baseline);
-    println!("(baseline runs: {plain:.0} and {plain_again:.0} trades/s; stage 2 ranked {changes:.0} daily changes)");
-    Ok(())
+    beside_plain_loop("trades", "stock-ticker, both stages", || plain_loop(bs, &input, n, validated), || both_stages(bs, &prefix, n))
 }
 
 /// Runs both stages until stage 1 has consumed every trade (input and repartition topic) and stage 2 every
-/// daily change stage 1 wrote; stops them gracefully (final commits included). Returns trades/s and the number of
-/// daily changes.
-fn both_stages(bs: &str, prefix: &str, n: u64) -> anyhow::Result<(f64, f64)> {
+/// daily change stage 1 wrote; stops them gracefully (final commits included). Returns trades/s.
+fn both_stages(bs: &str, prefix: &str, n: u64) -> anyhow::Result<f64> {
     let app = unique("bench-ticker");
     let mut settings = Settings::new(&app);
     settings.topic_prefix = prefix.to_owned();
@@ -99,6 +83,6 @@ fn both_stages(bs: &str, prefix: &str, n: u64) -> anyhow::Result<(f64, f64)> {
     let secs = first.map_or(0.0, |f| f.elapsed().as_secs_f64());
     let ranked = consumed(&changes);
     let _ = std::fs::remove_dir_all(state);
-    println!("stock-ticker: {n} trades through both stages in {secs:.2}s");
-    Ok((n as f64 / secs, ranked))
+    println!("stock-ticker: {n} trades through both stages in {secs:.2}s; stage 2 ranked {ranked:.0} daily changes");
+    Ok(n as f64 / secs)
 }

@@ -171,6 +171,19 @@ impl Graph {
     }
 }
 
+impl Graph {
+    /// A source processor named `name` reading `topic` with `decode`: it passes each decoded record on.
+    fn add_source(&mut self, name: &str, topic: &str, decode: Decoder, clone_output: Cloner) -> usize {
+        let factory: NodeFactory = Arc::new(|| Box::new(StatelessNode::forward_all()));
+        let node = self.add(name, NodeKind::Source { topic: topic.to_owned() }, None, Vec::new(), factory, clone_output);
+        if self.sources.iter().any(|s| s.topic == topic) {
+            self.errors.push(format!("topic {topic:?} has two sources"));
+        }
+        self.sources.push(SourceSpec { topic: topic.to_owned(), node, decode });
+        node
+    }
+}
+
 /// The internal topic `Stream::repartition(name, ..)` writes through: `<application-id>-<name>-repartition`.
 pub fn repartition_topic(application_id: &str, name: &str) -> String {
     format!("{application_id}-{name}-repartition")
@@ -235,14 +248,7 @@ impl TopologyBuilder {
             };
             Ok(Record { key, value: Box::new(value) as Value, time })
         });
-        let mut g = self.graph.borrow_mut();
-        let name = format!("{topic}-source");
-        let factory: NodeFactory = Arc::new(|| Box::new(StatelessNode::forward_all()));
-        let node = g.add(&name, NodeKind::Source { topic: topic.to_owned() }, None, Vec::new(), factory, clone_as::<V>);
-        if g.sources.iter().any(|s| s.topic == topic) {
-            g.errors.push(format!("topic {topic:?} has two sources"));
-        }
-        g.sources.push(SourceSpec { topic: topic.to_owned(), node, decode });
+        let node = self.graph.borrow_mut().add_source(&format!("{topic}-source"), topic, decode, clone_as::<V>);
         Stream { graph: self.graph.clone(), node, _v: PhantomData }
     }
 
@@ -263,23 +269,7 @@ impl TopologyBuilder {
             let time = input.timestamp.as_event_time().unwrap_or(EventTime { millis: 0, kind: crate::time::TimestampKind::CreateTime });
             Ok(Record { key, value: Box::new(value) as Value, time })
         });
-        let node = {
-            let mut g = self.graph.borrow_mut();
-            let factory: NodeFactory = Arc::new(|| Box::new(StatelessNode::forward_all()));
-            let node = g.add(
-                &format!("{topic}-source"),
-                NodeKind::Source { topic: topic.to_owned() },
-                None,
-                Vec::new(),
-                factory,
-                clone_as::<Option<V>>,
-            );
-            if g.sources.iter().any(|s| s.topic == topic) {
-                g.errors.push(format!("topic {topic:?} has two sources"));
-            }
-            g.sources.push(SourceSpec { topic: topic.to_owned(), node, decode });
-            node
-        };
+        let node = self.graph.borrow_mut().add_source(&format!("{topic}-source"), topic, decode, clone_as::<Option<V>>);
         let updates: Stream<Option<V>> = Stream { graph: self.graph.clone(), node, _v: PhantomData };
         let name = store.name.clone();
         let changes =
@@ -639,16 +629,7 @@ where
             sink,
             clone_as::<V>,
         );
-        let forward: NodeFactory = Arc::new(|| Box::new(StatelessNode::forward_all()));
-        let node = g.add(
-            &format!("{name}-repartition-source"),
-            NodeKind::Source { topic: topic.clone() },
-            None,
-            Vec::new(),
-            forward,
-            clone_as::<V>,
-        );
-        g.sources.push(SourceSpec { topic: topic.clone(), node, decode });
+        let node = g.add_source(&format!("{name}-repartition-source"), &topic, decode, clone_as::<V>);
         g.internal.push(topic);
         Stream { graph: self.graph.clone(), node, _v: PhantomData }
     }
