@@ -38,11 +38,6 @@ pub struct Table<V> {
 }
 
 impl<V: Clone + Send + 'static> Table<V> {
-    /// The store holding the table (for interactive queries).
-    pub fn store_name(&self) -> &str {
-        &self.store.name
-    }
-
     /// The table's changes as a stream: the other direction of the duality.
     pub fn changes(&self) -> &Stream<Change<V>> {
         &self.changes
@@ -54,13 +49,6 @@ impl<V: Clone + Send + 'static> Table<V> {
 pub struct GlobalTable<V> {
     pub(crate) store: String,
     pub(crate) codec: Arc<dyn crate::codec::Deserializer<V>>,
-}
-
-impl<V> GlobalTable<V> {
-    /// The store holding the table (for interactive queries).
-    pub fn store_name(&self) -> &str {
-        &self.store
-    }
 }
 
 /// A global table's topic and store, for the runtime.
