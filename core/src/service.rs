@@ -171,3 +171,51 @@ pub async fn shutdown_signal() {
         () = term => {},
     }
 }
+
+/// `500ms`, `30s`, `5m`, `4h`, `1d`.
+pub fn parse_duration(s: &str) -> Result<Duration, String> {
+    let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
+    let (n, unit) = s.split_at(split);
+    let n: u64 = n.parse().map_err(|_| format!("{s:?} is not a duration such as 30s, 5m, 4h"))?;
+    let ms = match unit {
+        "ms" => 1,
+        "s" => 1000,
+        "m" => 60_000,
+        "h" => 3_600_000,
+        "d" => 86_400_000,
+        _ => return Err(format!("{s:?}: unit must be ms, s, m, h or d")),
+    };
+    n.checked_mul(ms).map(Duration::from_millis).ok_or_else(|| format!("{s:?} is too long"))
+}
+
+/// `--close-when-idle`: a duration, or `off`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct IdleClose(pub Option<Duration>);
+
+impl std::str::FromStr for IdleClose {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        if s == "off" {
+            Ok(IdleClose(None))
+        } else {
+            parse_duration(s).map(|d| IdleClose(Some(d)))
+        }
+    }
+}
+
+#[cfg(test)]
+mod duration_tests {
+    use super::*;
+
+    #[test]
+    fn durations_parse_with_units_and_refuse_nonsense() {
+        assert_eq!(parse_duration("4h"), Ok(Duration::from_secs(4 * 3600)));
+        assert_eq!(parse_duration("1500ms"), Ok(Duration::from_millis(1500)));
+        assert_eq!("off".parse::<IdleClose>(), Ok(IdleClose(None)));
+        assert_eq!("90s".parse::<IdleClose>(), Ok(IdleClose(Some(Duration::from_secs(90)))));
+        assert!(parse_duration("4").is_err());
+        assert!(parse_duration("h").is_err());
+        assert!(parse_duration("-1s").is_err());
+        assert!(parse_duration("99999999999999999d").is_err());
+    }
+}
