@@ -5,11 +5,13 @@
 //! | module | what |
 //! |---|---|
 //! | [`transactions`] | account transactions for `txn-mailer`, with a share of high-value and malformed ones |
+//! | [`devices`] | homes for `iot-controller`: a registry, telemetry, and a simulator that obeys the commands |
 //! | [`cards`] | labelled card traffic for `fraud-detection`: habits, injected frauds, the ground truth beside it |
 //! | [`trades`] | trades for `stock-ticker`: random walks in trading hours, out-of-order, late, unkeyed and malformed shares |
 //! | [`produce`] | writing generated records to Kafka at a rate |
 
 pub mod cards;
+pub mod devices;
 pub mod produce;
 pub mod trades;
 pub mod transactions;

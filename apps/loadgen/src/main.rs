@@ -1,7 +1,7 @@
 //! `loadgen`: writes seeded synthetic load to the suite's input topics.
 
 use clap::{Parser, Subcommand};
-use loadgen::{cards, trades, transactions};
+use loadgen::{cards, devices, trades, transactions};
 use std::io::Write;
 
 #[derive(Parser)]
@@ -76,6 +76,37 @@ enum Command {
         /// Where to write the ground truth: one `{"txn_id", "expected": [rules]}` per line.
         #[arg(long)]
         truth: Option<std::path::PathBuf>,
+    },
+    /// Simulated homes for iot-controller: registers a thermostat and a washer per home, sends their telemetry,
+    /// and obeys the commands that come back, printing how the homes converge.
+    Devices {
+        /// Telemetry topic.
+        #[arg(long, default_value = "telemetry")]
+        topic: String,
+        /// Registry topic (compacted).
+        #[arg(long, default_value = "devices")]
+        devices_topic: String,
+        /// Command topics are `<prefix>thermostat` and `<prefix>washer`.
+        #[arg(long, default_value = "device-commands.")]
+        commands_prefix: String,
+        /// Homes.
+        #[arg(long, default_value_t = 20)]
+        homes: u32,
+        /// Seed.
+        #[arg(long, default_value_t = 42)]
+        seed: u64,
+        /// Simulated seconds between two readings of a device.
+        #[arg(long, default_value_t = 30)]
+        step_secs: u64,
+        /// Simulated time per wall-clock time.
+        #[arg(long, default_value_t = 60)]
+        speedup: u32,
+        /// Simulated minutes to run (0: until stopped).
+        #[arg(long, default_value_t = 0)]
+        minutes: u64,
+        /// Outdoor temperature, °C.
+        #[arg(long, default_value_t = 8.0)]
+        outdoor_c: f64,
     },
     /// Trades for stock-ticker: a random walk per symbol in New York trading hours.
     Trades {
@@ -155,6 +186,26 @@ fn main() -> anyhow::Result<()> {
                 f.flush()?;
             }
             tracing::info!(sent, topic, profiles_topic, "done");
+        }
+        Command::Devices { topic, devices_topic, commands_prefix, homes, seed, step_secs, speedup, minutes, outdoor_c } => {
+            let step = std::time::Duration::from_secs(step_secs.max(1));
+            let opts = devices::Options { seed, homes, step, outdoor_c, start: chrono::Utc::now() };
+            let topics = devices::Topics {
+                telemetry: topic,
+                commands: ["thermostat", "washer"].iter().map(|k| format!("{commands_prefix}{k}")).collect(),
+            };
+            let mut sim = devices::Simulation::new(&opts);
+            devices::register(&cli.bootstrap, &props, &devices_topic, &sim)?;
+            let pace = step / speedup.max(1);
+            let mut last_minute = -1;
+            devices::closed_loop(&cli.bootstrap, &props, &topics, &mut sim, pace, |sim| {
+                let elapsed = (sim.now() - opts.start).num_minutes();
+                if elapsed != last_minute {
+                    last_minute = elapsed;
+                    println!("{}", sim.summary());
+                }
+                minutes == 0 || elapsed < minutes as i64
+            })?;
         }
         Command::Trades { topic, count, rate, seed, symbols, start, spacing_ms, out_of_order, late, unkeyed, malformed } => {
             let opts = trades::Options {

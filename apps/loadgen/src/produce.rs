@@ -70,21 +70,43 @@ pub fn produce_all(
     records: impl Iterator<Item = Outgoing>,
     rate: Option<u32>,
 ) -> Result<u64, ProduceError> {
-    let mut cfg = ClientConfig::new();
-    cfg.set("bootstrap.servers", bootstrap).set("partitioner", "murmur2_random").set("enable.idempotence", "true").set("linger.ms", "10");
-    for (k, v) in properties {
-        cfg.set(k, v);
-    }
-    let producer: BaseProducer<Refusals> = cfg.create_with_context(Refusals::default())?;
+    let mut sender = Sender::new(bootstrap, properties)?;
     let started = Instant::now();
-    let mut sent = 0u64;
     for r in records {
         if let Some(rate) = rate.filter(|r| *r > 0) {
-            let due = started + Duration::from_secs_f64(sent as f64 / f64::from(rate));
+            let due = started + Duration::from_secs_f64(sender.sent as f64 / f64::from(rate));
             if let Some(wait) = due.checked_duration_since(Instant::now()) {
-                producer.poll(wait);
+                sender.producer.poll(wait);
             }
         }
+        sender.send(&r)?;
+    }
+    sender.flush()?;
+    Ok(sender.sent)
+}
+
+/// A producer that counts what it sent and what the broker refused.
+pub struct Sender {
+    producer: BaseProducer<Refusals>,
+    sent: u64,
+}
+
+impl Sender {
+    /// A producer for `bootstrap` with extra librdkafka `properties` (murmur2 on the key, like the Java client).
+    pub fn new(bootstrap: &str, properties: &[(String, String)]) -> Result<Self, ProduceError> {
+        let mut cfg = ClientConfig::new();
+        cfg.set("bootstrap.servers", bootstrap)
+            .set("partitioner", "murmur2_random")
+            .set("enable.idempotence", "true")
+            .set("linger.ms", "10");
+        for (k, v) in properties {
+            cfg.set(k, v);
+        }
+        Ok(Sender { producer: cfg.create_with_context(Refusals::default())?, sent: 0 })
+    }
+
+    /// Queue `r`, waiting while the client's queue is full.
+    pub fn send(&mut self, r: &Outgoing) -> Result<(), ProduceError> {
         let mut record: BaseRecord<'_, str, [u8]> = BaseRecord::to(&r.topic);
         if let Some(k) = &r.key {
             record = record.key(k.as_str());
@@ -96,21 +118,26 @@ pub fn produce_all(
             record = record.timestamp(ts);
         }
         loop {
-            match producer.send(record) {
+            match self.producer.send(record) {
                 Ok(()) => break,
                 Err((rdkafka::error::KafkaError::MessageProduction(rdkafka::types::RDKafkaErrorCode::QueueFull), back)) => {
                     record = back;
-                    producer.poll(Duration::from_millis(20));
+                    self.producer.poll(Duration::from_millis(20));
                 }
                 Err((e, _)) => return Err(e.into()),
             }
         }
-        producer.poll(Duration::ZERO);
-        sent += 1;
+        self.producer.poll(Duration::ZERO);
+        self.sent += 1;
+        Ok(())
     }
-    producer.flush(Duration::from_secs(120))?;
-    match producer.context().0.load(Ordering::Relaxed) {
-        0 => Ok(sent),
-        refused => Err(ProduceError::Refused { refused, sent }),
+
+    /// Wait until the broker has answered for everything sent; an error if it refused any of it.
+    pub fn flush(&self) -> Result<(), ProduceError> {
+        self.producer.flush(Duration::from_secs(120))?;
+        match self.producer.context().0.load(Ordering::Relaxed) {
+            0 => Ok(()),
+            refused => Err(ProduceError::Refused { refused, sent: self.sent }),
+        }
     }
 }

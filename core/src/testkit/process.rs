@@ -46,9 +46,18 @@ impl ServiceProcess {
 
     /// GET a path: (status, body). Status 0 when the server does not answer.
     pub fn get(&self, path: &str) -> (u16, String) {
+        self.request("GET", path, &[], "")
+    }
+
+    /// Any request with extra `headers` and a `body`: (status, body). Status 0 when the server does not answer.
+    pub fn request(&self, method: &str, path: &str, headers: &[(&str, &str)], body: &str) -> (u16, String) {
         let Ok(mut s) = std::net::TcpStream::connect(("127.0.0.1", self.port)) else { return (0, String::new()) };
-        let _ = s.set_read_timeout(Some(Duration::from_secs(10)));
-        if write!(s, "GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n").is_err() {
+        let _ = s.set_read_timeout(Some(Duration::from_secs(20)));
+        let mut head = format!("{method} {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\nContent-Length: {}\r\n", body.len());
+        for (k, v) in headers {
+            head.push_str(&format!("{k}: {v}\r\n"));
+        }
+        if write!(s, "{head}\r\n{body}").is_err() {
             return (0, String::new());
         }
         let mut raw = String::new();
