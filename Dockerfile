@@ -5,14 +5,14 @@ RUN apt-get update && apt-get install -y --no-install-recommends \
     && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
 COPY . .
-RUN cargo build --release --locked -p txn-mailer -p stock-ticker -p fraud-detection -p loadgen -p demo \
-    && cp target/release/txn-mailer target/release/stock-ticker target/release/fraud-detection target/release/fraud-eval target/release/loadgen target/release/demo /usr/local/bin/
+RUN cargo build --release --locked -p txn-mailer -p stock-ticker -p fraud-detection -p iot-controller -p loadgen -p demo \
+    && cp target/release/txn-mailer target/release/stock-ticker target/release/fraud-detection target/release/fraud-eval target/release/iot-controller target/release/loadgen target/release/demo /usr/local/bin/
 
 FROM debian:bookworm-slim
 RUN apt-get update && apt-get install -y --no-install-recommends ca-certificates curl libssl3 libsasl2-2 zlib1g libzstd1 \
     && rm -rf /var/lib/apt/lists/* \
     && useradd --system --uid 10001 --create-home stream
-COPY --from=build /usr/local/bin/txn-mailer /usr/local/bin/stock-ticker /usr/local/bin/fraud-detection /usr/local/bin/fraud-eval /usr/local/bin/loadgen /usr/local/bin/demo /usr/local/bin/
+COPY --from=build /usr/local/bin/txn-mailer /usr/local/bin/stock-ticker /usr/local/bin/fraud-detection /usr/local/bin/fraud-eval /usr/local/bin/iot-controller /usr/local/bin/loadgen /usr/local/bin/demo /usr/local/bin/
 USER stream
 WORKDIR /home/stream
 ENV STATE_DIR=/home/stream/state

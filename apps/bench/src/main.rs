@@ -8,7 +8,8 @@
 //! 3. **keyed state**: a streamcore processor keeping a per-account running total in RocksDB, every write logged
 //!    to its changelog, then producing.
 //!
-//! `bench fraud-detection` does the same with card transactions and their profiles.
+//! `bench fraud-detection` does the same with card transactions and their profiles, and `bench iot-controller`
+//! with telemetry and the device registry.
 //!
 //! `bench stock-ticker` pre-loads trades over many symbols instead and runs the plain loop beside the whole stock
 //! ticker (both stages, two runtimes in this process), reporting trades per second and peak memory (the process's
@@ -34,6 +35,7 @@ use streamcore::time::EventTime;
 use streamcore::{ProcessError, Processor, ProcessorContext, Record, Runtime, StreamsConfig, TopologyBuilder};
 
 mod fraud_detection;
+mod iot_controller;
 mod memory;
 mod stock_ticker;
 
@@ -68,6 +70,12 @@ enum Bench {
         /// Cards (profiles).
         #[arg(long, default_value_t = 100_000)]
         cards: u32,
+    },
+    /// The IoT controller on telemetry, with every device registered.
+    IotController {
+        /// Devices (half thermostats, half washers).
+        #[arg(long, default_value_t = 10_000)]
+        devices: u32,
     },
 }
 
@@ -126,6 +134,7 @@ fn main() -> anyhow::Result<()> {
         None | Some(Bench::Core) => core_paths(&cli),
         Some(Bench::StockTicker { symbols }) => stock_ticker::run(&cli.bootstrap, cli.records, cli.partitions, symbols),
         Some(Bench::FraudDetection { cards }) => fraud_detection::run(&cli.bootstrap, cli.records, cli.partitions, cards),
+        Some(Bench::IotController { devices }) => iot_controller::run(&cli.bootstrap, cli.records, cli.partitions, devices),
     }
 }
 

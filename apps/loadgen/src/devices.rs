@@ -19,6 +19,9 @@ use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::{ClientConfig, Message};
 use std::time::{Duration, Instant};
 
+/// A record for a device: its id (the key) and the JSON value.
+pub type Keyed = (String, Vec<u8>);
+
 /// What to simulate.
 #[derive(Debug, Clone)]
 pub struct Options {
@@ -131,7 +134,7 @@ impl Simulation {
     }
 
     /// The registry entries, `(device_id, value)`.
-    pub fn registry(&self) -> Vec<(String, Vec<u8>)> {
+    pub fn registry(&self) -> Vec<Keyed> {
         let mut out = Vec::with_capacity(self.homes.len() * 2);
         for h in &self.homes {
             let t = serde_json::json!({"device_id": h.thermostat_id, "home_id": h.home_id, "kind": "thermostat",
@@ -144,7 +147,7 @@ impl Simulation {
     }
 
     /// Advance simulated time by one step and return every device's reading then, `(device_id, value)`.
-    pub fn tick(&mut self) -> Vec<(String, Vec<u8>)> {
+    pub fn tick(&mut self) -> Vec<Keyed> {
         let minutes = self.step.as_secs_f64() / 60.0;
         self.now += chrono::Duration::from_std(self.step).unwrap_or_default();
         let ts = self.now.to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
@@ -281,7 +284,7 @@ pub fn closed_loop(
 
 /// Open-loop readings for a benchmark: `count` readings from `homes` homes (two devices each), round by round,
 /// with no commands applied. Returns the registry and the readings.
-pub fn preload(opts: &Options, count: u64) -> (Vec<(String, Vec<u8>)>, impl Iterator<Item = (String, Vec<u8>)>) {
+pub fn preload(opts: &Options, count: u64) -> (Vec<Keyed>, impl Iterator<Item = Keyed>) {
     let mut sim = Simulation::new(opts);
     let registry = sim.registry();
     let readings = std::iter::from_fn(move || Some(sim.tick())).flatten().take(usize::try_from(count).unwrap_or(usize::MAX));
