@@ -1,22 +1,28 @@
-//! The one-command demo: the suite's services and their load generators in one process.
+//! The one-command demo: the suite's four services and their load generators in one process, and a live page.
 //!
 //! By default everything runs against **librdkafka's in-process mock cluster** (`rdkafka::mocking::MockCluster`):
 //! it speaks the Kafka protocol, but keeps data in memory, so nothing survives the process. It is for trying the
 //! suite out, never for tests of correctness (those run against a real broker: `scripts/test`).
-//! `--bootstrap HOST:PORT` points the same demo at a real broker instead.
+//! `--bootstrap HOST:PORT` points the same demo at a real broker instead (its topics must exist, as
+//! `docker-compose.yml`'s `kafka-init` creates them).
 //!
-//! Emails are written as `.eml` files into the outbox directory; the high-value alerts are printed as they appear.
+//! | module | what |
+//! |---|---|
+//! | [`suite`] | the services' configurations, their topologies and topics, waiting for every stage |
+//! | [`load`] | the generators: transactions, trades, card traffic, simulated homes |
+//! | [`page`] | the live page and the forwarding to each service's endpoints |
+//!
+//! Emails are written as `.eml` files into the outbox directory.
+
+mod load;
+mod page;
+mod suite;
 
 use clap::Parser;
-use rdkafka::consumer::{BaseConsumer, Consumer};
-use rdkafka::message::Message;
 use rdkafka::mocking::MockCluster;
-use rdkafka::ClientConfig;
+use std::future::IntoFuture;
 use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
-use std::time::Duration;
 
 /// Try the suite in one command.
 #[derive(Parser)]
@@ -25,191 +31,164 @@ struct Cli {
     /// A real broker to use instead of the in-process mock cluster.
     #[arg(long)]
     bootstrap: Option<String>,
-    /// Transactions to generate.
+    /// Account transactions for txn-mailer.
     #[arg(long, default_value_t = 5000)]
     count: u64,
-    /// Transactions per second (0: as fast as possible).
+    /// Trades for stock-ticker.
+    #[arg(long, default_value_t = 20_000)]
+    trades: u64,
+    /// Card transactions for fraud-detection.
+    #[arg(long, default_value_t = 20_000)]
+    card_transactions: u64,
+    /// Simulated homes (a thermostat and a washer each) for iot-controller.
+    #[arg(long, default_value_t = 20)]
+    homes: u32,
+    /// Simulated minutes the homes run for.
+    #[arg(long, default_value_t = 120)]
+    device_minutes: u64,
+    /// Simulated time per wall-clock time for the homes.
+    #[arg(long, default_value_t = 60)]
+    speedup: u32,
+    /// Records per second per generator (0: as fast as possible).
     #[arg(long, default_value_t = 200)]
     rate: u32,
     /// Generator seed.
     #[arg(long, default_value_t = 42)]
     seed: u64,
-    /// Share of malformed transactions, to see the dead-letter topic at work.
+    /// Share of malformed records, to see the dead-letter topics at work.
     #[arg(long, default_value_t = 0.01)]
     malformed: f64,
     /// Where emails are written.
     #[arg(long, default_value = "outbox")]
     outbox: PathBuf,
+    /// The live page's address.
+    #[arg(long, default_value = "127.0.0.1:8080")]
+    page_http: SocketAddr,
     /// txn-mailer's HTTP address.
     #[arg(long, default_value = "127.0.0.1:8081")]
     mailer_http: SocketAddr,
-    /// Exit once every generated transaction has been processed (instead of running until Ctrl-C).
+    /// stock-ticker's HTTP address.
+    #[arg(long, default_value = "127.0.0.1:8082")]
+    ticker_http: SocketAddr,
+    /// fraud-detection's HTTP address.
+    #[arg(long, default_value = "127.0.0.1:8083")]
+    fraud_http: SocketAddr,
+    /// iot-controller's HTTP address.
+    #[arg(long, default_value = "127.0.0.1:8084")]
+    iot_http: SocketAddr,
+    /// Exit once every generated record has been processed (instead of running until Ctrl-C).
     #[arg(long)]
     exit_when_done: bool,
 }
 
-const FX: &str = "EUR=1.08,GBP=1.27,JPY=0.0067";
 const PARTITIONS: i32 = 4;
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn,demo=info".into()))
+        .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "error,demo=info".into()))
         .init();
     let cli = Cli::parse();
-    let state = tempfile_dir()?;
-    let topology = mailer_topology(&state)?;
+    let state = std::env::temp_dir().join(format!("streamsuite-demo-{}", std::process::id()));
+    std::fs::create_dir_all(&state)?;
+    let topologies = suite::topologies(&state)?;
 
     // The mock cluster lives as long as this binding: the whole run.
     let mock;
-    let bootstrap = match &cli.bootstrap {
+    let (bootstrap, mode) = match &cli.bootstrap {
         Some(b) => {
             println!("demo: using the real broker at {b}");
-            b.clone()
+            (b.clone(), format!("real broker at {b}"))
         }
         None => {
             mock = MockCluster::new(1)?;
             println!("demo: IN-MEMORY MODE: librdkafka's mock cluster, inside this process; all data is lost on exit.");
             println!("      (a real broker: --bootstrap HOST:PORT)");
-            create_topics(&mock, &topology)?;
-            mock.bootstrap_servers()
+            // The mock cluster does not implement CreateTopics: create them through its own API.
+            for (topic, partitions) in suite::topics(&topologies, PARTITIONS) {
+                mock.create_topic(&topic, partitions, 1)?;
+            }
+            (mock.bootstrap_servers(), "IN-MEMORY MODE (librdkafka's mock cluster, for trying things out)".to_owned())
         }
     };
 
-    // Built field by field, not parsed, so the environment (SMTP_URL, ...) cannot leak into the demo's mailer.
-    let mut service = streamcore::service::ServiceArgs::new(&bootstrap);
-    service.state_dir.clone_from(&state);
-    let mailer_cfg = txn_mailer::config::Config {
-        service,
-        http: cli.mailer_http,
-        threshold: "10000.00 USD".parse().map_err(anyhow::Error::msg)?,
-        fx: FX.parse().map_err(anyhow::Error::msg)?,
-        default_rep: Some("desk@example.com".into()),
-        smtp_url: None,
-        outbox: Some(cli.outbox.clone()),
-        mail_from: "txn-mailer@localhost".into(),
-        input_topic: "transactions".into(),
-        alerts_topic: "high-value-alerts".into(),
+    let ports = suite::Ports { mailer: cli.mailer_http, ticker: cli.ticker_http, fraud: cli.fraud_http, iot: cli.iot_http };
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let stopped = move || {
+        let mut rx = stop_rx.clone();
+        async move {
+            let _ = rx.wait_for(|stop| *stop).await;
+        }
     };
-    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-    let mailer = tokio::spawn(txn_mailer::app::run(mailer_cfg, async move {
-        let _ = stop_rx.await;
-    }));
-    println!("demo: txn-mailer on http://{0}  (try: curl {0}/stats, {0}/alerts/recent?limit=5, {0}/topology)", cli.mailer_http);
+    let services = vec![
+        tokio::spawn(txn_mailer::app::run(suite::mailer(&bootstrap, &state, ports.mailer, cli.outbox.clone())?, stopped())),
+        tokio::spawn(stock_ticker::app::run(suite::ticker(&bootstrap, &state, ports.ticker), stopped())),
+        tokio::spawn(fraud_detection::app::run(suite::fraud(&bootstrap, &state, ports.fraud)?, stopped())),
+        tokio::spawn(iot_controller::app::run(suite::iot(&bootstrap, &state, ports.iot)?, stopped())),
+    ];
+    let page = page::routes(ports.all().to_vec(), cli.outbox.clone(), cli.homes, mode);
+    let listener = tokio::net::TcpListener::bind(cli.page_http).await?;
+    let page_server = tokio::spawn(axum::serve(listener, page).with_graceful_shutdown(stopped()).into_future());
+    println!("demo: the live page: http://{}/", cli.page_http);
+    for (name, addr) in ports.all() {
+        println!("demo: {name:<16} http://{addr}  (/metrics, /topology)");
+    }
+    println!(
+        "demo: try  curl -H 'Authorization: Bearer {}' -d '{{\"action\": \"heat_on\"}}' {}/devices/thermostat-0/commands",
+        suite::API_TOKEN,
+        ports.iot
+    );
     println!("demo: emails go to {}/", cli.outbox.display());
 
-    let done = Arc::new(AtomicBool::new(false));
-    let tail = {
-        let (bootstrap, done) = (bootstrap.clone(), done.clone());
-        std::thread::spawn(move || tail_alerts(&bootstrap, &done))
-    };
-
-    let opts = loadgen::transactions::Options {
+    let load = load::Load {
         seed: cli.seed,
-        count: cli.count,
-        malformed_share: cli.malformed,
-        high_value_share: 0.02,
-        ..Default::default()
+        transactions: cli.count,
+        trades: cli.trades,
+        card_transactions: cli.card_transactions,
+        homes: cli.homes,
+        device_minutes: cli.device_minutes,
+        speedup: cli.speedup,
+        rate: (cli.rate > 0).then_some(cli.rate),
+        malformed: cli.malformed,
     };
-    let rate = (cli.rate > 0).then_some(cli.rate);
-    let gen_bootstrap = bootstrap.clone();
-    let produced = tokio::task::spawn_blocking(move || {
-        loadgen::produce::produce(&gen_bootstrap, &[], "transactions", loadgen::transactions::generate(&opts), rate)
-    });
-    println!("demo: producing {} transactions{}", cli.count, rate.map_or(String::new(), |r| format!(" at {r}/s")));
-
-    if cli.exit_when_done {
-        let sent = produced.await??;
-        // Every stage: the input, and the repartition topic between validation and notification.
-        let sources: Vec<String> = topology.source_topics().iter().map(|t| t.to_string()).collect();
-        let caught_up = tokio::task::spawn_blocking(move || {
-            sources.iter().all(|t| streamcore::testkit::kafka::wait_caught_up(&bootstrap, "txn-mailer", t, Duration::from_secs(300)))
+    let generators: Vec<fn(&str, &load::Load) -> load::Sent> = vec![load::transactions, load::trades, load::cards, load::homes];
+    let running: Vec<_> = generators
+        .into_iter()
+        .map(|g| {
+            let (bs, load) = (bootstrap.clone(), load.clone());
+            tokio::task::spawn_blocking(move || g(&bs, &load))
         })
-        .await?;
-        anyhow::ensure!(caught_up, "txn-mailer did not process all {sent} transactions");
-        let mails =
-            std::fs::read_dir(&cli.outbox)?.filter_map(Result::ok).filter(|e| e.path().extension().is_some_and(|x| x == "eml")).count();
-        println!("demo: done: {sent} transactions processed, {mails} emails in {}", cli.outbox.display());
+        .collect();
+    println!(
+        "demo: generating: {} transactions, {} trades, {} card transactions, {} homes",
+        cli.count, cli.trades, cli.card_transactions, cli.homes
+    );
+
+    let outbox = cli.outbox.clone();
+    let all_processed = async move {
+        for r in running {
+            println!("demo: sent {}", r.await??);
+        }
+        let names: Vec<String> = topologies.iter().map(|(_, t)| t.name().to_owned()).collect();
+        tokio::task::spawn_blocking(move || suite::wait_processed(&bootstrap, &topologies)).await??;
+        let mails = std::fs::read_dir(&outbox)?.filter_map(Result::ok).filter(|e| e.path().extension().is_some_and(|x| x == "eml")).count();
+        println!("demo: done: {} transactions processed, {mails} emails in {}", load.transactions, outbox.display());
+        println!("demo: every stage caught up: {}", names.join(", "));
+        anyhow::Ok(())
+    };
+    if cli.exit_when_done {
+        all_processed.await?;
     } else {
         tokio::select! {
-            r = produced => { let sent = r??; println!("demo: all {sent} transactions produced; Ctrl-C to stop"); tokio::signal::ctrl_c().await?; }
+            r = all_processed => { r?; println!("demo: Ctrl-C to stop"); tokio::signal::ctrl_c().await?; }
             r = tokio::signal::ctrl_c() => r?,
         }
     }
-    done.store(true, Ordering::SeqCst);
-    let _ = stop_tx.send(());
-    mailer.await??;
-    let _ = tail.join();
+    let _ = stop_tx.send(true);
+    for s in services {
+        s.await??;
+    }
+    page_server.await??;
     let _ = std::fs::remove_dir_all(&state);
     Ok(())
-}
-
-/// A fresh state directory: the mock cluster's topics are new every run, so local state must be too.
-fn tempfile_dir() -> anyhow::Result<PathBuf> {
-    let dir = std::env::temp_dir().join(format!("streamsuite-demo-{}", std::process::id()));
-    std::fs::create_dir_all(&dir)?;
-    Ok(dir)
-}
-
-/// The mailer's topology as the demo runs it, to read its topics from (the mock cluster needs them created).
-fn mailer_topology(state: &std::path::Path) -> anyhow::Result<streamcore::Topology> {
-    let settings = txn_mailer::topology::Settings {
-        application_id: "txn-mailer".into(),
-        input_topic: "transactions".into(),
-        alerts_topic: "high-value-alerts".into(),
-        threshold: "10000 USD".parse().map_err(anyhow::Error::msg)?,
-        fx: FX.parse().map_err(anyhow::Error::msg)?,
-        default_rep: None,
-    };
-    let probe_outbox = state.join("probe");
-    Ok(txn_mailer::topology::build_topology(&settings, Arc::new(txn_mailer::mailer::Mailer::outbox(&probe_outbox, "demo@localhost")?))?)
-}
-
-/// The mock cluster does not implement CreateTopics: create every topic the mailer needs through its own API,
-/// from the same list the runtime would create, so the two cannot drift.
-fn create_topics(
-    mock: &MockCluster<'static, rdkafka::producer::DefaultProducerContext>,
-    topology: &streamcore::Topology,
-) -> anyhow::Result<()> {
-    let service = streamcore::StreamsConfig::new("txn-mailer", "");
-    let mut topics: Vec<String> = topology.external_source_topics().iter().map(|t| t.to_string()).collect();
-    topics.extend(streamcore::runtime::topics_to_create(topology, &service).into_iter().map(|t| t.name));
-    topics.sort();
-    topics.dedup();
-    for t in &topics {
-        mock.create_topic(t, PARTITIONS, 1)?;
-    }
-    Ok(())
-}
-
-/// Print each high-value alert as it is recorded.
-fn tail_alerts(bootstrap: &str, done: &AtomicBool) {
-    let consumer: BaseConsumer = match ClientConfig::new()
-        .set("bootstrap.servers", bootstrap)
-        .set("group.id", "demo-tail")
-        .set("auto.offset.reset", "earliest")
-        .set("enable.auto.commit", "false")
-        .create()
-    {
-        Ok(c) => c,
-        Err(e) => return eprintln!("demo: cannot tail alerts: {e}"),
-    };
-    if let Err(e) = consumer.subscribe(&["high-value-alerts"]) {
-        return eprintln!("demo: cannot tail alerts: {e}");
-    }
-    while !done.load(Ordering::SeqCst) {
-        if let Some(Ok(m)) = consumer.poll(Duration::from_millis(200)) {
-            if let Some(v) = m.payload().and_then(|p| serde_json::from_slice::<serde_json::Value>(p).ok()) {
-                println!(
-                    "  mail  {:<22} {:<9} {:>12} {} (= {} USD) -> {}",
-                    v["txn_id"].as_str().unwrap_or("?"),
-                    v["account_id"].as_str().unwrap_or("?"),
-                    v["amount"].as_str().unwrap_or("?"),
-                    v["currency"].as_str().unwrap_or("?"),
-                    v["amount_usd"].as_str().unwrap_or("?"),
-                    v["sales_rep"].as_str().unwrap_or("?")
-                );
-            }
-        }
-    }
 }

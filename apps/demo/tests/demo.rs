@@ -1,24 +1,63 @@
 //! The README's main command, run as users run it (the demo binary on librdkafka's in-process mock cluster, so no
-//! broker is involved here): every generated transaction is processed and the outbox holds exactly the emails an
-//! independent oracle expects.
+//! broker is involved here): every stage of the four services processes everything, the outbox holds exactly the
+//! emails an independent oracle expects, and the live page, rendered by headless Chromium, shows what the
+//! services answer.
 
 use rust_decimal::Decimal;
 use std::collections::BTreeMap;
-use std::process::Command;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::process::{Command, Stdio};
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("addr").port()
+}
+
+/// A small demo on free ports: `(arguments, page port)`.
+fn demo_args(seed: u64, outbox: &std::path::Path) -> (Vec<String>, u16) {
+    let page = free_port();
+    let mut args: Vec<String> = [
+        "--count",
+        "600",
+        "--trades",
+        "3000",
+        "--card-transactions",
+        "3000",
+        "--homes",
+        "4",
+        "--device-minutes",
+        "15",
+        "--speedup",
+        "120",
+        "--rate",
+        "0",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    args.extend(["--seed".into(), seed.to_string(), "--page-http".into(), format!("127.0.0.1:{page}")]);
+    for flag in ["--mailer-http", "--ticker-http", "--fraud-http", "--iot-http"] {
+        args.extend([flag.to_owned(), format!("127.0.0.1:{}", free_port())]);
+    }
+    args.extend(["--outbox".into(), outbox.display().to_string()]);
+    (args, page)
+}
+
+fn emails(outbox: &std::path::Path) -> usize {
+    std::fs::read_dir(outbox).expect("outbox").filter_map(Result::ok).filter(|e| e.path().extension().is_some_and(|x| x == "eml")).count()
+}
 
 #[test]
 fn demo_processes_everything_and_mails_exactly_the_high_value_transactions() {
     let outbox = tempfile::tempdir().expect("outbox");
-    let port = std::net::TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("addr").port();
-    let out = Command::new(env!("CARGO_BIN_EXE_demo"))
-        .args(["--count", "600", "--rate", "0", "--seed", "9", "--exit-when-done", "--mailer-http", &format!("127.0.0.1:{port}")])
-        .arg("--outbox")
-        .arg(outbox.path())
-        .output()
-        .expect("run demo");
+    let (args, _) = demo_args(9, outbox.path());
+    let out = Command::new(env!("CARGO_BIN_EXE_demo")).args(&args).arg("--exit-when-done").output().expect("run demo");
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success(), "demo failed:\n{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
     assert!(stdout.contains("IN-MEMORY MODE"), "the demo says it runs on the mock cluster:\n{stdout}");
+    assert!(
+        stdout.contains("every stage caught up: txn-mailer, stock-ticker, stock-ticker-top10, fraud-detection, iot-controller"),
+        "{stdout}"
+    );
 
     // The oracle: the same seeded stream the demo generates, judged with the demo's rates.
     let rates: BTreeMap<&str, Decimal> =
@@ -33,11 +72,106 @@ fn demo_processes_everything_and_mails_exactly_the_high_value_transactions() {
         })
         .count();
     assert!(expected > 0, "the seed yields high-value transactions");
-    let mails = std::fs::read_dir(outbox.path())
-        .expect("outbox")
-        .filter_map(Result::ok)
-        .filter(|e| e.path().extension().is_some_and(|x| x == "eml"))
-        .count();
-    assert_eq!(mails, expected);
+    assert_eq!(emails(outbox.path()), expected);
     assert!(stdout.contains(&format!("done: 600 transactions processed, {expected} emails")), "{stdout}");
+}
+
+/// GET from the demo's page server: the JSON body (the test fails on any other status).
+fn get_json(port: u16, path: &str) -> serde_json::Value {
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).expect("connect");
+    write!(s, "GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n").expect("write");
+    let mut raw = String::new();
+    s.read_to_string(&mut raw).expect("read");
+    let (head, body) = raw.split_once("\r\n\r\n").expect("a response");
+    assert!(head.starts_with("HTTP/1.1 200"), "GET {path}: {head}\n{body}");
+    serde_json::from_str(body).unwrap_or_else(|e| panic!("GET {path}: {e}: {body}"))
+}
+
+/// Debian's Chromium, headless, with a fresh profile and no background traffic: the page's DOM once its scripts
+/// have run for `budget_ms` of virtual time.
+fn rendered(url: &str, budget_ms: u32) -> String {
+    let profile = tempfile::tempdir().expect("profile");
+    let out = Command::new("chromium")
+        .args([
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-quic",
+            "--no-first-run",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            &format!("--user-data-dir={}", profile.path().display()),
+            &format!("--virtual-time-budget={budget_ms}"),
+            "--dump-dom",
+            url,
+        ])
+        .output()
+        .expect("chromium must be installed (.ci/run installs Debian's chromium)");
+    assert!(out.status.success(), "chromium failed: {}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// The demo process, killed if the test fails before it stops it.
+struct Running(std::process::Child);
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+#[test]
+fn the_live_page_shows_what_the_services_answer() {
+    let outbox = tempfile::tempdir().expect("outbox");
+    let (args, page) = demo_args(5, outbox.path());
+    let mut demo = Running(Command::new(env!("CARGO_BIN_EXE_demo")).args(&args).stdout(Stdio::piped()).spawn().expect("start demo"));
+    let stdout = demo.0.stdout.take().expect("stdout");
+    let mut lines = BufReader::new(stdout).lines();
+    let mut seen = Vec::new();
+    for line in lines.by_ref() {
+        let line = line.expect("demo output");
+        seen.push(line.clone());
+        if line.contains("every stage caught up") {
+            break;
+        }
+    }
+    assert!(seen.iter().any(|l| l.contains("every stage caught up")), "the demo stopped early:\n{}", seen.join("\n"));
+
+    let top10 = get_json(page, "/svc/stock-ticker/top10");
+    let alerts = get_json(page, "/svc/fraud-detection/alerts?limit=10");
+    let home = get_json(page, "/svc/iot-controller/homes/home-0/devices");
+    let mails = get_json(page, "/api/mails");
+    let dom = rendered(&format!("http://127.0.0.1:{page}/"), 5000);
+
+    assert!(dom.contains("IN-MEMORY MODE"), "{dom}");
+    for section in ["top10", "symbol", "alerts", "devices", "mails"] {
+        assert!(dom.contains(&format!("id=\"{section}\" data-loaded=\"true\"")), "section {section} never loaded:\n{dom}");
+    }
+    let date = top10["date"].as_str().expect("date");
+    assert!(dom.contains(&format!("Trading day {date}")), "{dom}");
+    for r in top10["gainers"].as_array().into_iter().chain(top10["losers"].as_array()).flatten() {
+        let (symbol, change) = (r["symbol"].as_str().expect("symbol"), r["change_pct"].as_str().expect("change"));
+        assert!(
+            dom.contains(&format!("<td>{symbol}</td><td class=\"num up\">{change} %</td>"))
+                || dom.contains(&format!("<td>{symbol}</td><td class=\"num down\">{change} %</td>")),
+            "{symbol} {change} not shown:\n{dom}"
+        );
+    }
+    let alerts = alerts.as_array().expect("alerts");
+    assert!(!alerts.is_empty(), "the card traffic has frauds");
+    for a in alerts {
+        assert!(dom.contains(&format!("<td>{}</td>", a["alert_id"].as_str().expect("id"))), "alert {a} not shown");
+    }
+    for d in home["devices"].as_array().expect("devices") {
+        assert!(dom.contains(&format!("<td>{}</td>", d["device_id"].as_str().expect("id"))), "device {d} not shown");
+    }
+    let count = mails["count"].as_u64().expect("count");
+    assert_eq!(count as usize, emails(outbox.path()));
+    assert!(dom.contains(&format!("{count} mails in the outbox")), "{dom}");
+
+    let _ = Command::new("kill").args(["-INT", &demo.0.id().to_string()]).status();
+    let status = demo.0.wait().expect("demo exits");
+    assert!(status.success(), "the demo exits cleanly on Ctrl-C: {status}");
 }

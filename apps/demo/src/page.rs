@@ -1,0 +1,105 @@
+//! The live page: one HTML file that refreshes itself every two seconds from the demo's own server, which
+//! forwards `/svc/<service>/<path>` to that service's HTTP endpoint (one origin for the browser, so no CORS) and
+//! lists the mails in the outbox under `/api/mails`.
+
+use axum::extract::{Path, RawQuery, State};
+use axum::http::{header, StatusCode};
+use axum::response::{Html, IntoResponse, Response};
+use axum::routing::get;
+use axum::{Json, Router};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+const PAGE: &str = include_str!("page.html");
+
+#[derive(Clone)]
+struct Page {
+    services: Arc<Vec<(&'static str, SocketAddr)>>,
+    outbox: PathBuf,
+    homes: u32,
+    mode: String,
+}
+
+/// The page's routes; `mode` says where the data lives (the mock cluster or a real broker).
+pub(crate) fn routes(services: Vec<(&'static str, SocketAddr)>, outbox: PathBuf, homes: u32, mode: String) -> Router {
+    Router::new()
+        .route("/", get(|| async { Html(PAGE) }))
+        .route("/api/info", get(info))
+        .route("/api/mails", get(mails))
+        .route("/svc/{service}/{*path}", get(forward))
+        .with_state(Page { services: Arc::new(services), outbox, homes, mode })
+}
+
+async fn info(State(p): State<Page>) -> Json<serde_json::Value> {
+    let services: Vec<&str> = p.services.iter().map(|(name, _)| *name).collect();
+    Json(serde_json::json!({ "homes": p.homes, "services": services, "mode": p.mode }))
+}
+
+fn error(status: StatusCode, message: String) -> Response {
+    (status, Json(serde_json::json!({ "error": message }))).into_response()
+}
+
+/// GET `path` from `service` and answer with its status and body.
+async fn forward(State(p): State<Page>, Path((service, path)): Path<(String, String)>, RawQuery(query): RawQuery) -> Response {
+    let Some(&(_, addr)) = p.services.iter().find(|(name, _)| *name == service) else {
+        return error(StatusCode::NOT_FOUND, format!("no service {service}"));
+    };
+    let target = match query {
+        Some(q) => format!("/{path}?{q}"),
+        None => format!("/{path}"),
+    };
+    match fetch(addr, &target).await {
+        Ok((status, body)) => {
+            let status = StatusCode::from_u16(status).unwrap_or(StatusCode::BAD_GATEWAY);
+            (status, [(header::CONTENT_TYPE, "application/json")], body).into_response()
+        }
+        Err(e) => error(StatusCode::BAD_GATEWAY, format!("{service} did not answer: {e}")),
+    }
+}
+
+/// A plain HTTP/1.1 GET with `Connection: close`: (status, body).
+async fn fetch(addr: SocketAddr, target: &str) -> std::io::Result<(u16, Vec<u8>)> {
+    let mut s = tokio::net::TcpStream::connect(addr).await?;
+    s.write_all(format!("GET {target} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n").as_bytes()).await?;
+    let mut raw = Vec::new();
+    s.read_to_end(&mut raw).await?;
+    let split = raw.windows(4).position(|w| w == b"\r\n\r\n").ok_or_else(|| std::io::Error::other("no end of headers"))?;
+    let head = String::from_utf8_lossy(&raw[..split]);
+    let status = head.split_whitespace().nth(1).and_then(|c| c.parse().ok()).ok_or_else(|| std::io::Error::other("no status"))?;
+    if head.to_ascii_lowercase().contains("transfer-encoding: chunked") {
+        return Err(std::io::Error::other("chunked answers are not expected from the services"));
+    }
+    Ok((status, raw[split + 4..].to_vec()))
+}
+
+/// A mail in the outbox: its subject and recipient.
+#[derive(serde::Serialize)]
+struct Mail {
+    subject: String,
+    to: String,
+}
+
+async fn mails(State(p): State<Page>) -> Json<serde_json::Value> {
+    let mut files: Vec<(std::time::SystemTime, PathBuf)> = std::fs::read_dir(&p.outbox)
+        .map(|d| {
+            d.filter_map(Result::ok)
+                .filter(|e| e.path().extension().is_some_and(|x| x == "eml"))
+                .map(|e| (e.metadata().and_then(|m| m.modified()).unwrap_or(std::time::UNIX_EPOCH), e.path()))
+                .collect()
+        })
+        .unwrap_or_default();
+    files.sort();
+    let latest: Vec<Mail> = files
+        .iter()
+        .rev()
+        .take(10)
+        .filter_map(|(_, path)| std::fs::read_to_string(path).ok())
+        .map(|text| {
+            let field = |name: &str| text.lines().find_map(|l| l.strip_prefix(name)).unwrap_or_default().trim().to_owned();
+            Mail { subject: field("Subject:"), to: field("To:") }
+        })
+        .collect();
+    Json(serde_json::json!({ "count": files.len(), "latest": latest }))
+}
