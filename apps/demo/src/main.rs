@@ -79,6 +79,10 @@ struct Cli {
     /// Exit once every generated record has been processed (instead of running until Ctrl-C).
     #[arg(long)]
     exit_when_done: bool,
+    /// Print every topic the suite uses (`name partitions input|output|internal`) and exit: what a real broker
+    /// needs before `--bootstrap` (the services create the internal ones themselves).
+    #[arg(long)]
+    list_topics: bool,
 }
 
 const PARTITIONS: i32 = 4;
@@ -92,6 +96,13 @@ async fn main() -> anyhow::Result<()> {
     let state = std::env::temp_dir().join(format!("streamsuite-demo-{}", std::process::id()));
     std::fs::create_dir_all(&state)?;
     let topologies = suite::topologies(&state)?;
+    if cli.list_topics {
+        for (topic, partitions) in suite::topics(&topologies, PARTITIONS) {
+            println!("{topic} {partitions} {}", suite::role(&topologies, &topic));
+        }
+        std::fs::remove_dir_all(&state)?;
+        return Ok(());
+    }
 
     // The mock cluster lives as long as this binding: the whole run.
     let mock;

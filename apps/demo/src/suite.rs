@@ -145,6 +145,18 @@ pub(crate) fn topics(topologies: &[(&str, Topology)], partitions: i32) -> BTreeM
     topics
 }
 
+/// What a topic is to the suite's users: an `input` they (or a generator) write, an `output` they read, or
+/// `internal` (changelogs, repartition topics, dead letters, late records), which the services create themselves.
+pub(crate) fn role(topologies: &[(&str, Topology)], topic: &str) -> &'static str {
+    let is_input = topologies.iter().any(|(_, t)| t.external_source_topics().contains(&topic) || t.global_topics().contains(&topic));
+    let is_output = topologies.iter().any(|(_, t)| t.sink_topics().contains(&topic));
+    match (is_input, is_output) {
+        (true, _) => "input",
+        (false, true) => "output",
+        (false, false) => "internal",
+    }
+}
+
 /// Wait until every stage has committed the end of each of its source topics, stage after stage.
 pub(crate) fn wait_processed(bootstrap: &str, topologies: &[(&str, Topology)]) -> anyhow::Result<()> {
     for (_, t) in topologies {
