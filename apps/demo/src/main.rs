@@ -83,6 +83,10 @@ struct Cli {
     /// needs before `--bootstrap` (the services create the internal ones themselves).
     #[arg(long)]
     list_topics: bool,
+    /// Print the tutorial's topology chapter (every topology's `describe()` and Mermaid diagram) and exit:
+    /// `docs/src/topologies.md` is this output, and CI fails when it is stale.
+    #[arg(long)]
+    topology_docs: bool,
 }
 
 const PARTITIONS: i32 = 4;
@@ -96,6 +100,11 @@ async fn main() -> anyhow::Result<()> {
     let state = std::env::temp_dir().join(format!("streamsuite-demo-{}", std::process::id()));
     std::fs::create_dir_all(&state)?;
     let topologies = suite::topologies(&state)?;
+    if cli.topology_docs {
+        print!("{}", suite::topology_docs(&topologies));
+        std::fs::remove_dir_all(&state)?;
+        return Ok(());
+    }
     if cli.list_topics {
         for (topic, partitions) in suite::topics(&topologies, PARTITIONS) {
             println!("{topic} {partitions} {}", suite::role(&topologies, &topic));
