@@ -79,8 +79,8 @@ struct Cli {
     /// Exit once every generated record has been processed (instead of running until Ctrl-C).
     #[arg(long)]
     exit_when_done: bool,
-    /// Print every topic the suite uses (`name partitions input|output|internal`) and exit: what a real broker
-    /// needs before `--bootstrap` (the services create the internal ones themselves).
+    /// Print every topic the suite uses (`name partitions input|output|internal [compacted]`) and exit: what a real
+    /// broker needs before `--bootstrap` (the services create the internal ones themselves).
     #[arg(long)]
     list_topics: bool,
     /// Print the tutorial's topology chapter (every topology's `describe()` and Mermaid diagram) and exit:
@@ -107,7 +107,8 @@ async fn main() -> anyhow::Result<()> {
     }
     if cli.list_topics {
         for (topic, partitions) in suite::topics(&topologies, PARTITIONS) {
-            println!("{topic} {partitions} {}", suite::role(&topologies, &topic));
+            let compacted = if suite::is_table(&topologies, &topic) { " compacted" } else { "" };
+            println!("{topic} {partitions} {}{compacted}", suite::role(&topologies, &topic));
         }
         std::fs::remove_dir_all(&state)?;
         return Ok(());

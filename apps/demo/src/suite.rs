@@ -162,6 +162,11 @@ pub(crate) fn topology_docs(topologies: &[(&str, Topology)]) -> String {
     out
 }
 
+/// Whether a topic is read as a table (or a global table), so should be compacted.
+pub(crate) fn is_table(topologies: &[(&str, Topology)], topic: &str) -> bool {
+    topologies.iter().any(|(_, t)| t.table_topics().contains(&topic) || t.global_topics().contains(&topic))
+}
+
 /// What a topic is to the suite's users: an `input` they (or a generator) write, an `output` they read, or
 /// `internal` (changelogs, repartition topics, dead letters, late records), which the services create themselves.
 pub(crate) fn role(topologies: &[(&str, Topology)], topic: &str) -> &'static str {

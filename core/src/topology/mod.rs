@@ -111,6 +111,11 @@ impl Topology {
     pub(crate) fn global_tables(&self) -> &[GlobalSpec] {
         &self.globals
     }
+    /// Source topics materialized as tables: only the latest value per key matters, so they should be compacted.
+    pub fn table_topics(&self) -> Vec<&str> {
+        let is_table = |n: &usize| matches!(self.nodes[*n].kind, NodeKind::Processor { op: "table" });
+        self.sources.iter().filter(|s| self.nodes[s.node].children.iter().any(is_table)).map(|s| s.topic.as_str()).collect()
+    }
     /// Topics of global tables.
     pub fn global_topics(&self) -> Vec<&str> {
         self.globals.iter().map(|g| g.topic.as_str()).collect()
