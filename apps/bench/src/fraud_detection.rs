@@ -4,12 +4,10 @@
 
 use crate::memory::beside_plain_loop;
 use crate::plain_loop;
-use anyhow::Context;
 use fraud_detection::model::CardTxn;
 use fraud_detection::topology::{build_topology, Settings, BLOCKLIST_TOPIC, BY_CARD, PROFILES_TOPIC, TRANSACTIONS_TOPIC};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 use streamcore::testkit::kafka::{create_topic, unique};
-use streamcore::{Runtime, StreamsConfig};
 
 fn validated(t: CardTxn) -> CardTxn {
     CardTxn { currency: t.currency.to_ascii_uppercase(), ..t }
@@ -57,28 +55,9 @@ fn detector(bs: &str, prefix: &str, n: u64) -> anyhow::Result<f64> {
         fx: Default::default(),
         without_profile: prometheus::IntCounter::new("without_profile", "unregistered")?,
     };
-    let mut cfg = StreamsConfig::new("bench-fraud", bs);
-    let state = std::env::temp_dir().join(&app);
-    cfg.state_dir = state.clone();
-    let registry = prometheus::Registry::new();
-    let runtime = Runtime::new(build_topology(&settings)?, cfg, &registry)?;
-    let stop = runtime.shutdown_handle();
-    let thread = runtime.spawn()?;
     let input = format!("{prefix}{TRANSACTIONS_TOPIC}");
     let repartition = streamcore::topology::repartition_topic(&app, BY_CARD);
-    let consumed = |topic: &str| crate::stock_ticker::counter(&registry, "streamcore_records_consumed_total", topic);
-    let mut first = None;
-    while consumed(&input) < n as f64 || consumed(&repartition) < n as f64 {
-        if first.is_none() && consumed(&input) > 0.0 {
-            first = Some(Instant::now());
-        }
-        anyhow::ensure!(!thread.is_finished(), "the stream thread stopped early");
-        std::thread::sleep(Duration::from_millis(2));
-    }
-    stop.trigger();
-    thread.join().map_err(|_| anyhow::anyhow!("stream thread panicked"))?.context("runtime")?;
-    let secs = first.map_or(0.0, |f| f.elapsed().as_secs_f64());
-    let _ = std::fs::remove_dir_all(state);
+    let secs = crate::timed::through_repartition(bs, build_topology(&settings)?, &input, &repartition, n)?;
     println!("fraud-detection: {n} transactions in {secs:.2}s");
     Ok(n as f64 / secs)
 }

@@ -4,14 +4,11 @@
 
 use crate::memory::beside_plain_loop;
 use crate::plain_loop;
-use crate::stock_ticker::counter;
-use anyhow::Context;
 use iot_controller::model::Reading;
 use iot_controller::topology::{build_topology, Settings, BY_DEVICE, DEVICES_TOPIC, TELEMETRY_TOPIC};
 use loadgen::produce::Outgoing;
 use std::time::{Duration, Instant};
 use streamcore::testkit::kafka::{create_topic, unique};
-use streamcore::{Runtime, StreamsConfig};
 
 /// What the plain loop does to each reading: the same validation the controller applies first.
 fn validated(r: Reading) -> Option<Reading> {
@@ -49,28 +46,9 @@ fn controller(bs: &str, prefix: &str, n: u64) -> anyhow::Result<f64> {
     let app = unique("bench-iot");
     let unknown = prometheus::IntCounter::new("unknown", "unregistered")?;
     let settings = Settings { topic_prefix: prefix.to_owned(), ..Settings::new(&app, unknown) };
-    let mut cfg = StreamsConfig::new("bench-iot", bs);
-    let state = std::env::temp_dir().join(&app);
-    cfg.state_dir = state.clone();
-    let registry = prometheus::Registry::new();
-    let runtime = Runtime::new(build_topology(&settings)?, cfg, &registry)?;
-    let stop = runtime.shutdown_handle();
-    let thread = runtime.spawn()?;
     let input = format!("{prefix}{TELEMETRY_TOPIC}");
     let repartition = streamcore::topology::repartition_topic(&app, BY_DEVICE);
-    let consumed = |topic: &str| counter(&registry, "streamcore_records_consumed_total", topic);
-    let mut first = None;
-    while consumed(&input) < n as f64 || consumed(&repartition) < n as f64 {
-        if first.is_none() && consumed(&input) > 0.0 {
-            first = Some(Instant::now());
-        }
-        anyhow::ensure!(!thread.is_finished(), "the stream thread stopped early");
-        std::thread::sleep(Duration::from_millis(2));
-    }
-    stop.trigger();
-    thread.join().map_err(|_| anyhow::anyhow!("stream thread panicked"))?.context("runtime")?;
-    let secs = first.map_or(0.0, |f| f.elapsed().as_secs_f64());
-    let _ = std::fs::remove_dir_all(state);
+    let secs = crate::timed::through_repartition(bs, build_topology(&settings)?, &input, &repartition, n)?;
     println!("iot-controller: {n} readings in {secs:.2}s");
     Ok(n as f64 / secs)
 }

@@ -38,6 +38,7 @@ mod fraud_detection;
 mod iot_controller;
 mod memory;
 mod stock_ticker;
+mod timed;
 
 #[derive(Parser)]
 #[command(name = "bench", about = "streamcore throughput beside a plain rdkafka loop")]
