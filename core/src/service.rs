@@ -36,6 +36,9 @@ pub struct ServiceArgs {
     /// Commit interval in milliseconds.
     #[arg(long, env = "COMMIT_INTERVAL_MS", default_value_t = 1000)]
     pub commit_interval_ms: u64,
+    /// Stream threads: the instance's tasks (one per input partition) spread over this many threads.
+    #[arg(long, env = "THREADS", default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=64))]
+    pub threads: u16,
     /// Log format: `text` or `json`.
     #[arg(long, env = "LOG_FORMAT", default_value = "text")]
     pub log_format: String,
@@ -52,6 +55,7 @@ impl ServiceArgs {
             state_dir: PathBuf::from("state"),
             timestamp: TimestampMode::default(),
             commit_interval_ms: 1000,
+            threads: 1,
             log_format: "text".into(),
         }
     }
@@ -68,6 +72,7 @@ impl ServiceArgs {
         c.state_dir = self.state_dir.clone();
         c.timestamp_mode = self.timestamp;
         c.commit_interval = Duration::from_millis(self.commit_interval_ms);
+        c.threads = usize::from(self.threads);
         Ok(c)
     }
 }

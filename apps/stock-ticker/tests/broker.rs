@@ -1,4 +1,5 @@
-//! The real `stock-ticker` binary against the real broker `scripts/test` started, with 4 input partitions: the
+//! The real `stock-ticker` binary against the real broker `scripts/test` started, with 4 input partitions over 2
+//! stream threads per stage (so partitions, tasks and their state move between threads across restarts): the
 //! golden scenario's endpoints equal the expected file, and answer the same after a SIGKILL and restart, and after
 //! the state directory is deleted (state restored from the changelogs, then processing continues from it).
 
@@ -33,6 +34,8 @@ impl Ticker {
             "200",
             "--close-when-idle",
             "off",
+            "--threads",
+            "2",
         ]
         .iter()
         .map(|s| s.to_string())

@@ -1,6 +1,8 @@
 //! The runtime: runs a [`Topology`] against a Kafka cluster, at least once.
 //!
-//! One *stream thread* polls a consumer-group consumer. Rebalance callbacks create a [`Task`] per assigned input
+//! Each of `threads` *stream threads* (`--threads`, default 1) polls its own consumer in the group, so partitions
+//! and their tasks spread over the threads as they would over instances; the threads share the metrics, the
+//! status and the registry of stores that queries read. Rebalance callbacks create a [`Task`] per assigned input
 //! partition (restoring its stores from their changelogs first) and, for revoked partitions, commit and close
 //! their tasks. Each polled record goes to its partition's task; what the task produces goes to an idempotent
 //! producer. On the commit interval, on revocation and on shutdown the runtime *commits*, in the order that keeps
@@ -75,6 +77,8 @@ pub struct StreamsConfig {
     pub timestamp_mode: TimestampMode,
     /// The longest wait between retries of a record that failed transiently.
     pub max_retry_backoff: Duration,
+    /// Stream threads, each with its own consumer in the group, producer and tasks.
+    pub threads: usize,
 }
 
 impl StreamsConfig {
@@ -88,6 +92,7 @@ impl StreamsConfig {
             commit_interval: Duration::from_secs(1),
             timestamp_mode: TimestampMode::Payload,
             max_retry_backoff: Duration::from_secs(5),
+            threads: 1,
         }
     }
 
@@ -172,10 +177,10 @@ impl Runtime {
     pub fn new(topology: Topology, config: StreamsConfig, registry: &prometheus::Registry) -> Result<Self, StreamError> {
         let metrics = Metrics::new(registry, topology.name()).map_err(|e| StreamError::Config(format!("metrics: {e}")))?;
         Ok(Runtime {
-            config,
+            config: config.clone(),
             topology: Arc::new(topology),
             metrics,
-            status: RuntimeStatus::default(),
+            status: RuntimeStatus::new(config.threads),
             stores: StoreRegistry::default(),
             shutdown: Shutdown::default(),
         })
@@ -198,7 +203,7 @@ impl Runtime {
         self.topology.clone()
     }
 
-    /// Run on a new stream thread.
+    /// Run on new stream threads; the handle finishes when they all have, with the first failure if any.
     pub fn spawn(self) -> Result<std::thread::JoinHandle<Result<(), StreamError>>, StreamError> {
         std::thread::Builder::new()
             .name(format!("{}-stream", self.config.service))
@@ -206,23 +211,62 @@ impl Runtime {
             .map_err(|e| StreamError::Config(format!("cannot start the stream thread: {e}")))
     }
 
-    /// Run on this thread until shut down or failed.
+    /// Run until shut down or failed: on this thread, or on `threads` stream threads of which this one waits for
+    /// the first to finish; a failing thread stops the others.
     pub fn run(self) -> Result<(), StreamError> {
-        let result = self.run_inner();
-        self.status.set_phase(Phase::Stopped);
+        let status = self.status.clone();
+        let result = self.run_threads();
+        status.set_stopped();
         if let Err(e) = &result {
             tracing::error!(error = %e, "stream thread stopped");
         }
         result
     }
 
-    fn run_inner(&self) -> Result<(), StreamError> {
+    fn run_threads(self) -> Result<(), StreamError> {
+        let partitions = self.prepare_topics(&self.config.client_config())?;
+        tracing::info!(application_id = self.topology.name(), partitions, threads = self.config.threads, "starting");
+        let threads = self.config.threads.max(1);
+        if threads == 1 {
+            return self.run_thread(0);
+        }
+        let me = Arc::new(self);
+        let (done_tx, done_rx) = std::sync::mpsc::channel();
+        let mut handles = Vec::new();
+        for i in 0..threads {
+            let (runtime, done) = (me.clone(), done_tx.clone());
+            let name = format!("{}-stream-{i}", me.config.service);
+            let spawned = std::thread::Builder::new().name(name).spawn(move || {
+                let result = runtime.run_thread(i);
+                let _ = done.send(());
+                result
+            });
+            match spawned {
+                Ok(h) => handles.push(h),
+                Err(e) => {
+                    me.shutdown.trigger();
+                    return Err(StreamError::Config(format!("cannot start stream thread {i}: {e}")));
+                }
+            }
+        }
+        drop(done_tx);
+        // The first thread to finish (failed, or stopped by the shutdown) stops the rest.
+        let _ = done_rx.recv();
+        me.shutdown.trigger();
+        let mut first = Ok(());
+        for h in handles {
+            let result = h.join().unwrap_or_else(|_| Err(StreamError::Config("a stream thread panicked".into())));
+            if first.is_ok() {
+                first = result;
+            }
+        }
+        first
+    }
+
+    fn run_thread(&self, index: usize) -> Result<(), StreamError> {
         let cfg = &self.config;
-        let client = cfg.client_config();
         let sources: Vec<&str> = self.topology.source_topics();
-        let partitions = self.prepare_topics(&client)?;
         let app = self.topology.name();
-        tracing::info!(application_id = app, ?sources, partitions, "starting");
 
         let changelogs: Vec<String> = self.topology.stores().iter().map(|s| s.changelog_topic(app)).collect();
         let mut producer_cfg = ClientConfig::new();
@@ -238,7 +282,10 @@ impl Runtime {
             .set("enable.auto.commit", "false")
             .set("enable.auto.offset.store", "false")
             .set("auto.offset.reset", "earliest")
-            .set("partition.assignment.strategy", "cooperative-sticky")
+            // Range assignment gives a consumer the same partition numbers of every topic with the same partition
+            // count: the co-partitioning a task (partition p of each source) needs. librdkafka's cooperative-sticky
+            // assignor balances each topic on its own, and with two consumers splits a task's topics between them.
+            .set("partition.assignment.strategy", "range")
             .set("session.timeout.ms", "10000")
             .set("statistics.interval.ms", "5000");
         let mut restore_cfg = ClientConfig::new();
@@ -264,7 +311,7 @@ impl Runtime {
             metrics: self.metrics.clone(),
             consumed: TopicCounters::new(&self.metrics.consumed, sources.iter().map(|s| s.to_string())),
             produced: TopicCounters::new(&self.metrics.produced, outputs),
-            status: self.status.clone(),
+            status: self.status.thread(index),
             stores: self.stores.clone(),
             producer,
             restore_consumer,
@@ -383,7 +430,7 @@ struct Engine {
     metrics: Metrics,
     consumed: TopicCounters,
     produced: TopicCounters,
-    status: RuntimeStatus,
+    status: status::ThreadHandle,
     stores: StoreRegistry,
     producer: BaseProducer<DeliveryTracker>,
     restore_consumer: BaseConsumer,
@@ -632,8 +679,23 @@ impl Engine {
         }
         let n = self.lock().tasks.len();
         self.status.set_tasks(n);
-        self.metrics.assigned_tasks.set(n as i64);
+        self.metrics.assigned_tasks.set(self.status.runtime().tasks() as i64);
         self.status.set_phase(Phase::Running);
+        Ok(())
+    }
+
+    /// A task reads partition p of every source topic, so an assignment must hold all of them or none.
+    fn check_co_partitioned(&self, tpl: &TopicPartitionList, partitions: &BTreeSet<i32>) -> Result<(), StreamError> {
+        let assigned: BTreeSet<(String, i32)> = tpl.elements().iter().map(|e| (e.topic().to_owned(), e.partition())).collect();
+        for &p in partitions {
+            let missing: Vec<&str> =
+                self.topology.source_topics().into_iter().filter(|t| !assigned.contains(&(t.to_string(), p))).collect();
+            if !missing.is_empty() {
+                return Err(StreamError::Config(format!(
+                    "partition {p} was assigned without {missing:?}: the group's assignment is not co-partitioned"
+                )));
+            }
+        }
         Ok(())
     }
 
@@ -653,7 +715,7 @@ impl Engine {
         }
         let n = guard.tasks.len();
         self.status.set_tasks(n);
-        self.metrics.assigned_tasks.set(n as i64);
+        self.metrics.assigned_tasks.set(self.status.runtime().tasks() as i64);
         committed
     }
 
@@ -666,7 +728,7 @@ impl Engine {
             }
         }
         self.status.set_tasks(0);
-        self.metrics.assigned_tasks.set(0);
+        self.metrics.assigned_tasks.set(self.status.runtime().tasks() as i64);
     }
 }
 
@@ -719,6 +781,9 @@ impl ConsumerContext for StreamContext {
             Rebalance::Assign(tpl) => {
                 let partitions = partitions_of(tpl);
                 tracing::info!(?partitions, "partitions assigned");
+                if let Err(e) = self.engine.check_co_partitioned(tpl, &partitions) {
+                    return self.engine.fail(e);
+                }
                 if let Err(e) = self.engine.assign(&partitions) {
                     self.engine.fail(e);
                 }

@@ -1,5 +1,9 @@
 //! The runtime's lifecycle, readable from HTTP handlers: `/readyz` answers 200 only while `Running` with at least
 //! one task, i.e. partitions are assigned and their state restored.
+//!
+//! With several stream threads each keeps its own phase and task count; the runtime's phase is the least
+//! advanced of the threads that matter (one restoring makes the runtime restoring; a thread that owns nothing yet
+//! does not hold the others back), and its task count is the sum.
 
 use std::sync::atomic::{AtomicU8, AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -17,35 +21,109 @@ pub enum Phase {
     Stopped,
 }
 
-/// Shared, cheap-to-read status of a runtime.
-#[derive(Clone, Default)]
-pub struct RuntimeStatus {
-    phase: Arc<AtomicU8>,
-    tasks: Arc<AtomicUsize>,
-}
-
-impl RuntimeStatus {
-    pub(crate) fn set_phase(&self, phase: Phase) {
-        self.phase.store(phase as u8, Ordering::SeqCst);
-    }
-    pub(crate) fn set_tasks(&self, n: usize) {
-        self.tasks.store(n, Ordering::SeqCst);
-    }
-    /// The current phase.
-    pub fn phase(&self) -> Phase {
-        match self.phase.load(Ordering::SeqCst) {
+impl Phase {
+    fn of(n: u8) -> Phase {
+        match n {
             0 => Phase::Starting,
             1 => Phase::Restoring,
             2 => Phase::Running,
             _ => Phase::Stopped,
         }
     }
-    /// Number of tasks owned.
+}
+
+#[derive(Default)]
+struct ThreadStatus {
+    phase: AtomicU8,
+    tasks: AtomicUsize,
+}
+
+/// Shared, cheap-to-read status of a runtime and its stream threads.
+#[derive(Clone)]
+pub struct RuntimeStatus {
+    threads: Arc<[ThreadStatus]>,
+}
+
+impl Default for RuntimeStatus {
+    fn default() -> Self {
+        RuntimeStatus::new(1)
+    }
+}
+
+/// One stream thread's handle on the runtime's status.
+#[derive(Clone)]
+pub(crate) struct ThreadHandle {
+    status: RuntimeStatus,
+    index: usize,
+}
+
+impl ThreadHandle {
+    pub(crate) fn set_phase(&self, phase: Phase) {
+        self.status.threads[self.index].phase.store(phase as u8, Ordering::SeqCst);
+    }
+    pub(crate) fn set_tasks(&self, n: usize) {
+        self.status.threads[self.index].tasks.store(n, Ordering::SeqCst);
+    }
+    /// The whole runtime's status.
+    pub(crate) fn runtime(&self) -> &RuntimeStatus {
+        &self.status
+    }
+}
+
+impl RuntimeStatus {
+    pub(crate) fn new(threads: usize) -> Self {
+        RuntimeStatus { threads: (0..threads.max(1)).map(|_| ThreadStatus::default()).collect() }
+    }
+    pub(crate) fn thread(&self, index: usize) -> ThreadHandle {
+        ThreadHandle { status: self.clone(), index: index.min(self.threads.len() - 1) }
+    }
+    pub(crate) fn set_stopped(&self) {
+        for t in self.threads.iter() {
+            t.phase.store(Phase::Stopped as u8, Ordering::SeqCst);
+        }
+    }
+    /// The current phase.
+    pub fn phase(&self) -> Phase {
+        let phases: Vec<(Phase, usize)> =
+            self.threads.iter().map(|t| (Phase::of(t.phase.load(Ordering::SeqCst)), t.tasks.load(Ordering::SeqCst))).collect();
+        if phases.iter().any(|(p, _)| *p == Phase::Stopped) {
+            Phase::Stopped
+        } else if phases.iter().any(|(p, _)| *p == Phase::Restoring) {
+            Phase::Restoring
+        } else if phases.iter().any(|(p, _)| *p == Phase::Running) {
+            Phase::Running
+        } else {
+            Phase::Starting
+        }
+    }
+    /// Number of tasks owned, over every stream thread.
     pub fn tasks(&self) -> usize {
-        self.tasks.load(Ordering::SeqCst)
+        self.threads.iter().map(|t| t.tasks.load(Ordering::SeqCst)).sum()
     }
     /// Partitions assigned, state restored, processing.
     pub fn is_ready(&self) -> bool {
         self.phase() == Phase::Running && self.tasks() > 0
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_restoring_thread_makes_the_runtime_restoring_and_an_idle_one_does_not_hold_it_back() {
+        let s = RuntimeStatus::new(2);
+        let (a, b) = (s.thread(0), s.thread(1));
+        assert_eq!(s.phase(), Phase::Starting);
+        a.set_tasks(3);
+        a.set_phase(Phase::Running);
+        assert!(s.is_ready(), "thread 1 owns nothing yet");
+        b.set_phase(Phase::Restoring);
+        assert!(!s.is_ready());
+        b.set_tasks(1);
+        b.set_phase(Phase::Running);
+        assert_eq!((s.phase(), s.tasks()), (Phase::Running, 4));
+        s.set_stopped();
+        assert!(!s.is_ready());
     }
 }
