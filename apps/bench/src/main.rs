@@ -65,6 +65,9 @@ enum Bench {
         /// Distinct symbols.
         #[arg(long, default_value_t = 500)]
         symbols: u32,
+        /// Stream threads per stage to measure, comma-separated (each beside its own plain-loop baseline).
+        #[arg(long, value_delimiter = ',', default_value = "1")]
+        threads: Vec<usize>,
     },
     /// The fraud detector on card transactions, with every profile loaded.
     FraudDetection {
@@ -133,7 +136,7 @@ fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     match cli.command {
         None | Some(Bench::Core) => core_paths(&cli),
-        Some(Bench::StockTicker { symbols }) => stock_ticker::run(&cli.bootstrap, cli.records, cli.partitions, symbols),
+        Some(Bench::StockTicker { symbols, threads }) => stock_ticker::run(&cli.bootstrap, cli.records, cli.partitions, symbols, &threads),
         Some(Bench::FraudDetection { cards }) => fraud_detection::run(&cli.bootstrap, cli.records, cli.partitions, cards),
         Some(Bench::IotController { devices }) => iot_controller::run(&cli.bootstrap, cli.records, cli.partitions, devices),
     }

@@ -26,7 +26,7 @@ fn validated(t: Trade) -> Trade {
     Trade { symbol: t.symbol.to_ascii_uppercase(), ..t }
 }
 
-pub(crate) fn run(bs: &str, n: u64, partitions: i32, symbols: u32) -> anyhow::Result<()> {
+pub(crate) fn run(bs: &str, n: u64, partitions: i32, symbols: u32, threads: &[usize]) -> anyhow::Result<()> {
     let prefix = format!("{}.", unique("bench"));
     let input = format!("{prefix}{TRADES_TOPIC}");
     create_topic(bs, &input, partitions, false);
@@ -39,12 +39,16 @@ pub(crate) fn run(bs: &str, n: u64, partitions: i32, symbols: u32) -> anyhow::Re
         started.elapsed().as_secs_f64()
     );
 
-    beside_plain_loop("trades", "stock-ticker, both stages", || plain_loop(bs, &input, n, validated), || both_stages(bs, &prefix, n))
+    for &t in threads {
+        let label = format!("stock-ticker, both stages, {t} stream thread{} per stage", if t == 1 { "" } else { "s" });
+        beside_plain_loop("trades", &label, || plain_loop(bs, &input, n, validated), || both_stages(bs, &prefix, n, t))?;
+    }
+    Ok(())
 }
 
 /// Runs both stages until stage 1 has consumed every trade (input and repartition topic) and stage 2 every
 /// daily change stage 1 wrote; stops them gracefully (final commits included). Returns trades/s.
-fn both_stages(bs: &str, prefix: &str, n: u64) -> anyhow::Result<f64> {
+fn both_stages(bs: &str, prefix: &str, n: u64, threads: usize) -> anyhow::Result<f64> {
     let app = unique("bench-ticker");
     let mut settings = Settings::new(&app);
     settings.topic_prefix = prefix.to_owned();
@@ -52,6 +56,7 @@ fn both_stages(bs: &str, prefix: &str, n: u64) -> anyhow::Result<f64> {
     let mut cfg = StreamsConfig::new("bench-ticker", bs);
     let state = std::env::temp_dir().join(&app);
     cfg.state_dir = state.clone();
+    cfg.threads = threads;
     let registry = prometheus::Registry::new();
     let stage1 = Runtime::new(trades_topology(&settings)?, cfg.clone(), &registry)?;
     let stage2 = Runtime::new(ranking_topology(&settings)?, cfg, &registry)?;
