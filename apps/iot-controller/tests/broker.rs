@@ -1,5 +1,6 @@
 //! Against the real broker `scripts/test` started: the closed loop with the simulator (a cold home is heated
-//! into its band and then idled; a washer running low is reordered once), and the command API's checks.
+//! into its band and then idled; a washer running low is reordered once), the command API's checks, and two
+//! instances sharing the partitions, one taking over the other's tasks and state when it dies.
 
 use loadgen::devices::{self, Options, Simulation, Topics};
 use serde_json::{json, Value};
@@ -28,7 +29,12 @@ impl Deployment {
     }
 
     fn start(&self, extra: &[&str]) -> ServiceProcess {
-        let state = self.state.path().display().to_string();
+        self.start_in(self.state.path(), extra)
+    }
+
+    /// Another instance of the same application, with its own state directory.
+    fn start_in(&self, state: &std::path::Path, extra: &[&str]) -> ServiceProcess {
+        let state = state.display().to_string();
         let mut args = vec![
             "--bootstrap",
             &self.bs,
@@ -166,4 +172,62 @@ fn the_command_api_checks_the_token_the_body_the_device_and_its_kind() {
     assert_eq!(status, 400, "{v}");
     assert_eq!(service.get("/homes/h-404/devices").0, 404);
     assert_eq!(service.terminate().code(), Some(0));
+}
+
+#[test]
+fn two_instances_share_the_partitions_and_the_survivor_takes_over_the_dead_ones_state() {
+    let d = Deployment::new("iot-pair");
+    let a = d.start(&[]);
+    let b_state = tempfile::tempdir().expect("state dir");
+    let b = d.start_in(b_state.path(), &[]);
+    let tasks = |s: &ServiceProcess| s.wait_for("/readyz", |status, v| status == 200 && v["tasks"] == 2).1["tasks"].as_u64();
+    assert_eq!((tasks(&a), tasks(&b)), (Some(2), Some(2)), "4 partitions, 2 tasks each");
+
+    let washers: Vec<String> = (0..8).map(|i| format!("w-{i}")).collect();
+    let entries: Vec<_> = washers
+        .iter()
+        .map(|id| (Some(id.clone()), json!({"device_id": id, "home_id": "h-1", "kind": "washer"}).to_string().into_bytes()))
+        .collect();
+    produce(&d.bs, &d.topic("devices"), &entries);
+    let readings: Vec<_> = washers
+        .iter()
+        .enumerate()
+        .map(|(i, id)| {
+            let v = json!({"device_id": id, "ts": "2026-11-24T12:00:00Z", "detergent_pct": format!("{}", 50 + i)});
+            (Some(id.clone()), v.to_string().into_bytes())
+        })
+        .collect();
+    produce(&d.bs, &d.topic("telemetry"), &readings);
+
+    // Each washer's state is on exactly one instance: the one that owns its partition (queries are not routed yet).
+    let level = |s: &ServiceProcess, id: &str| {
+        let (status, v) = s.get(&format!("/devices/{id}"));
+        (status == 200)
+            .then(|| serde_json::from_str::<Value>(&v).ok())
+            .flatten()
+            .and_then(|v| v["latest_reading"]["detergent_pct"].as_str().map(str::to_owned))
+    };
+    for (i, id) in washers.iter().enumerate() {
+        let want = format!("{}", 50 + i);
+        // Polled every 50 ms for up to 30 s, until one instance has processed the reading.
+        let owner = std::iter::repeat_with(|| {
+            std::thread::sleep(Duration::from_millis(50));
+            (level(&a, id), level(&b, id))
+        })
+        .take(600)
+        .find(|(x, y)| x.as_deref() == Some(want.as_str()) || y.as_deref() == Some(want.as_str()));
+        let (x, y) = owner.unwrap_or_else(|| panic!("{id} never showed its reading on either instance"));
+        assert!(x.is_none() || y.is_none(), "{id} is on both instances: {x:?} {y:?}");
+    }
+
+    // A dies without a word; after the session timeout B owns all four partitions and restores A's state.
+    a.kill();
+    let (_, ready) = b.wait_for("/readyz", |status, v| status == 200 && v["tasks"] == 4);
+    assert_eq!(ready["tasks"], 4, "{ready}");
+    for (i, id) in washers.iter().enumerate() {
+        let (_, v) = b.wait_for(&format!("/devices/{id}"), |status, _| status == 200);
+        assert_eq!(v["latest_reading"]["detergent_pct"], format!("{}", 50 + i), "{id}: {v}");
+    }
+    assert!(b.metric("streamcore_restored_records_total") > 0.0, "A's partitions came back from the changelogs");
+    assert_eq!(b.terminate().code(), Some(0));
 }
