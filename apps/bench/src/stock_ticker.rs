@@ -27,19 +27,20 @@ fn validated(t: Trade) -> Trade {
 }
 
 pub(crate) fn run(bs: &str, n: u64, partitions: i32, symbols: u32, threads: &[usize]) -> anyhow::Result<()> {
-    let prefix = format!("{}.", unique("bench"));
-    let input = format!("{prefix}{TRADES_TOPIC}");
-    create_topic(bs, &input, partitions, false);
-    let opts = loadgen::trades::Options { seed: 1, count: n, symbols, spacing_ms: 10, ..Default::default() };
-    let started = Instant::now();
-    // Streamed from the generator, never held in memory, so the peaks below are the runs' own.
-    loadgen::produce::produce(bs, &[], &input, loadgen::trades::generate(&opts), None)?;
-    println!(
-        "pre-loaded {n} trades over {symbols} symbols into {input} ({partitions} partitions) in {:.1}s",
-        started.elapsed().as_secs_f64()
-    );
-
     for &t in threads {
+        // A fresh prefix per run: stage 2 reads `stock-daily-changes` from the start, so a topic shared with an
+        // earlier run would hand it that run's changes too.
+        let prefix = format!("{}.", unique("bench"));
+        let input = format!("{prefix}{TRADES_TOPIC}");
+        create_topic(bs, &input, partitions, false);
+        let opts = loadgen::trades::Options { seed: 1, count: n, symbols, spacing_ms: 10, ..Default::default() };
+        let started = Instant::now();
+        // Streamed from the generator, never held in memory, so the peaks below are the runs' own.
+        loadgen::produce::produce(bs, &[], &input, loadgen::trades::generate(&opts), None)?;
+        println!(
+            "pre-loaded {n} trades over {symbols} symbols into {input} ({partitions} partitions) in {:.1}s",
+            started.elapsed().as_secs_f64()
+        );
         let label = format!("stock-ticker, both stages, {t} stream thread{} per stage", if t == 1 { "" } else { "s" });
         beside_plain_loop("trades", &label, || plain_loop(bs, &input, n, validated), || both_stages(bs, &prefix, n, t))?;
     }
