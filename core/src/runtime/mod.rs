@@ -226,18 +226,20 @@ impl Runtime {
     fn run_threads(self) -> Result<(), StreamError> {
         let partitions = self.prepare_topics(&self.config.client_config())?;
         tracing::info!(application_id = self.topology.name(), partitions, threads = self.config.threads, "starting");
+        // Read in full once, before any task runs, and shared by every thread.
+        let globals = Arc::new(global::GlobalTables::bootstrap(&self.restore_config(), &self.topology, &self.stores)?);
         let threads = self.config.threads.max(1);
         if threads == 1 {
-            return self.run_thread(0);
+            return self.run_thread(0, &globals);
         }
         let me = Arc::new(self);
         let (done_tx, done_rx) = std::sync::mpsc::channel();
         let mut handles = Vec::new();
         for i in 0..threads {
-            let (runtime, done) = (me.clone(), done_tx.clone());
+            let (runtime, done, globals) = (me.clone(), done_tx.clone(), globals.clone());
             let name = format!("{}-stream-{i}", me.config.service);
             let spawned = std::thread::Builder::new().name(name).spawn(move || {
-                let result = runtime.run_thread(i);
+                let result = runtime.run_thread(i, &globals);
                 let _ = done.send(());
                 result
             });
@@ -263,7 +265,21 @@ impl Runtime {
         first
     }
 
-    fn run_thread(&self, index: usize) -> Result<(), StreamError> {
+    /// The configuration of the consumers that only read assigned partitions: restoring and global tables.
+    fn restore_config(&self) -> ClientConfig {
+        let mut c = ClientConfig::new();
+        // librdkafka wants a group id even for assign(); these consumers never join or commit to it.
+        c.set("bootstrap.servers", &self.config.bootstrap)
+            .set("group.id", format!("{}-restore", self.topology.name()))
+            .set("enable.auto.commit", "false")
+            .set("enable.auto.offset.store", "false");
+        for (k, v) in &self.config.kafka_properties {
+            c.set(k, v);
+        }
+        c
+    }
+
+    fn run_thread(&self, index: usize, globals: &Arc<global::GlobalTables>) -> Result<(), StreamError> {
         let cfg = &self.config;
         let sources: Vec<&str> = self.topology.source_topics();
         let app = self.topology.name();
@@ -288,22 +304,14 @@ impl Runtime {
             .set("partition.assignment.strategy", "range")
             .set("session.timeout.ms", "10000")
             .set("statistics.interval.ms", "5000");
-        let mut restore_cfg = ClientConfig::new();
-        // librdkafka wants a group id even for assign(); the restore consumer never joins or commits to it.
-        restore_cfg
-            .set("bootstrap.servers", &cfg.bootstrap)
-            .set("group.id", format!("{app}-restore"))
-            .set("enable.auto.commit", "false")
-            .set("enable.auto.offset.store", "false");
+        let restore_cfg = self.restore_config();
         for (k, v) in &cfg.kafka_properties {
             producer_cfg.set(k, v);
             consumer_cfg.set(k, v);
-            restore_cfg.set(k, v);
         }
         let producer: BaseProducer<DeliveryTracker> =
             producer_cfg.create_with_context(DeliveryTracker::new(changelogs)).map_err(StreamError::kafka("creating the producer"))?;
         let restore_consumer: BaseConsumer = restore_cfg.create().map_err(StreamError::kafka("creating the restore consumer"))?;
-        let globals = global::GlobalTables::bootstrap(&restore_cfg, &self.topology, &self.stores)?;
         let outputs = topics_to_create(&self.topology, cfg).into_iter().map(|t| t.name);
         let engine = Arc::new(Engine {
             config: cfg.clone(),
@@ -315,7 +323,7 @@ impl Runtime {
             stores: self.stores.clone(),
             producer,
             restore_consumer,
-            globals,
+            globals: globals.clone(),
             late_topic: cfg.late_topic(),
             state: Mutex::new(EngineState::default()),
         });
@@ -340,7 +348,10 @@ impl Runtime {
                 None => {}
             }
             engine.producer.poll(Duration::ZERO);
-            engine.globals.poll()?;
+            if index == 0 {
+                // The threads share the global tables; one keeps them current.
+                engine.globals.poll()?;
+            }
             engine.retry_due(&consumer)?;
             if last_punctuation.elapsed() >= PUNCTUATION_INTERVAL {
                 engine.punctuate()?;
@@ -434,7 +445,7 @@ struct Engine {
     stores: StoreRegistry,
     producer: BaseProducer<DeliveryTracker>,
     restore_consumer: BaseConsumer,
-    globals: global::GlobalTables,
+    globals: Arc<global::GlobalTables>,
     late_topic: String,
     state: Mutex<EngineState>,
 }
