@@ -1,5 +1,6 @@
 //! The HTTP endpoints every service shares (`/healthz`, `/readyz`, `/metrics`, `/topology`), the JSON error type
-//! handlers return, and a middleware that counts requests by method, matched path and status.
+//! handlers return, a middleware that counts requests by method, matched path and status, and one that answers a
+//! keyed query through the instance that owns the key ([`route_by_key`], see [`crate::routing`]).
 
 use crate::runtime::RuntimeStatus;
 use axum::extract::{MatchedPath, Query, Request, State};
@@ -46,6 +47,88 @@ impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         (self.status, Json(serde_json::json!({ "error": self.message }))).into_response()
     }
+}
+
+/// A route whose answer depends on one key, served by the instance that owns the key.
+#[derive(Clone)]
+pub struct KeyedRoute {
+    /// The route as registered, e.g. `/devices/{device_id}`.
+    pub path: &'static str,
+    /// The path parameter holding the key, e.g. `device_id`.
+    pub param: &'static str,
+    /// The key as the topology keys records by (e.g. upper-cased symbols).
+    pub normalize: fn(&str) -> String,
+    /// Who owns what.
+    pub routing: crate::routing::Routing,
+}
+
+/// Forward GET requests on `routes` whose key another instance owns to that instance, and return its answer.
+pub fn route_by_key(router: Router, routes: Vec<KeyedRoute>) -> Router {
+    let routes = Arc::new(routes);
+    router.route_layer(axum::middleware::from_fn(move |req: Request, next: Next| {
+        let routes = routes.clone();
+        async move {
+            match owner_elsewhere(&routes, &req) {
+                Some(url) => {
+                    let target = req.uri().path_and_query().map_or("/", |p| p.as_str()).to_owned();
+                    drop(req);
+                    forward(&url, &target).await
+                }
+                None => next.run(req).await,
+            }
+        }
+    }))
+}
+
+/// The owner's URL, when the request is a keyed GET not forwarded already and another instance owns the key.
+fn owner_elsewhere(routes: &[KeyedRoute], req: &Request) -> Option<String> {
+    if req.method() != axum::http::Method::GET || req.headers().contains_key(crate::routing::FORWARDED_HEADER) {
+        return None;
+    }
+    let matched = req.extensions().get::<MatchedPath>()?.as_str();
+    let route = routes.iter().find(|r| r.path == matched)?;
+    let index = route.path.split('/').position(|s| s == format!("{{{}}}", route.param))?;
+    let raw = req.uri().path().split('/').nth(index)?;
+    if raw.contains('%') {
+        return None; // an escaped key is served here rather than decoded twice
+    }
+    match route.routing.owner(&(route.normalize)(raw)) {
+        crate::routing::Owner::Remote(url) => Some(url),
+        crate::routing::Owner::Local => None,
+    }
+}
+
+async fn forward(url: &str, target: &str) -> Response {
+    match http_get(url, target, &[(crate::routing::FORWARDED_HEADER, "1")]).await {
+        Ok((status, body)) => {
+            let status = StatusCode::from_u16(status).unwrap_or(StatusCode::BAD_GATEWAY);
+            (status, [(axum::http::header::CONTENT_TYPE, "application/json")], body).into_response()
+        }
+        Err(e) => ApiError { status: StatusCode::BAD_GATEWAY, message: format!("the owner at {url} did not answer: {e}") }.into_response(),
+    }
+}
+
+/// A plain HTTP/1.1 GET of `target` from `base` (`http://host:port` or `host:port`) with `Connection: close`:
+/// (status, body). For the services' own JSON answers, which are never chunked.
+pub async fn http_get(base: &str, target: &str, headers: &[(&str, &str)]) -> std::io::Result<(u16, Vec<u8>)> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let authority = base.trim_start_matches("http://").trim_end_matches('/');
+    let mut s = tokio::net::TcpStream::connect(authority).await?;
+    let mut head = format!("GET {target} HTTP/1.1\r\nHost: {authority}\r\nConnection: close\r\n");
+    for (k, v) in headers {
+        head.push_str(&format!("{k}: {v}\r\n"));
+    }
+    head.push_str("\r\n");
+    s.write_all(head.as_bytes()).await?;
+    let mut raw = Vec::new();
+    s.read_to_end(&mut raw).await?;
+    let split = raw.windows(4).position(|w| w == b"\r\n\r\n").ok_or_else(|| std::io::Error::other("no end of headers"))?;
+    let head = String::from_utf8_lossy(&raw[..split]);
+    let status = head.split_whitespace().nth(1).and_then(|c| c.parse().ok()).ok_or_else(|| std::io::Error::other("no status"))?;
+    if head.to_ascii_lowercase().contains("transfer-encoding: chunked") {
+        return Err(std::io::Error::other("a chunked answer, which the services never send"));
+    }
+    Ok((status, raw[split + 4..].to_vec()))
 }
 
 #[derive(Clone)]

@@ -39,6 +39,7 @@ pub mod partition;
 pub mod processor;
 pub mod query;
 pub mod record;
+pub mod routing;
 pub mod runtime;
 pub mod service;
 pub mod state;

@@ -36,6 +36,10 @@ pub struct ServiceArgs {
     /// Commit interval in milliseconds.
     #[arg(long, env = "COMMIT_INTERVAL_MS", default_value_t = 1000)]
     pub commit_interval_ms: u64,
+    /// This instance's HTTP address as the others reach it (`http://host:port`): ownership is published and a
+    /// query for a key another instance owns is answered through that instance.
+    #[arg(long, env = "ADVERTISED_URL")]
+    pub advertised_url: Option<String>,
     /// Stream threads: the instance's tasks (one per input partition) spread over this many threads.
     #[arg(long, env = "THREADS", default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=64))]
     pub threads: u16,
@@ -56,6 +60,7 @@ impl ServiceArgs {
             timestamp: TimestampMode::default(),
             commit_interval_ms: 1000,
             threads: 1,
+            advertised_url: None,
             log_format: "text".into(),
         }
     }
@@ -73,6 +78,7 @@ impl ServiceArgs {
         c.timestamp_mode = self.timestamp;
         c.commit_interval = Duration::from_millis(self.commit_interval_ms);
         c.threads = usize::from(self.threads);
+        c.advertised_url = self.advertised_url.clone();
         Ok(c)
     }
 }

@@ -10,7 +10,6 @@ use axum::{Json, Router};
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 const PAGE: &str = include_str!("page.html");
 
@@ -50,28 +49,13 @@ async fn forward(State(p): State<Page>, Path((service, path)): Path<(String, Str
         Some(q) => format!("/{path}?{q}"),
         None => format!("/{path}"),
     };
-    match fetch(addr, &target).await {
+    match streamcore::http::http_get(&addr.to_string(), &target, &[]).await {
         Ok((status, body)) => {
             let status = StatusCode::from_u16(status).unwrap_or(StatusCode::BAD_GATEWAY);
             (status, [(header::CONTENT_TYPE, "application/json")], body).into_response()
         }
         Err(e) => error(StatusCode::BAD_GATEWAY, format!("{service} did not answer: {e}")),
     }
-}
-
-/// A plain HTTP/1.1 GET with `Connection: close`: (status, body).
-async fn fetch(addr: SocketAddr, target: &str) -> std::io::Result<(u16, Vec<u8>)> {
-    let mut s = tokio::net::TcpStream::connect(addr).await?;
-    s.write_all(format!("GET {target} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n").as_bytes()).await?;
-    let mut raw = Vec::new();
-    s.read_to_end(&mut raw).await?;
-    let split = raw.windows(4).position(|w| w == b"\r\n\r\n").ok_or_else(|| std::io::Error::other("no end of headers"))?;
-    let head = String::from_utf8_lossy(&raw[..split]);
-    let status = head.split_whitespace().nth(1).and_then(|c| c.parse().ok()).ok_or_else(|| std::io::Error::other("no status"))?;
-    if head.to_ascii_lowercase().contains("transfer-encoding: chunked") {
-        return Err(std::io::Error::other("chunked answers are not expected from the services"));
-    }
-    Ok((status, raw[split + 4..].to_vec()))
 }
 
 /// A mail in the outbox: its subject and recipient.

@@ -4,6 +4,7 @@ use crate::config::Config;
 use crate::topology::{build_topology, Settings};
 use anyhow::Context;
 use std::future::Future;
+use streamcore::http::KeyedRoute;
 use streamcore::Runtime;
 
 /// Run the service until `shutdown` completes or the stream thread fails.
@@ -24,7 +25,12 @@ pub async fn run(cfg: Config, shutdown: impl Future<Output = ()> + Send) -> anyh
     let streams = cfg.service.streams_config("fraud-detection").map_err(anyhow::Error::msg)?;
 
     let runtime = Runtime::new(build_topology(&settings)?, streams, &registry)?;
-    let router = streamcore::http::with_common_routes(crate::http::app(runtime.stores()), registry, &[&runtime])?;
+    let mut routes = crate::http::app(runtime.stores());
+    if let Some(routing) = runtime.routing() {
+        let keyed = KeyedRoute { path: "/cards/{card_id}", param: "card_id", normalize: str::to_owned, routing };
+        routes = streamcore::http::route_by_key(routes, vec![keyed]);
+    }
+    let router = streamcore::http::with_common_routes(routes, registry, &[&runtime])?;
     let listener = tokio::net::TcpListener::bind(cfg.http).await.with_context(|| format!("binding {}", cfg.http))?;
     tracing::info!(http = %listener.local_addr()?, "fraud-detection listening");
     streamcore::service::serve(vec![runtime], router, listener, shutdown).await?;

@@ -5,6 +5,7 @@ use crate::config::Config;
 use crate::topology::build_topology;
 use anyhow::Context;
 use std::future::Future;
+use streamcore::http::KeyedRoute;
 use streamcore::Runtime;
 
 /// Run the service until `shutdown` completes or the stream thread fails.
@@ -23,7 +24,12 @@ pub async fn run(cfg: Config, shutdown: impl Future<Output = ()> + Send) -> anyh
     }
     let api =
         CommandApi::new(cfg.api_token.clone(), &streams.bootstrap, &streams.kafka_properties, settings, runtime.stores(), manual.clone())?;
-    let routes = crate::http::routes(runtime.stores(), manual).merge(api.routes());
+    let mut reads = crate::http::routes(runtime.stores(), manual);
+    if let Some(routing) = runtime.routing() {
+        let keyed = KeyedRoute { path: "/devices/{device_id}", param: "device_id", normalize: str::to_owned, routing };
+        reads = streamcore::http::route_by_key(reads, vec![keyed]);
+    }
+    let routes = reads.merge(api.routes());
     let router = streamcore::http::with_common_routes(routes, registry, &[&runtime])?;
     let listener = tokio::net::TcpListener::bind(cfg.http).await.with_context(|| format!("binding {}", cfg.http))?;
     tracing::info!(http = %listener.local_addr()?, "iot-controller listening");

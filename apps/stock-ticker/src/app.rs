@@ -5,6 +5,7 @@ use crate::config::Config;
 use crate::topology::{ranking_topology, trades_topology};
 use anyhow::Context;
 use std::future::Future;
+use streamcore::http::KeyedRoute;
 use streamcore::Runtime;
 
 /// Run the service until `shutdown` completes or a stream thread fails.
@@ -15,7 +16,17 @@ pub async fn run(cfg: Config, shutdown: impl Future<Output = ()> + Send) -> anyh
     let registry = prometheus::Registry::new();
     let trades = Runtime::new(trades_topology(&settings)?, streams.clone(), &registry)?;
     let ranking = Runtime::new(ranking_topology(&settings)?, streams, &registry)?;
-    let routes = crate::http::app(trades.stores(), ranking.stores());
+    let mut routes = crate::http::app(trades.stores(), ranking.stores());
+    if let Some(routing) = trades.routing() {
+        // A symbol's statistics live in stage 1, keyed by the upper-cased symbol; the top-10 has one owner anyway.
+        let keyed = ["/stocks/{symbol}", "/stocks/{symbol}/days/{date}", "/stocks/{symbol}/moving"].map(|path| KeyedRoute {
+            path,
+            param: "symbol",
+            normalize: str::to_ascii_uppercase,
+            routing: routing.clone(),
+        });
+        routes = streamcore::http::route_by_key(routes, keyed.to_vec());
+    }
     let router = streamcore::http::with_common_routes(routes, registry, &[&trades, &ranking])?;
     let listener = tokio::net::TcpListener::bind(cfg.http).await.with_context(|| format!("binding {}", cfg.http))?;
     tracing::info!(http = %listener.local_addr()?, "stock-ticker listening");

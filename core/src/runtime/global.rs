@@ -7,7 +7,6 @@ use crate::error::StreamError;
 use crate::query::StoreRegistry;
 use crate::state::memory::MemoryStore;
 use crate::state::{KeyValueStore, WriteBatch};
-use crate::topology::Topology;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::message::Message;
 use rdkafka::{ClientConfig, Offset, TopicPartitionList};
@@ -26,15 +25,16 @@ pub(crate) struct GlobalTables {
 }
 
 impl GlobalTables {
-    /// Read every global table's topic to its end, and register the stores for queries.
-    pub(crate) fn bootstrap(config: &ClientConfig, topology: &Topology, registry: &StoreRegistry) -> Result<Self, StreamError> {
+    /// Read every global table's topic to its end, and register the stores for queries. `tables` are
+    /// `(topic, store)` pairs: the topology's global tables, and the runtime's own (ownership, for routing).
+    pub(crate) fn bootstrap(config: &ClientConfig, tables: &[(String, String)], registry: &StoreRegistry) -> Result<Self, StreamError> {
         let mut stores = BTreeMap::new();
         let mut by_topic = BTreeMap::new();
-        for g in topology.global_tables() {
-            let store: Arc<dyn KeyValueStore> = Arc::new(MemoryStore::new(g.store.clone()));
+        for (topic, name) in tables {
+            let store: Arc<dyn KeyValueStore> = Arc::new(MemoryStore::new(name.clone()));
             registry.register(GLOBAL_PARTITION, store.clone());
-            stores.insert(g.store.clone(), store.clone());
-            by_topic.insert(g.topic.clone(), store);
+            stores.insert(name.clone(), store.clone());
+            by_topic.insert(topic.clone(), store);
         }
         if by_topic.is_empty() {
             return Ok(GlobalTables { consumer: None, stores, by_topic });

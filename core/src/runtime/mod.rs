@@ -47,7 +47,7 @@ use rdkafka::statistics::Statistics;
 use rdkafka::{ClientConfig, ClientContext, Offset, TopicPartitionList};
 use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI32, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
@@ -79,6 +79,9 @@ pub struct StreamsConfig {
     pub max_retry_backoff: Duration,
     /// Stream threads, each with its own consumer in the group, producer and tasks.
     pub threads: usize,
+    /// This instance's HTTP address as other instances reach it; when set, ownership is published and queries
+    /// for keys owned elsewhere are forwarded (see [`crate::routing`]).
+    pub advertised_url: Option<String>,
 }
 
 impl StreamsConfig {
@@ -93,6 +96,7 @@ impl StreamsConfig {
             timestamp_mode: TimestampMode::Payload,
             max_retry_backoff: Duration::from_secs(5),
             threads: 1,
+            advertised_url: None,
         }
     }
 
@@ -170,6 +174,10 @@ pub struct Runtime {
     status: RuntimeStatus,
     stores: StoreRegistry,
     shutdown: Shutdown,
+    /// The input partition count, once known.
+    partitions: Arc<AtomicI32>,
+    /// The partitions this instance's threads own.
+    owned: Arc<Mutex<BTreeSet<i32>>>,
 }
 
 impl Runtime {
@@ -183,6 +191,8 @@ impl Runtime {
             status: RuntimeStatus::new(config.threads),
             stores: StoreRegistry::default(),
             shutdown: Shutdown::default(),
+            partitions: Arc::new(AtomicI32::new(0)),
+            owned: Arc::default(),
         })
     }
 
@@ -193,6 +203,16 @@ impl Runtime {
     /// Committed local state, for interactive queries.
     pub fn stores(&self) -> StoreRegistry {
         self.stores.clone()
+    }
+    /// Who owns which key, for forwarding queries (`None` without an advertised URL).
+    pub fn routing(&self) -> Option<crate::routing::Routing> {
+        self.config.advertised_url.as_ref().map(|url| crate::routing::Routing {
+            url: url.clone(),
+            store: crate::routing::owners_topic(self.topology.name()),
+            stores: self.stores.clone(),
+            partitions: self.partitions.clone(),
+            local: self.owned.clone(),
+        })
     }
     /// A handle that stops the runtime gracefully.
     pub fn shutdown_handle(&self) -> Shutdown {
@@ -225,9 +245,15 @@ impl Runtime {
 
     fn run_threads(self) -> Result<(), StreamError> {
         let partitions = self.prepare_topics(&self.config.client_config())?;
+        self.partitions.store(partitions, Ordering::SeqCst);
         tracing::info!(application_id = self.topology.name(), partitions, threads = self.config.threads, "starting");
         // Read in full once, before any task runs, and shared by every thread.
-        let globals = Arc::new(global::GlobalTables::bootstrap(&self.restore_config(), &self.topology, &self.stores)?);
+        let mut tables: Vec<(String, String)> = self.topology.global_tables().iter().map(|g| (g.topic.clone(), g.store.clone())).collect();
+        if self.config.advertised_url.is_some() {
+            let owners = crate::routing::owners_topic(self.topology.name());
+            tables.push((owners.clone(), owners));
+        }
+        let globals = Arc::new(global::GlobalTables::bootstrap(&self.restore_config(), &tables, &self.stores)?);
         let threads = self.config.threads.max(1);
         if threads == 1 {
             return self.run_thread(0, &globals);
@@ -321,6 +347,8 @@ impl Runtime {
             produced: TopicCounters::new(&self.metrics.produced, outputs),
             status: self.status.thread(index),
             stores: self.stores.clone(),
+            owned: self.owned.clone(),
+            advertised: cfg.advertised_url.clone().map(|url| (url, crate::routing::owners_topic(app))),
             producer,
             restore_consumer,
             globals: globals.clone(),
@@ -443,6 +471,10 @@ struct Engine {
     produced: TopicCounters,
     status: status::ThreadHandle,
     stores: StoreRegistry,
+    /// The partitions every thread of this instance owns.
+    owned: Arc<Mutex<BTreeSet<i32>>>,
+    /// This instance's URL and the ownership topic, when it advertises itself.
+    advertised: Option<(String, String)>,
     producer: BaseProducer<DeliveryTracker>,
     restore_consumer: BaseConsumer,
     globals: Arc<global::GlobalTables>,
@@ -691,8 +723,30 @@ impl Engine {
         let n = self.lock().tasks.len();
         self.status.set_tasks(n);
         self.metrics.assigned_tasks.set(self.status.runtime().tasks() as i64);
+        self.claim(|owned| owned.extend(partitions.iter().copied()))?;
         self.status.set_phase(Phase::Running);
         Ok(())
+    }
+
+    /// Change the instance's owned partitions with `change` and, when it advertises itself, publish them.
+    fn claim(&self, change: impl FnOnce(&mut BTreeSet<i32>)) -> Result<(), StreamError> {
+        let partitions = {
+            let mut owned = self.owned.lock().unwrap_or_else(|p| p.into_inner());
+            change(&mut owned);
+            owned.clone()
+        };
+        let Some((url, topic)) = &self.advertised else { return Ok(()) };
+        let at = chrono::Utc::now().timestamp_millis();
+        let claim = crate::routing::Claim { url: url.clone(), partitions, at };
+        let value = serde_json::to_vec(&claim).map_err(|e| StreamError::Config(format!("encoding the ownership claim: {e}")))?;
+        self.send(OutgoingRecord {
+            topic: topic.clone(),
+            partition: None,
+            key: Some(url.clone().into_bytes()),
+            value: Some(value),
+            headers: Vec::new(),
+            timestamp: None,
+        })
     }
 
     /// A task reads partition p of every source topic, so an assignment must hold all of them or none.
@@ -727,19 +781,28 @@ impl Engine {
         let n = guard.tasks.len();
         self.status.set_tasks(n);
         self.metrics.assigned_tasks.set(self.status.runtime().tasks() as i64);
+        drop(guard);
+        self.claim(|owned| owned.retain(|p| !partitions.contains(p)))?;
         committed
     }
 
     fn close_all(&self) {
         let mut guard = self.lock();
+        let closed: BTreeSet<i32> = guard.tasks.keys().copied().collect();
         for (p, mut slot) in std::mem::take(&mut guard.tasks) {
             slot.task.close();
             for s in slot.task.stores() {
                 self.stores.unregister(s.name(), p);
             }
         }
+        drop(guard);
         self.status.set_tasks(0);
         self.metrics.assigned_tasks.set(self.status.runtime().tasks() as i64);
+        // Released on a clean stop, so queries go straight to the next owner.
+        if let Err(e) = self.claim(|owned| owned.retain(|p| !closed.contains(p))) {
+            tracing::warn!(error = %e, "could not release the partitions' ownership");
+        }
+        let _ = self.producer.flush(Duration::from_secs(5));
     }
 }
 

@@ -41,6 +41,10 @@ pub fn topics_to_create(topology: &Topology, config: &StreamsConfig) -> Vec<Topi
     }
     topics.extend(topology.sink_topics().into_iter().map(|t| spec(t.to_owned(), false)));
     topics.extend(topology.global_topics().into_iter().map(|t| spec(t.to_owned(), true)));
+    if config.advertised_url.is_some() {
+        let name = crate::routing::owners_topic(topology.name());
+        topics.push(TopicSpec { name, compacted: true, changelog: false, partitions: Some(1) });
+    }
     topics
 }
 

@@ -21,7 +21,12 @@ impl ServiceProcess {
     /// Start `binary` with `args` plus `--http 127.0.0.1:<free port>`, and wait up to two minutes until it is
     /// ready. Panics (fails the test) when it does not start or become ready.
     pub fn start(binary: &str, args: &[String]) -> Self {
-        let port = free_port();
+        Self::start_on(free_port(), binary, args)
+    }
+
+    /// Like [`start`](Self::start), on a port chosen by the caller (who may need to tell the service its own
+    /// address, as `--advertised-url` does).
+    pub fn start_on(port: u16, binary: &str, args: &[String]) -> Self {
         let child = Command::new(binary)
             .args(args)
             .args(["--http", &format!("127.0.0.1:{port}")])
