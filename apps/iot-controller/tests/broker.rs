@@ -179,7 +179,7 @@ fn the_command_api_checks_the_token_the_body_the_device_and_its_kind() {
 }
 
 #[test]
-fn two_instances_share_the_partitions_answer_for_each_others_keys_and_the_survivor_takes_over() {
+fn two_instances_share_the_partitions_answer_for_each_others_keys_and_take_over_each_others_state() {
     let d = Deployment::new("iot-pair");
     let instance = |state: &std::path::Path| {
         let port = free_port();
@@ -229,6 +229,20 @@ fn two_instances_share_the_partitions_answer_for_each_others_keys_and_the_surviv
         let (_, v) = b.wait_for(&format!("/devices/{id}"), |status, _| status == 200);
         assert_eq!(v["latest_reading"]["detergent_pct"], format!("{}", 50 + i), "{id}: {v}");
     }
-    assert!(b.metric("streamcore_restored_records_total") > 0.0, "A's partitions came back from the changelogs");
+    let restored_by_b = b.metric("streamcore_restored_records_total");
+    assert!(restored_by_b > 0.0, "A's partitions came back from the changelogs");
+
+    // A comes back on its old state directory and gets two partitions back: it replays only what its local copy
+    // lacks (nothing was written since), where B had to replay those partitions from the start.
+    let port = free_port();
+    let a = d.start_on(port, d.state.path(), &["--advertised-url", &format!("http://127.0.0.1:{port}")]);
+    assert_eq!((tasks(&a), tasks(&b)), (Some(2), Some(2)), "the partitions are shared again");
+    let restored_by_a = a.metric("streamcore_restored_records_total");
+    assert!(restored_by_a < restored_by_b, "A reused its local state: replayed {restored_by_a} records, B replayed {restored_by_b}");
+    for (i, id) in washers.iter().enumerate() {
+        let (_, v) = a.wait_for(&format!("/devices/{id}"), |status, _| status == 200);
+        assert_eq!(v["latest_reading"]["detergent_pct"], format!("{}", 50 + i), "{id}: {v}");
+    }
+    assert_eq!(a.terminate().code(), Some(0));
     assert_eq!(b.terminate().code(), Some(0));
 }

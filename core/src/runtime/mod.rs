@@ -254,18 +254,19 @@ impl Runtime {
             tables.push((owners.clone(), owners));
         }
         let globals = Arc::new(global::GlobalTables::bootstrap(&self.restore_config(), &tables, &self.stores)?);
+        let instance = self.instance_id()?;
         let threads = self.config.threads.max(1);
         if threads == 1 {
-            return self.run_thread(0, &globals);
+            return self.run_thread(0, &globals, &instance);
         }
         let me = Arc::new(self);
         let (done_tx, done_rx) = std::sync::mpsc::channel();
         let mut handles = Vec::new();
         for i in 0..threads {
-            let (runtime, done, globals) = (me.clone(), done_tx.clone(), globals.clone());
+            let (runtime, done, globals, instance) = (me.clone(), done_tx.clone(), globals.clone(), instance.clone());
             let name = format!("{}-stream-{i}", me.config.service);
             let spawned = std::thread::Builder::new().name(name).spawn(move || {
-                let result = runtime.run_thread(i, &globals);
+                let result = runtime.run_thread(i, &globals, &instance);
                 let _ = done.send(());
                 result
             });
@@ -305,7 +306,29 @@ impl Runtime {
         c
     }
 
-    fn run_thread(&self, index: usize, globals: &Arc<global::GlobalTables>) -> Result<(), StreamError> {
+    /// This instance's identity, kept in its state directory: the same local state is the same member.
+    ///
+    /// Each thread's consumer joins as the static member `<id>-<thread>` (`group.instance.id`). librdkafka's range
+    /// assignor orders static members by that id, so an instance that restarts on its state directory gets the same
+    /// partitions back and replays only what its local copies lack, and a restart within the session timeout does
+    /// not even rebalance. The cost: a cleanly stopped instance's partitions move only after the session timeout.
+    fn instance_id(&self) -> Result<String, StreamError> {
+        let dir = self.config.state_dir.join(self.topology.name());
+        let path = dir.join("instance-id");
+        let io = |source| StreamError::Store(crate::state::StoreError::Io { path: path.clone(), source });
+        match std::fs::read_to_string(&path) {
+            Ok(id) if !id.trim().is_empty() => return Ok(id.trim().to_owned()),
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(io(e)),
+            _ => {}
+        }
+        let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos());
+        let id = format!("{}-{nanos:x}-{:x}", self.topology.name(), std::process::id());
+        std::fs::create_dir_all(&dir).map_err(io)?;
+        std::fs::write(&path, &id).map_err(io)?;
+        Ok(id)
+    }
+
+    fn run_thread(&self, index: usize, globals: &Arc<global::GlobalTables>, instance: &str) -> Result<(), StreamError> {
         let cfg = &self.config;
         let sources: Vec<&str> = self.topology.source_topics();
         let app = self.topology.name();
@@ -321,6 +344,7 @@ impl Runtime {
         consumer_cfg
             .set("bootstrap.servers", &cfg.bootstrap)
             .set("group.id", app)
+            .set("group.instance.id", format!("{instance}-{index}"))
             .set("enable.auto.commit", "false")
             .set("enable.auto.offset.store", "false")
             .set("auto.offset.reset", "earliest")
