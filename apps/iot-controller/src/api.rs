@@ -22,13 +22,13 @@ use axum::routing::post;
 use axum::{Json, Router};
 use chrono::Utc;
 use rdkafka::producer::{FutureProducer, FutureRecord};
-use rdkafka::ClientConfig;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 use streamcore::http::ApiError;
 use streamcore::query::StoreRegistry;
+use streamcore::StreamsConfig;
 
 /// Commands accepted by this instance's API, newest per device.
 #[derive(Clone, Default)]
@@ -57,23 +57,16 @@ pub struct CommandApi {
 }
 
 impl CommandApi {
-    /// The endpoint with `token` (`None`: off), producing through a client for `bootstrap` with `properties`.
+    /// The endpoint with `token` (`None`: off), producing as the runtime of `streams` does.
     pub fn new(
         token: Option<String>,
-        bootstrap: &str,
-        properties: &[(String, String)],
+        streams: &StreamsConfig,
         settings: Settings,
         stores: StoreRegistry,
         manual: ManualCommands,
     ) -> Result<Self, rdkafka::error::KafkaError> {
-        let mut cfg = ClientConfig::new();
-        cfg.set("bootstrap.servers", bootstrap)
-            .set("partitioner", "murmur2_random")
-            .set("enable.idempotence", "true")
-            .set("message.timeout.ms", "10000");
-        for (k, v) in properties {
-            cfg.set(k, v);
-        }
+        let mut cfg = streams.producer_config();
+        cfg.set("message.timeout.ms", "10000");
         let token = token.filter(|t| !t.is_empty()).map(Arc::from);
         Ok(CommandApi { token, producer: cfg.create()?, settings, stores, manual, issued: Arc::new(AtomicU64::new(0)) })
     }

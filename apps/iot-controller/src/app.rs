@@ -22,8 +22,7 @@ pub async fn run(cfg: Config, shutdown: impl Future<Output = ()> + Send) -> anyh
     if cfg.api_token.as_deref().is_none_or(str::is_empty) {
         tracing::warn!("no IOT_API_TOKEN: POST /devices/{{device_id}}/commands is off");
     }
-    let api =
-        CommandApi::new(cfg.api_token.clone(), &streams.bootstrap, &streams.kafka_properties, settings, runtime.stores(), manual.clone())?;
+    let api = CommandApi::new(cfg.api_token.clone(), &streams, settings, runtime.stores(), manual.clone())?;
     let mut reads = crate::http::routes(runtime.stores(), manual);
     if let Some(routing) = runtime.routing() {
         let keyed = KeyedRoute { path: "/devices/{device_id}", param: "device_id", normalize: str::to_owned, routing };

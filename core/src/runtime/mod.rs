@@ -128,6 +128,21 @@ impl StreamsConfig {
         }
         c
     }
+
+    /// A producer's configuration as the runtime's own: idempotent, and partitioning by murmur2 of the key like
+    /// the Java client, so a record a service writes outside the topology (a command from its API) lands on the
+    /// partition the topology's own records for that key use. The user's properties override the defaults.
+    pub fn producer_config(&self) -> ClientConfig {
+        let mut c = ClientConfig::new();
+        c.set("bootstrap.servers", &self.bootstrap)
+            .set("enable.idempotence", "true")
+            .set("partitioner", "murmur2_random")
+            .set("linger.ms", "5");
+        for (k, v) in &self.kafka_properties {
+            c.set(k, v);
+        }
+        c
+    }
 }
 
 /// Parses `key=value` pairs separated by commas or newlines (`--kafka-property`, `KAFKA_PROPERTIES`).
@@ -334,12 +349,7 @@ impl Runtime {
         let app = self.topology.name();
 
         let changelogs: Vec<String> = self.topology.stores().iter().map(|s| s.changelog_topic(app)).collect();
-        let mut producer_cfg = ClientConfig::new();
-        producer_cfg
-            .set("bootstrap.servers", &cfg.bootstrap)
-            .set("enable.idempotence", "true")
-            .set("partitioner", "murmur2_random")
-            .set("linger.ms", "5");
+        let producer_cfg = cfg.producer_config();
         let mut consumer_cfg = ClientConfig::new();
         consumer_cfg
             .set("bootstrap.servers", &cfg.bootstrap)
@@ -356,7 +366,6 @@ impl Runtime {
             .set("statistics.interval.ms", "5000");
         let restore_cfg = self.restore_config();
         for (k, v) in &cfg.kafka_properties {
-            producer_cfg.set(k, v);
             consumer_cfg.set(k, v);
         }
         let producer: BaseProducer<DeliveryTracker> =
