@@ -53,6 +53,10 @@ pub struct Metrics {
     pub consumer_lag: IntGaugeVec,
     /// Tasks (input partitions) this instance owns.
     pub assigned_tasks: IntGauge,
+    /// Transactions aborted (exactly-once): their records are processed again from the committed offsets.
+    pub aborted_transactions: IntCounter,
+    /// Stream threads started again with a new producer after it was fenced or failed (exactly-once).
+    pub thread_restarts: IntCounter,
 }
 
 impl Metrics {
@@ -77,6 +81,11 @@ impl Metrics {
         };
         let assigned_tasks = IntGauge::with_opts(opts("streamcore_assigned_tasks", "Tasks (input partitions) owned by this instance"))?;
         registry.register(Box::new(assigned_tasks.clone()))?;
+        let single = |name: &str, help: &str| -> Result<IntCounter, prometheus::Error> {
+            let c = IntCounter::with_opts(opts(name, help))?;
+            registry.register(Box::new(c.clone()))?;
+            Ok(c)
+        };
         Ok(Metrics {
             consumed: counter("streamcore_records_consumed_total", "Records read, per topic", &["topic"])?,
             produced: counter("streamcore_records_produced_total", "Records written, per topic", &["topic"])?,
@@ -113,6 +122,8 @@ impl Metrics {
             )?,
             consumer_lag: gauge_vec("streamcore_consumer_lag", "Consumer lag per input partition", &["topic", "partition"])?,
             assigned_tasks,
+            aborted_transactions: single("streamcore_aborted_transactions_total", "Transactions aborted and processed again")?,
+            thread_restarts: single("streamcore_thread_restarts_total", "Stream threads restarted with a new transactional producer")?,
         })
     }
 }

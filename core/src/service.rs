@@ -5,6 +5,7 @@
 
 use crate::error::StreamError;
 use crate::time::TimestampMode;
+use crate::runtime::Guarantee;
 use crate::{Runtime, StreamsConfig};
 use std::future::{Future, IntoFuture};
 use std::path::PathBuf;
@@ -43,6 +44,10 @@ pub struct ServiceArgs {
     /// Stream threads: the instance's tasks (one per input partition) spread over this many threads.
     #[arg(long, env = "THREADS", default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=64))]
     pub threads: u16,
+    /// Processing guarantee: `at-least-once`, or `exactly-once` (outputs, state and input offsets commit in one
+    /// Kafka transaction; readers need `isolation.level=read_committed`).
+    #[arg(long, env = "PROCESSING_GUARANTEE", value_enum, default_value_t = Guarantee::AtLeastOnce)]
+    pub guarantee: Guarantee,
     /// Log format: `text` or `json`.
     #[arg(long, env = "LOG_FORMAT", default_value = "text")]
     pub log_format: String,
@@ -61,6 +66,7 @@ impl ServiceArgs {
             commit_interval_ms: 1000,
             threads: 1,
             advertised_url: None,
+            guarantee: Guarantee::AtLeastOnce,
             log_format: "text".into(),
         }
     }
@@ -79,6 +85,7 @@ impl ServiceArgs {
         c.commit_interval = Duration::from_millis(self.commit_interval_ms);
         c.threads = usize::from(self.threads);
         c.advertised_url = self.advertised_url.clone();
+        c.guarantee = self.guarantee;
         Ok(c)
     }
 }

@@ -1,5 +1,6 @@
 //! The real `stock-ticker` binary against the real broker `scripts/test` started, with 4 input partitions over 2
-//! stream threads per stage (so partitions, tasks and their state move between threads across restarts): the
+//! stream threads per stage (so partitions, tasks and their state move between threads across restarts), under
+//! exactly-once (so every output the test reads is committed, and the repartition topic ends in markers): the
 //! golden scenario's endpoints equal the expected file, and answer the same after a SIGKILL and restart, and after
 //! the state directory is deleted (state restored from the changelogs, then processing continues from it).
 
@@ -36,6 +37,8 @@ impl Ticker {
             "off",
             "--threads",
             "2",
+            "--guarantee",
+            "exactly-once",
         ]
         .iter()
         .map(|s| s.to_string())

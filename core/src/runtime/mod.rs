@@ -13,18 +13,23 @@
 //! 2. commit the input offsets those records came from;
 //! 3. apply each store's pending batch with the changelog offset it reached (its checkpoint).
 //!
+//! Under exactly-once ([`Guarantee::ExactlyOnce`]) steps 1 and 2 are one Kafka transaction instead: see
+//! [`guarantee`] for how it commits, aborts and fences.
+//!
 //! A processor that reports a transient failure ([`ProcessError::Retry`](crate::ProcessError::Retry)) pauses its
 //! partition: the record is retried with exponential backoff, later records wait behind it, and no offset is
 //! committed past it. The consumer keeps polling meanwhile, so the instance stays in the group.
 
 mod delivery;
 mod global;
+pub mod guarantee;
 mod restore;
 pub mod status;
 mod topics;
 
 pub use topics::{topics_to_create, TopicSpec};
 
+pub use guarantee::Guarantee;
 pub use status::{Phase, RuntimeStatus};
 
 use crate::error::StreamError;
@@ -39,6 +44,7 @@ use crate::time::{Clock, TimestampMode};
 use crate::topology::Topology;
 use crate::window::aggregate::LATE_OPERATOR_HEADER;
 use delivery::DeliveryTracker;
+use guarantee::{Recovery, CALL_TIMEOUT, TRANSACTION_TIMEOUT};
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance};
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::{BorrowedMessage, Header, Headers, Message, OwnedHeaders};
@@ -82,6 +88,8 @@ pub struct StreamsConfig {
     /// This instance's HTTP address as other instances reach it; when set, ownership is published and queries
     /// for keys owned elsewhere are forwarded (see [`crate::routing`]).
     pub advertised_url: Option<String>,
+    /// At-least-once, or exactly-once through transactions.
+    pub guarantee: Guarantee,
 }
 
 impl StreamsConfig {
@@ -97,6 +105,7 @@ impl StreamsConfig {
             max_retry_backoff: Duration::from_secs(5),
             threads: 1,
             advertised_url: None,
+            guarantee: Guarantee::AtLeastOnce,
         }
     }
 
@@ -343,18 +352,44 @@ impl Runtime {
         Ok(id)
     }
 
+    /// Run stream thread `index`; under exactly-once, a thread whose producer was fenced or failed starts over
+    /// with a new producer and consumer instead of stopping the instance.
     fn run_thread(&self, index: usize, globals: &Arc<global::GlobalTables>, instance: &str) -> Result<(), StreamError> {
+        loop {
+            match self.run_thread_once(index, globals, instance) {
+                Err(e) if self.config.guarantee == Guarantee::ExactlyOnce
+                    && guarantee::recovery(&e) != Recovery::Stop
+                    && !self.shutdown.is_triggered() =>
+                {
+                    tracing::warn!(error = %e, thread = index, "transactional producer failed; starting the thread again");
+                    self.metrics.thread_restarts.inc();
+                    // A pause so that a broker that is down is not hammered by restarts.
+                    std::thread::sleep(Duration::from_secs(1));
+                }
+                other => return other,
+            }
+        }
+    }
+
+    fn run_thread_once(&self, index: usize, globals: &Arc<global::GlobalTables>, instance: &str) -> Result<(), StreamError> {
         let cfg = &self.config;
+        let exactly_once = cfg.guarantee == Guarantee::ExactlyOnce;
+        let member = format!("{instance}-{index}");
         let sources: Vec<&str> = self.topology.source_topics();
         let app = self.topology.name();
 
         let changelogs: Vec<String> = self.topology.stores().iter().map(|s| s.changelog_topic(app)).collect();
-        let producer_cfg = cfg.producer_config();
+        let mut producer_cfg = cfg.producer_config();
+        if exactly_once {
+            producer_cfg.set("transactional.id", &member).set("transaction.timeout.ms", TRANSACTION_TIMEOUT.as_millis().to_string());
+        }
         let mut consumer_cfg = ClientConfig::new();
         consumer_cfg
             .set("bootstrap.servers", &cfg.bootstrap)
             .set("group.id", app)
-            .set("group.instance.id", format!("{instance}-{index}"))
+            .set("group.instance.id", &member)
+            // librdkafka's default, stated: a transaction's records are seen once it committed, never if it aborted.
+            .set("isolation.level", "read_committed")
             .set("enable.auto.commit", "false")
             .set("enable.auto.offset.store", "false")
             .set("auto.offset.reset", "earliest")
@@ -370,6 +405,11 @@ impl Runtime {
         }
         let producer: BaseProducer<DeliveryTracker> =
             producer_cfg.create_with_context(DeliveryTracker::new(changelogs)).map_err(StreamError::kafka("creating the producer"))?;
+        if exactly_once {
+            // Fences the previous incarnation of this transactional id and aborts what it left open.
+            producer.init_transactions(CALL_TIMEOUT).map_err(StreamError::kafka("initializing transactions"))?;
+            producer.begin_transaction().map_err(StreamError::kafka("beginning a transaction"))?;
+        }
         let restore_consumer: BaseConsumer = restore_cfg.create().map_err(StreamError::kafka("creating the restore consumer"))?;
         let outputs = topics_to_create(&self.topology, cfg).into_iter().map(|t| t.name);
         let engine = Arc::new(Engine {
@@ -386,6 +426,8 @@ impl Runtime {
             restore_consumer,
             globals: globals.clone(),
             late_topic: cfg.late_topic(),
+            exactly_once,
+            commit_requested: AtomicBool::new(false),
             state: Mutex::new(EngineState::default()),
         });
         let consumer: BaseConsumer<StreamContext> = consumer_cfg
@@ -395,7 +437,7 @@ impl Runtime {
 
         let mut last_commit = Instant::now();
         let mut last_punctuation = Instant::now();
-        while !self.shutdown.is_triggered() {
+        let mut step = || -> Result<(), StreamError> {
             if let Some(e) = engine.take_fatal() {
                 return Err(e);
             }
@@ -418,13 +460,22 @@ impl Runtime {
                 engine.punctuate()?;
                 last_punctuation = Instant::now();
             }
-            if last_commit.elapsed() >= cfg.commit_interval {
+            if engine.commit_requested.swap(false, Ordering::SeqCst) || last_commit.elapsed() >= cfg.commit_interval {
                 engine.commit(&consumer, None)?;
                 last_commit = Instant::now();
             }
+            Ok(())
+        };
+        while !self.shutdown.is_triggered() {
+            if let Err(e) = step() {
+                engine.recover(&consumer, e, &BTreeSet::new())?;
+            }
         }
         tracing::info!("shutting down: committing and closing tasks");
-        engine.commit(&consumer, None)?;
+        if let Err(e) = engine.commit(&consumer, None) {
+            engine.recover(&consumer, e, &BTreeSet::new())?;
+            engine.commit(&consumer, None)?;
+        }
         engine.close_all();
         consumer.unsubscribe();
         drop(consumer);
@@ -512,6 +563,10 @@ struct Engine {
     restore_consumer: BaseConsumer,
     globals: Arc<global::GlobalTables>,
     late_topic: String,
+    /// Under exactly-once the producer is transactional and a commit is a transaction's commit.
+    exactly_once: bool,
+    /// A processor flushed: under exactly-once, commit right after the record in hand (see [`ProducerSink`]).
+    commit_requested: AtomicBool,
     state: Mutex<EngineState>,
 }
 
@@ -672,6 +727,8 @@ impl Engine {
     /// The commit protocol (see the module docs), for all tasks or only `only`.
     fn commit(&self, consumer: &GroupConsumer, only: Option<&BTreeSet<i32>>) -> Result<(), StreamError> {
         let started = Instant::now();
+        // One transaction holds every task's writes, so it commits them all or none.
+        let only = if self.exactly_once { None } else { only };
         let selected = |p: &i32| only.is_none_or(|o| o.contains(p));
         for (_, slot) in self.lock().tasks.iter_mut().filter(|(p, _)| selected(p)) {
             slot.task.drain_changelogs(&mut ProducerSink(self))?;
@@ -690,7 +747,17 @@ impl Engine {
                 }
             }
         }
-        if tpl.count() > 0 {
+        if self.exactly_once {
+            if tpl.count() > 0 {
+                let group = consumer.group_metadata().ok_or_else(|| StreamError::Config("no consumer group metadata".into()))?;
+                self.producer
+                    .send_offsets_to_transaction(&tpl, &group, CALL_TIMEOUT)
+                    .map_err(StreamError::kafka("adding the offsets to the transaction"))?;
+            }
+            self.producer.commit_transaction(CALL_TIMEOUT).map_err(StreamError::kafka("committing the transaction"))?;
+            committed.extend(advanced);
+            self.producer.begin_transaction().map_err(StreamError::kafka("beginning a transaction"))?;
+        } else if tpl.count() > 0 {
             consumer.commit(&tpl, CommitMode::Sync).map_err(StreamError::kafka("committing offsets"))?;
             committed.extend(advanced);
         }
@@ -699,6 +766,75 @@ impl Engine {
             slot.task.commit_stores(|changelog| tracker.next_offset(changelog, *p))?;
         }
         self.metrics.commit_latency.observe(started.elapsed().as_secs_f64());
+        Ok(())
+    }
+
+    /// Get past a failed step: under exactly-once, abort or retry as [`guarantee::recovery`] says; anything else
+    /// (and every error under at-least-once) stops the thread.
+    /// The tasks of `leaving` (partitions being revoked) are not rebuilt after an abort.
+    fn recover(&self, consumer: &GroupConsumer, e: StreamError, leaving: &BTreeSet<i32>) -> Result<(), StreamError> {
+        if !self.exactly_once {
+            return Err(e);
+        }
+        let mut e = e;
+        for attempt in 1..=5 {
+            match guarantee::recovery(&e) {
+                Recovery::Abort => return self.abort(consumer, &e, leaving),
+                Recovery::Retry => {
+                    tracing::warn!(error = %e, attempt, "commit outcome unknown; retrying it");
+                    match self.commit(consumer, None) {
+                        Ok(()) => return Ok(()),
+                        Err(again) => e = again,
+                    }
+                }
+                Recovery::Restart | Recovery::Stop => return Err(e),
+            }
+        }
+        Err(e)
+    }
+
+    /// Abort the open transaction and go back to the last commit: every task is rebuilt from its stores (which
+    /// never saw the aborted writes) and the consumer is sought back to the committed offsets.
+    fn abort(&self, consumer: &GroupConsumer, cause: &StreamError, leaving: &BTreeSet<i32>) -> Result<(), StreamError> {
+        tracing::warn!(error = %cause, "aborting the transaction; processing again from the committed offsets");
+        self.producer.abort_transaction(CALL_TIMEOUT).map_err(StreamError::kafka("aborting the transaction"))?;
+        self.metrics.aborted_transactions.inc();
+        let _ = self.producer.context().take_failures();
+        self.producer.begin_transaction().map_err(StreamError::kafka("beginning a transaction"))?;
+        let all: BTreeSet<i32> = self.lock().tasks.keys().copied().collect();
+        self.remove_tasks(&all);
+        let partitions: BTreeSet<i32> = all.difference(leaving).copied().collect();
+        if partitions.is_empty() {
+            return Ok(());
+        }
+        let mut tpl = TopicPartitionList::new();
+        for &p in &partitions {
+            for t in self.topology.source_topics() {
+                tpl.add_partition(t, p);
+            }
+        }
+        let committed = consumer.committed_offsets(tpl, CALL_TIMEOUT).map_err(StreamError::kafka("reading the committed offsets"))?;
+        let mut rewind = TopicPartitionList::new();
+        for e in committed.elements() {
+            let offset = match e.offset() {
+                Offset::Offset(o) => Offset::Offset(o),
+                _ => Offset::Beginning,
+            };
+            rewind.add_partition_offset(e.topic(), e.partition(), offset).map_err(StreamError::kafka("building the rewind"))?;
+        }
+        consumer.seek_partitions(rewind, CALL_TIMEOUT).map_err(StreamError::kafka("seeking to the committed offsets"))?;
+        consumer.resume(&committed).map_err(StreamError::kafka("resuming"))?;
+        self.assign(&partitions)
+    }
+
+    /// Under exactly-once, before a task is restored: wait until the offsets of its partitions are stable, that is
+    /// until a previous owner's open transaction committed or aborted, so the changelog is read to where it ended.
+    fn await_stable_offsets(&self, consumer: &GroupConsumer, tpl: &TopicPartitionList) -> Result<(), StreamError> {
+        if self.exactly_once {
+            consumer
+                .committed_offsets(tpl.clone(), TRANSACTION_TIMEOUT + CALL_TIMEOUT)
+                .map_err(StreamError::kafka("waiting for stable offsets"))?;
+        }
         Ok(())
     }
 
@@ -799,7 +935,19 @@ impl Engine {
 
     /// Commit and close the tasks of revoked partitions.
     fn revoke(&self, consumer: &GroupConsumer, partitions: &BTreeSet<i32>) -> Result<(), StreamError> {
-        let committed = self.commit(consumer, Some(partitions));
+        let mut committed = self.commit(consumer, Some(partitions));
+        if let Err(e) = committed {
+            // Under exactly-once an aborted transaction is no loss: the next owner processes again from the
+            // committed offsets.
+            committed = self.recover(consumer, e, partitions);
+        }
+        self.remove_tasks(partitions);
+        self.claim(|owned| owned.retain(|p| !partitions.contains(p)))?;
+        committed
+    }
+
+    /// Close the tasks of `partitions` and forget them, committing nothing.
+    fn remove_tasks(&self, partitions: &BTreeSet<i32>) {
         let mut guard = self.lock();
         for p in partitions {
             if let Some(mut slot) = guard.tasks.remove(p) {
@@ -812,34 +960,35 @@ impl Engine {
             guard.committed.retain(|(_, cp), _| cp != p);
         }
         let n = guard.tasks.len();
+        drop(guard);
         self.status.set_tasks(n);
         self.metrics.assigned_tasks.set(self.status.runtime().tasks() as i64);
-        drop(guard);
-        self.claim(|owned| owned.retain(|p| !partitions.contains(p)))?;
-        committed
     }
 
     fn close_all(&self) {
-        let mut guard = self.lock();
-        let closed: BTreeSet<i32> = guard.tasks.keys().copied().collect();
-        for (p, mut slot) in std::mem::take(&mut guard.tasks) {
-            slot.task.close();
-            for s in slot.task.stores() {
-                self.stores.unregister(s.name(), p);
-            }
-        }
-        drop(guard);
-        self.status.set_tasks(0);
-        self.metrics.assigned_tasks.set(self.status.runtime().tasks() as i64);
+        let closed: BTreeSet<i32> = self.lock().tasks.keys().copied().collect();
+        self.remove_tasks(&closed);
         // Released on a clean stop, so queries go straight to the next owner.
         if let Err(e) = self.claim(|owned| owned.retain(|p| !closed.contains(p))) {
             tracing::warn!(error = %e, "could not release the partitions' ownership");
         }
-        let _ = self.producer.flush(Duration::from_secs(5));
+        let finished = if self.exactly_once {
+            // A new (empty) transaction after it, for the revocation that closing the consumer triggers.
+            self.producer.commit_transaction(Duration::from_secs(5)).and_then(|()| self.producer.begin_transaction()).map_err(|e| e.to_string())
+        } else {
+            self.producer.flush(Duration::from_secs(5)).map_err(|e| e.to_string())
+        };
+        if let Err(e) = finished {
+            tracing::warn!(error = %e, "the last records (the ownership release) were not confirmed");
+        }
     }
 }
 
 /// Tasks write straight into the producer.
+///
+/// A processor flushes to make its writes durable before a side effect goes further (the mailer's "sent"
+/// record). Acknowledged is durable under at-least-once; under exactly-once a write counts only once its
+/// transaction commits, so a flush also asks for a commit right after the record in hand.
 struct ProducerSink<'a>(&'a Engine);
 
 impl crate::processor::RecordSink for ProducerSink<'_> {
@@ -847,6 +996,9 @@ impl crate::processor::RecordSink for ProducerSink<'_> {
         self.0.send(record)
     }
     fn flush(&mut self) -> Result<(), StreamError> {
+        if self.0.exactly_once {
+            self.0.commit_requested.store(true, Ordering::SeqCst);
+        }
         self.0.await_acks()
     }
 }
@@ -889,6 +1041,9 @@ impl ConsumerContext for StreamContext {
                 let partitions = partitions_of(tpl);
                 tracing::info!(?partitions, "partitions assigned");
                 if let Err(e) = self.engine.check_co_partitioned(tpl, &partitions) {
+                    return self.engine.fail(e);
+                }
+                if let Err(e) = self.engine.await_stable_offsets(consumer, tpl) {
                     return self.engine.fail(e);
                 }
                 if let Err(e) = self.engine.assign(&partitions) {

@@ -143,6 +143,10 @@ pub fn read_topic(bootstrap: &str, topic: &str, n: usize, timeout: Duration) -> 
 }
 
 /// Wait until consumer group `group` has committed, on every partition of `topic`, the end offset. True if it did.
+///
+/// A topic written in transactions ends with a commit marker, an offset that holds no record: a group that read
+/// everything has committed the marker's offset, one less than the end. So a committed offset short of the end
+/// still counts when no committed record lies between the two.
 pub fn wait_caught_up(bootstrap: &str, group: &str, topic: &str, timeout: Duration) -> bool {
     let c: BaseConsumer = ClientConfig::new().set("bootstrap.servers", bootstrap).set("group.id", group).create().expect("consumer");
     let deadline = Instant::now() + timeout;
@@ -160,10 +164,11 @@ pub fn wait_caught_up(bootstrap: &str, group: &str, topic: &str, timeout: Durati
         if let Ok(committed) = c.committed_offsets(tpl, Duration::from_secs(5)) {
             let done = committed.elements().iter().all(|e| {
                 let end = ends.get(&e.partition()).copied().unwrap_or(i64::MAX);
-                match e.offset() {
-                    Offset::Offset(o) => o >= end,
-                    _ => end == 0,
-                }
+                let from = match e.offset() {
+                    Offset::Offset(o) => o,
+                    _ => 0,
+                };
+                from >= end || !has_record_from(bootstrap, topic, e.partition(), from)
             });
             if done && ends.len() == t.partitions().len() {
                 return true;
@@ -172,4 +177,28 @@ pub fn wait_caught_up(bootstrap: &str, group: &str, topic: &str, timeout: Durati
         std::thread::sleep(Duration::from_millis(200));
     }
     false
+}
+
+/// Whether `topic[partition]` holds a committed record at `from` or later (read_committed, to the partition's end).
+fn has_record_from(bootstrap: &str, topic: &str, partition: i32, from: i64) -> bool {
+    let c: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", bootstrap)
+        .set("group.id", unique("probe"))
+        .set("isolation.level", "read_committed")
+        .set("enable.partition.eof", "true")
+        .create()
+        .expect("consumer");
+    let mut tpl = TopicPartitionList::new();
+    if tpl.add_partition_offset(topic, partition, Offset::Offset(from)).is_err() || c.assign(&tpl).is_err() {
+        return true;
+    }
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while Instant::now() < deadline {
+        match c.poll(Duration::from_millis(200)) {
+            Some(Ok(_)) => return true,
+            Some(Err(KafkaError::PartitionEOF(_))) => return false,
+            _ => {}
+        }
+    }
+    true
 }

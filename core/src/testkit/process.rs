@@ -27,11 +27,18 @@ impl ServiceProcess {
     /// Like [`start`](Self::start), on a port chosen by the caller (who may need to tell the service its own
     /// address, as `--advertised-url` does).
     pub fn start_on(port: u16, binary: &str, args: &[String]) -> Self {
+        // Logs are dropped unless STREAMSUITE_SERVICE_LOGS names a directory for them (one file per process).
+        let stdout = std::env::var_os("STREAMSUITE_SERVICE_LOGS")
+            .and_then(|dir| {
+                let name = std::path::Path::new(binary).file_name()?.to_string_lossy().into_owned();
+                std::fs::File::create(std::path::Path::new(&dir).join(format!("{name}-{port}.log"))).ok()
+            })
+            .map_or_else(Stdio::null, Stdio::from);
         let child = Command::new(binary)
             .args(args)
             .args(["--http", &format!("127.0.0.1:{port}")])
             .env("RUST_LOG", "info,librdkafka=warn")
-            .stdout(Stdio::null())
+            .stdout(stdout)
             .stderr(Stdio::inherit())
             .spawn()
             .unwrap_or_else(|e| panic!("cannot start {binary}: {e}"));
