@@ -1,7 +1,7 @@
 //! The engine's Prometheus metrics. They register into the service's registry, so one `/metrics` page shows the
 //! engine's and the service's metrics together.
 
-use prometheus::{Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry};
+use prometheus::{Counter, Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry};
 
 /// Per-topic counters resolved once for the topics known at start, so the per-record path compares a few short
 /// strings instead of hashing label values; any other topic falls back to the labelled lookup.
@@ -47,6 +47,8 @@ pub struct Metrics {
     pub commit_latency: Histogram,
     /// Changelog records replayed into stores, per store.
     pub restored: IntCounterVec,
+    /// Seconds spent replaying changelogs (with `restored`: the restore rate).
+    pub restore_seconds: Counter,
     /// Changelog records left to replay, per store and partition.
     pub restore_remaining: IntGaugeVec,
     /// Consumer lag, per topic and partition, from librdkafka's statistics.
@@ -115,6 +117,11 @@ impl Metrics {
                 prometheus::exponential_buckets(1e-3, 2.0, 14)?,
             )?,
             restored: counter("streamcore_restored_records_total", "Changelog records replayed into stores", &["store"])?,
+            restore_seconds: {
+                let c = Counter::with_opts(opts("streamcore_restore_seconds_total", "Seconds spent replaying changelogs"))?;
+                registry.register(Box::new(c.clone()))?;
+                c
+            },
             restore_remaining: gauge_vec(
                 "streamcore_restore_remaining_records",
                 "Changelog records left to replay",

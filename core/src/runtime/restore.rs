@@ -64,6 +64,7 @@ pub(crate) fn restore(
         return Ok(Restored::Records(0));
     }
     tracing::info!(store = store.name(), partition, from, to = high, resumed = checkpoint.is_some(), "restoring from changelog");
+    let started = Instant::now();
     let mut tpl = TopicPartitionList::new();
     tpl.add_partition_offset(topic, partition, Offset::Offset(from)).map_err(StreamError::kafka("restore assignment"))?;
     consumer.assign(&tpl).map_err(StreamError::kafka("restore assignment"))?;
@@ -107,6 +108,7 @@ pub(crate) fn restore(
     store.apply(&batch, Some(high))?;
     remaining.set(0);
     consumer.unassign().map_err(StreamError::kafka("restore unassign"))?;
+    metrics.restore_seconds.inc_by(started.elapsed().as_secs_f64());
     tracing::info!(store = store.name(), partition, restored, "restore complete");
     Ok(Restored::Records(restored))
 }

@@ -1,5 +1,6 @@
-//! The runtime's lifecycle, readable from HTTP handlers: `/readyz` answers 200 only while `Running` with at least
-//! one task, i.e. partitions are assigned and their state restored.
+//! The runtime's lifecycle, readable from HTTP handlers: `/readyz` answers 200 only while `Running`, i.e. the group
+//! has given the instance its partitions and their state is restored. The assignment may be empty: an instance
+//! with more peers than partitions is a ready standby that takes tasks over when another instance leaves.
 //!
 //! With several stream threads each keeps its own phase and task count; the runtime's phase is the least
 //! advanced of the threads that matter (one restoring makes the runtime restoring; a thread that owns nothing yet
@@ -100,9 +101,9 @@ impl RuntimeStatus {
     pub fn tasks(&self) -> usize {
         self.threads.iter().map(|t| t.tasks.load(Ordering::SeqCst)).sum()
     }
-    /// Partitions assigned, state restored, processing.
+    /// Partitions assigned (possibly none), state restored, processing.
     pub fn is_ready(&self) -> bool {
-        self.phase() == Phase::Running && self.tasks() > 0
+        self.phase() == Phase::Running
     }
 }
 
@@ -118,6 +119,9 @@ mod tests {
         a.set_tasks(3);
         a.set_phase(Phase::Running);
         assert!(s.is_ready(), "thread 1 owns nothing yet");
+        a.set_tasks(0);
+        assert!(s.is_ready(), "an empty assignment is a ready standby");
+        a.set_tasks(3);
         b.set_phase(Phase::Restoring);
         assert!(!s.is_ready());
         b.set_tasks(1);

@@ -1,0 +1,246 @@
+//! One run: create the input, start the instances, drive the records in at a steady rate, inject the fault,
+//! wait until everything is processed, then verify and measure.
+
+use crate::cluster::{Broker, Cluster};
+use crate::progress::Progress;
+use crate::verify::{read_all, verdict, Verdict};
+use crate::workload::Workload;
+use rdkafka::producer::{BaseProducer, BaseRecord, DeliveryResult, Producer, ProducerContext};
+use rdkafka::{ClientConfig, ClientContext};
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use stock_ticker::topology::{BY_SYMBOL, DAILY_STATS_TOPIC, TRADES_TOPIC};
+use streamcore::runtime::Guarantee;
+use streamcore::testkit::kafka::{create_topic, unique, wait_caught_up};
+use streamcore::topology::repartition_topic;
+
+/// Input partitions: two instances own two tasks each.
+const PARTITIONS: i32 = 4;
+
+/// A fault.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Scenario {
+    /// SIGKILL an instance and start it again, `kills` times, alternating instances.
+    Sigkill,
+    /// SIGSTOP an instance until the group has given its partitions to the other, then SIGCONT.
+    Sigstop,
+    /// SIGTERM the broker and start it again.
+    BrokerTerm,
+    /// SIGKILL the broker and start it again.
+    BrokerKill,
+    /// Stop an instance, delete its state directory, start it again.
+    LostState,
+}
+
+impl std::fmt::Display for Scenario {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Scenario::Sigkill => "SIGKILL instance",
+            Scenario::Sigstop => "SIGSTOP instance",
+            Scenario::BrokerTerm => "SIGTERM broker",
+            Scenario::BrokerKill => "SIGKILL broker",
+            Scenario::LostState => "state dir deleted",
+        })
+    }
+}
+
+/// What a run needs.
+pub struct Options {
+    /// Bootstrap servers.
+    pub bootstrap: String,
+    /// The `stock-ticker` binary.
+    pub ticker: PathBuf,
+    /// The broker, for the broker scenarios.
+    pub broker: Option<Broker>,
+    /// Records to write.
+    pub records: usize,
+    /// Records per second.
+    pub rate: u64,
+    /// Distinct symbols.
+    pub symbols: usize,
+    /// SIGKILLs in the SIGKILL scenario.
+    pub kills: usize,
+}
+
+/// One line of the report.
+#[derive(Debug, Clone)]
+pub struct Row {
+    /// The fault.
+    pub scenario: Scenario,
+    /// The guarantee the instances ran with.
+    pub guarantee: Guarantee,
+    /// Valid trades, that is daily-statistics updates expected.
+    pub records: u64,
+    /// Malformed records injected.
+    pub malformed: usize,
+    /// Late trades injected.
+    pub late: usize,
+    /// What the verifier found.
+    pub verdict: Verdict,
+    /// The longest time from a fault until every output partition had new committed output.
+    pub recovery: Duration,
+    /// Changelog records replayed by the instances running at the end, and the seconds it took them.
+    pub restored: f64,
+    /// Seconds those restores took.
+    pub restore_seconds: f64,
+    /// Transactions aborted and stream threads restarted (exactly-once) by the instances running at the end.
+    pub aborts: f64,
+    /// Instances that exited on their own and were started again.
+    pub exits: usize,
+}
+
+/// Counts what the broker did not take.
+struct Failures(Arc<AtomicU64>);
+
+impl ClientContext for Failures {}
+
+impl ProducerContext for Failures {
+    type DeliveryOpaque = ();
+    fn delivery(&self, result: &DeliveryResult<'_>, _: ()) {
+        if result.is_err() {
+            self.0.fetch_add(1, Ordering::SeqCst);
+        }
+    }
+}
+
+/// Writes `workload` at `rate` records per second; `sent` counts what was handed to the producer.
+fn drive(bootstrap: &str, topic: &str, workload: &Workload, rate: u64, sent: &AtomicUsize) -> anyhow::Result<()> {
+    let failed = Arc::new(AtomicU64::new(0));
+    // Idempotent, so the driver's own retries while the broker is down add no duplicates to the input.
+    let producer: BaseProducer<Failures> = ClientConfig::new()
+        .set("bootstrap.servers", bootstrap)
+        .set("enable.idempotence", "true")
+        .set("partitioner", "murmur2_random")
+        .set("message.timeout.ms", "300000")
+        .create_with_context(Failures(failed.clone()))?;
+    let started = Instant::now();
+    for (i, (key, value)) in workload.records.iter().enumerate() {
+        // Pace: record i is due at i / rate seconds.
+        let due = Duration::from_secs_f64(i as f64 / rate as f64);
+        if let Some(wait) = due.checked_sub(started.elapsed()) {
+            producer.poll(wait);
+        }
+        let mut record = BaseRecord::<String, Vec<u8>>::to(topic).payload(value);
+        if let Some(k) = key {
+            record = record.key(k);
+        }
+        while let Err((e, back)) = producer.send(record) {
+            anyhow::ensure!(
+                matches!(e, rdkafka::error::KafkaError::MessageProduction(rdkafka::types::RDKafkaErrorCode::QueueFull)),
+                "producing: {e}"
+            );
+            record = back;
+            producer.poll(Duration::from_millis(50));
+        }
+        sent.store(i + 1, Ordering::SeqCst);
+    }
+    producer.flush(Duration::from_secs(300))?;
+    let failed = failed.load(Ordering::SeqCst);
+    anyhow::ensure!(failed == 0, "the broker refused {failed} input records");
+    Ok(())
+}
+
+/// Waits until `sent` reaches `n`, or the driver finished.
+fn wait_sent(sent: &AtomicUsize, n: usize, driver: &std::thread::JoinHandle<anyhow::Result<()>>) {
+    while sent.load(Ordering::SeqCst) < n && !driver.is_finished() {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// Runs `scenario` under `guarantee`.
+pub fn run(scenario: Scenario, guarantee: Guarantee, opts: &Options) -> anyhow::Result<Row> {
+    let bs = opts.bootstrap.clone();
+    let prefix = format!("{}.", unique("faults"));
+    let app = unique("faults-ticker");
+    let input = format!("{prefix}{TRADES_TOPIC}");
+    create_topic(&bs, &input, PARTITIONS, false);
+    let dir = tempfile::tempdir()?;
+    let mut cluster = Cluster::new(&opts.ticker, &bs, &app, &prefix, guarantee, dir.path(), 2);
+    cluster.start(0);
+    cluster.start(1);
+    let progress = Progress::tail(&bs, &format!("{prefix}{DAILY_STATS_TOPIC}"))?;
+
+    let workload = Arc::new(Workload::new(opts.records, opts.symbols));
+    let sent = Arc::new(AtomicUsize::new(0));
+    let driver = {
+        let (bs, input, workload, sent, rate) = (bs.clone(), input.clone(), workload.clone(), sent.clone(), opts.rate);
+        std::thread::spawn(move || drive(&bs, &input, &workload, rate, &sent))
+    };
+    let timeout = Duration::from_secs(180);
+    let mut recovery = Duration::ZERO;
+    let mut note = |d: Duration| recovery = recovery.max(d);
+    match scenario {
+        Scenario::Sigkill => {
+            for k in 0..opts.kills {
+                wait_sent(&sent, opts.records * (k + 1) / (opts.kills + 2), &driver);
+                let t0 = Instant::now();
+                cluster.kill(k % 2);
+                cluster.start(k % 2);
+                note(progress.recovered_since(t0, &mut cluster, timeout)?);
+            }
+        }
+        Scenario::Sigstop => {
+            wait_sent(&sent, opts.records / 4, &driver);
+            let t0 = Instant::now();
+            cluster.signal(0, "STOP");
+            // Frozen past the session timeout: the other instance takes every partition over.
+            let recovered = progress.recovered_since(t0, &mut cluster, timeout);
+            cluster.signal(0, "CONT");
+            note(recovered?);
+        }
+        Scenario::BrokerTerm | Scenario::BrokerKill => {
+            let broker = opts.broker.as_ref().ok_or_else(|| anyhow::anyhow!("{scenario} needs --kafka-run-dir"))?;
+            wait_sent(&sent, opts.records / 4, &driver);
+            let t0 = Instant::now();
+            broker.run(if scenario == Scenario::BrokerTerm { "term" } else { "kill" })?;
+            broker.run("start")?;
+            note(progress.recovered_since(t0, &mut cluster, timeout)?);
+        }
+        Scenario::LostState => {
+            wait_sent(&sent, opts.records / 4, &driver);
+            let t0 = Instant::now();
+            cluster.terminate(0);
+            cluster.delete_state(0)?;
+            cluster.start(0);
+            note(progress.recovered_since(t0, &mut cluster, timeout)?);
+        }
+    }
+    driver.join().map_err(|_| anyhow::anyhow!("the driver panicked"))??;
+
+    // Everything written is processed and committed, by stage 1 on both of its topics.
+    let repartition = repartition_topic(&app, BY_SYMBOL);
+    let deadline = Instant::now() + Duration::from_secs(300);
+    while ![&input, &repartition].iter().all(|t| wait_caught_up(&bs, &app, t, Duration::from_secs(5))) {
+        anyhow::ensure!(Instant::now() < deadline, "{app} did not catch up within 5 minutes");
+        cluster.restart_exited();
+    }
+
+    let updates = read_all(&bs, &format!("{prefix}{DAILY_STATS_TOPIC}"))?;
+    let dead = read_all(&bs, "stock-ticker.dlq")?;
+    let dead_letters = dead.iter().filter(|r| r.headers.get("source.topic") == Some(&input)).count() as u64;
+    let late = read_all(&bs, "stock-ticker.late")?;
+    let late = late
+        .iter()
+        .filter(|r| r.headers.get("source.topic") == Some(&repartition) && r.headers.get("late.operator").map(String::as_str) == Some("daily"))
+        .count() as u64;
+    let verdict = verdict(&workload, &updates, dead_letters, late)?;
+    let row = Row {
+        scenario,
+        guarantee,
+        records: workload.updates(),
+        malformed: workload.malformed,
+        late: workload.late,
+        verdict,
+        recovery,
+        restored: cluster.metric("streamcore_restored_records_total"),
+        restore_seconds: cluster.metric("streamcore_restore_seconds_total"),
+        aborts: cluster.metric("streamcore_aborted_transactions_total") + cluster.metric("streamcore_thread_restarts_total"),
+        exits: cluster.exits(),
+    };
+    for i in 0..cluster.instances.len() {
+        cluster.terminate(i);
+    }
+    Ok(row)
+}
