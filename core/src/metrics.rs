@@ -57,7 +57,7 @@ pub struct Metrics {
     pub assigned_tasks: IntGauge,
     /// Transactions aborted (exactly-once): their records are processed again from the committed offsets.
     pub aborted_transactions: IntCounter,
-    /// Stream threads started again with a new producer after it was fenced or failed (exactly-once).
+    /// Stream threads started again with new Kafka clients after theirs failed or were fenced.
     pub thread_restarts: IntCounter,
 }
 
@@ -130,7 +130,7 @@ impl Metrics {
             consumer_lag: gauge_vec("streamcore_consumer_lag", "Consumer lag per input partition", &["topic", "partition"])?,
             assigned_tasks,
             aborted_transactions: single("streamcore_aborted_transactions_total", "Transactions aborted and processed again")?,
-            thread_restarts: single("streamcore_thread_restarts_total", "Stream threads restarted with a new transactional producer")?,
+            thread_restarts: single("streamcore_thread_restarts_total", "Stream threads restarted with new Kafka clients")?,
         })
     }
 }

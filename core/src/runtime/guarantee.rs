@@ -19,7 +19,8 @@
 //!   task's uncommitted state, rebuild the tasks from their stores and seek the consumer back to the committed
 //!   offsets: the records are processed again into a fresh transaction;
 //! - *fatal* (fenced by a newer incarnation, or an error the producer cannot leave): the thread closes its
-//!   producer and consumer without committing and joins the group again with new ones;
+//!   producer and consumer without committing and joins the group again with new ones (as it does under either
+//!   guarantee when its Kafka clients fail: see `Runtime::run_thread`);
 //! - *retriable* (a timeout, the outcome unknown): the commit is retried; if it keeps failing the thread starts
 //!   over with a new producer, whose initialization aborts whatever the old one left open.
 //!
@@ -58,17 +59,15 @@ impl std::fmt::Display for Guarantee {
     }
 }
 
-/// How a thread under exactly-once gets past an error.
+/// How a thread under exactly-once gets past an error without leaving the group.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Recovery {
     /// Abort the transaction and process again from the committed offsets.
     Abort,
     /// Retry the same call.
     Retry,
-    /// Close the producer and consumer and start the thread again.
-    Restart,
-    /// Not a transaction problem: stop as under at-least-once.
-    Stop,
+    /// Not in place: the thread stops, and rejoins with new clients if the error came from them.
+    Rejoin,
 }
 
 /// How to get past `e` under exactly-once.
@@ -78,22 +77,22 @@ pub(crate) fn recovery(e: &StreamError) -> Recovery {
         StreamError::Delivery(_) => Recovery::Abort,
         StreamError::Kafka { source: KafkaError::Transaction(t), .. } => {
             if t.is_fatal() {
-                Recovery::Restart
+                Recovery::Rejoin
             } else if t.txn_requires_abort() {
                 Recovery::Abort
             } else if t.is_retriable() {
                 Recovery::Retry
             } else {
-                Recovery::Restart
+                Recovery::Rejoin
             }
         }
         StreamError::Kafka { source: KafkaError::MessageProduction(code), .. } => match code {
-            RDKafkaErrorCode::Fatal | RDKafkaErrorCode::ProducerFenced | RDKafkaErrorCode::InvalidProducerEpoch => Recovery::Restart,
+            RDKafkaErrorCode::Fatal | RDKafkaErrorCode::ProducerFenced | RDKafkaErrorCode::InvalidProducerEpoch => Recovery::Rejoin,
             // `_STATE`: the transaction is in an error state, waiting to be aborted.
             _ => Recovery::Abort,
         },
         StreamError::Kafka { source: KafkaError::Flush(_), .. } => Recovery::Abort,
-        _ => Recovery::Stop,
+        _ => Recovery::Rejoin,
     }
 }
 
@@ -102,12 +101,11 @@ mod tests {
     use super::*;
 
     #[test]
-    fn only_transaction_errors_are_recovered_from() {
+    fn aborts_for_undelivered_records_and_rejoins_when_fenced() {
         assert_eq!(recovery(&StreamError::Delivery("t [0]: timed out".into())), Recovery::Abort);
         let produce = |code| StreamError::Kafka { context: "producing".into(), source: KafkaError::MessageProduction(code) };
-        assert_eq!(recovery(&produce(RDKafkaErrorCode::ProducerFenced)), Recovery::Restart);
+        assert_eq!(recovery(&produce(RDKafkaErrorCode::ProducerFenced)), Recovery::Rejoin);
         assert_eq!(recovery(&produce(RDKafkaErrorCode::State)), Recovery::Abort);
-        assert_eq!(recovery(&StreamError::Config("bad".into())), Recovery::Stop);
-        assert_eq!(recovery(&StreamError::Process("bug".into())), Recovery::Stop);
+        assert_eq!(recovery(&StreamError::Config("bad".into())), Recovery::Rejoin);
     }
 }

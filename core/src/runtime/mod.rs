@@ -63,6 +63,12 @@ const SOURCE_WAIT: Duration = Duration::from_secs(60);
 /// One record in this many has its processing time measured.
 const LATENCY_SAMPLE: i64 = 64;
 
+/// A thread that ran this long before its clients failed is restarted however often that happened before.
+const STABLE_RUN: Duration = Duration::from_secs(60);
+
+/// Restarts in a row, each within [`STABLE_RUN`] of the last, before a thread gives up and stops the instance.
+const MAX_QUICK_RESTARTS: u32 = 10;
+
 /// How often tasks get their processing-time hook ([`crate::Processor::punctuate`]).
 const PUNCTUATION_INTERVAL: Duration = Duration::from_secs(1);
 
@@ -352,16 +358,23 @@ impl Runtime {
         Ok(id)
     }
 
-    /// Run stream thread `index`; under exactly-once, a thread whose producer was fenced or failed starts over
-    /// with a new producer and consumer instead of stopping the instance.
+    /// Run stream thread `index`. When the Kafka clients fail (a consumer fenced after a broker restart, commits
+    /// refused, a producer fenced or in a fatal state, records undeliverable), the thread drops its tasks without
+    /// committing, closes its clients and joins the group again with new ones: processing resumes from the committed
+    /// offsets and the checkpointed stores, as after a crash but without one. Store, configuration and processing
+    /// errors stop the instance, and so does a Kafka failure that repeats [`MAX_QUICK_RESTARTS`] times in a row
+    /// without the thread staying up for [`STABLE_RUN`].
     fn run_thread(&self, index: usize, globals: &Arc<global::GlobalTables>, instance: &str) -> Result<(), StreamError> {
+        let mut quick_failures = 0;
         loop {
+            let started = Instant::now();
             match self.run_thread_once(index, globals, instance) {
-                Err(e) if self.config.guarantee == Guarantee::ExactlyOnce
-                    && guarantee::recovery(&e) != Recovery::Stop
-                    && !self.shutdown.is_triggered() =>
-                {
-                    tracing::warn!(error = %e, thread = index, "transactional producer failed; starting the thread again");
+                Err(e @ (StreamError::Kafka { .. } | StreamError::Delivery(_))) if !self.shutdown.is_triggered() => {
+                    quick_failures = if started.elapsed() >= STABLE_RUN { 1 } else { quick_failures + 1 };
+                    if quick_failures > MAX_QUICK_RESTARTS {
+                        return Err(e);
+                    }
+                    tracing::warn!(error = %e, thread = index, "Kafka client failed; rejoining with new clients");
                     self.metrics.thread_restarts.inc();
                     // A pause so that a broker that is down is not hammered by restarts.
                     std::thread::sleep(Duration::from_secs(1));
@@ -399,7 +412,10 @@ impl Runtime {
             .set("partition.assignment.strategy", "range")
             .set("session.timeout.ms", "10000")
             .set("statistics.interval.ms", "5000");
-        let restore_cfg = self.restore_config();
+        let mut restore_cfg = self.restore_config();
+        // The end of a changelog written in transactions is a commit marker, not a record: the end-of-partition
+        // event says the restore got there without waiting for a poll to come back empty.
+        restore_cfg.set("enable.partition.eof", "true");
         for (k, v) in &cfg.kafka_properties {
             consumer_cfg.set(k, v);
         }
@@ -428,6 +444,7 @@ impl Runtime {
             late_topic: cfg.late_topic(),
             exactly_once,
             commit_requested: AtomicBool::new(false),
+            abandoned: AtomicBool::new(false),
             state: Mutex::new(EngineState::default()),
         });
         let consumer: BaseConsumer<StreamContext> = consumer_cfg
@@ -466,15 +483,22 @@ impl Runtime {
             }
             Ok(())
         };
-        while !self.shutdown.is_triggered() {
-            if let Err(e) = step() {
-                engine.recover(&consumer, e, &BTreeSet::new())?;
+        let mut run = || -> Result<(), StreamError> {
+            while !self.shutdown.is_triggered() {
+                if let Err(e) = step() {
+                    engine.recover(&consumer, e, &BTreeSet::new())?;
+                }
             }
-        }
-        tracing::info!("shutting down: committing and closing tasks");
-        if let Err(e) = engine.commit(&consumer, None) {
-            engine.recover(&consumer, e, &BTreeSet::new())?;
-            engine.commit(&consumer, None)?;
+            tracing::info!("shutting down: committing and closing tasks");
+            if let Err(e) = engine.commit(&consumer, None) {
+                engine.recover(&consumer, e, &BTreeSet::new())?;
+                engine.commit(&consumer, None)?;
+            }
+            Ok(())
+        };
+        if let Err(e) = run() {
+            engine.abandon();
+            return Err(e);
         }
         engine.close_all();
         consumer.unsubscribe();
@@ -567,6 +591,8 @@ struct Engine {
     exactly_once: bool,
     /// A processor flushed: under exactly-once, commit right after the record in hand (see [`ProducerSink`]).
     commit_requested: AtomicBool,
+    /// The thread failed and dropped its tasks: nothing may be committed any more.
+    abandoned: AtomicBool,
     state: Mutex<EngineState>,
 }
 
@@ -717,10 +743,10 @@ impl Engine {
     fn await_acks(&self) -> Result<(), StreamError> {
         self.producer.flush(Duration::from_secs(120)).map_err(StreamError::kafka("waiting for acknowledgements"))?;
         let failures = self.producer.context().take_failures();
-        if failures.is_empty() {
-            Ok(())
-        } else {
-            Err(StreamError::Delivery(failures.join("; ")))
+        match failures.first() {
+            None => Ok(()),
+            Some(first) if failures.len() == 1 => Err(StreamError::Delivery(first.clone())),
+            Some(first) => Err(StreamError::Delivery(format!("{} records, the first {first}", failures.len()))),
         }
     }
 
@@ -787,7 +813,7 @@ impl Engine {
                         Err(again) => e = again,
                     }
                 }
-                Recovery::Restart | Recovery::Stop => return Err(e),
+                Recovery::Rejoin => return Err(e),
             }
         }
         Err(e)
@@ -935,6 +961,9 @@ impl Engine {
 
     /// Commit and close the tasks of revoked partitions.
     fn revoke(&self, consumer: &GroupConsumer, partitions: &BTreeSet<i32>) -> Result<(), StreamError> {
+        if self.abandoned.load(Ordering::SeqCst) {
+            return Ok(());
+        }
         let mut committed = self.commit(consumer, Some(partitions));
         if let Err(e) = committed {
             // Under exactly-once an aborted transaction is no loss: the next owner processes again from the
@@ -944,6 +973,14 @@ impl Engine {
         self.remove_tasks(partitions);
         self.claim(|owned| owned.retain(|p| !partitions.contains(p)))?;
         committed
+    }
+
+    /// After a failure: close every task without committing and release its stores (so a restarted thread can open
+    /// them again); the revocation that closing the consumer triggers then commits nothing either.
+    fn abandon(&self) {
+        self.abandoned.store(true, Ordering::SeqCst);
+        let all: BTreeSet<i32> = self.lock().tasks.keys().copied().collect();
+        self.remove_tasks(&all);
     }
 
     /// Close the tasks of `partitions` and forget them, committing nothing.

@@ -8,6 +8,7 @@ use crate::error::StreamError;
 use crate::metrics::Metrics;
 use crate::state::{KeyValueStore, WriteBatch};
 use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::error::KafkaError;
 use rdkafka::message::Message;
 use rdkafka::{Offset, TopicPartitionList};
 use std::time::{Duration, Instant};
@@ -91,6 +92,8 @@ pub(crate) fn restore(
                     remaining.set(high - reached);
                 }
             }
+            // At the end as the broker knew it when it answered the fetch, which is at or past `high`.
+            Some(Err(KafkaError::PartitionEOF(_))) => reached = high,
             Some(Err(e)) => return Err(StreamError::Kafka { context: format!("restoring {topic}[{partition}]"), source: e }),
             None => {
                 // Compaction and transaction markers leave offsets with no record: ask where the consumer is.

@@ -31,7 +31,8 @@ impl ServiceProcess {
         let stdout = std::env::var_os("STREAMSUITE_SERVICE_LOGS")
             .and_then(|dir| {
                 let name = std::path::Path::new(binary).file_name()?.to_string_lossy().into_owned();
-                std::fs::File::create(std::path::Path::new(&dir).join(format!("{name}-{port}.log"))).ok()
+                let path = std::path::Path::new(&dir).join(format!("{name}-{port}.log"));
+                std::fs::OpenOptions::new().create(true).append(true).open(path).ok()
             })
             .map_or_else(Stdio::null, Stdio::from);
         let child = Command::new(binary)
