@@ -68,6 +68,12 @@ enum Bench {
         /// Stream threads per stage to measure, comma-separated (each beside its own plain-loop baseline).
         #[arg(long, value_delimiter = ',', default_value = "1")]
         threads: Vec<usize>,
+        /// Instances (each with its own state directory, so its own members of the group) sharing the work.
+        #[arg(long, default_value_t = 1)]
+        instances: usize,
+        /// Guarantees to measure, comma-separated.
+        #[arg(long, value_enum, value_delimiter = ',', default_value = "at-least-once")]
+        guarantees: Vec<streamcore::runtime::Guarantee>,
     },
     /// The fraud detector on card transactions, with every profile loaded.
     FraudDetection {
@@ -136,7 +142,13 @@ fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     match cli.command {
         None | Some(Bench::Core) => core_paths(&cli),
-        Some(Bench::StockTicker { symbols, threads }) => stock_ticker::run(&cli.bootstrap, cli.records, cli.partitions, symbols, &threads),
+        Some(Bench::StockTicker { symbols, threads, instances, guarantees }) => {
+            let setups: Vec<stock_ticker::Setup> = guarantees
+                .iter()
+                .flat_map(|&guarantee| threads.iter().map(move |&threads| stock_ticker::Setup { threads, instances, guarantee }))
+                .collect();
+            stock_ticker::run(&cli.bootstrap, cli.records, cli.partitions, symbols, &setups)
+        }
         Some(Bench::FraudDetection { cards }) => fraud_detection::run(&cli.bootstrap, cli.records, cli.partitions, cards),
         Some(Bench::IotController { devices }) => iot_controller::run(&cli.bootstrap, cli.records, cli.partitions, devices),
     }

@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 use stock_ticker::model::Trade;
 use stock_ticker::topology::{ranking_topology, trades_topology, Settings, BY_SYMBOL, DAILY_CHANGES_TOPIC, TRADES_TOPIC};
 use streamcore::testkit::kafka::{create_topic, unique};
+use streamcore::runtime::Guarantee;
 use streamcore::{Runtime, StreamsConfig};
 
 /// A counter's value for one topic, over every runtime registered in `registry`.
@@ -26,8 +27,34 @@ fn validated(t: Trade) -> Trade {
     Trade { symbol: t.symbol.to_ascii_uppercase(), ..t }
 }
 
-pub(crate) fn run(bs: &str, n: u64, partitions: i32, symbols: u32, threads: &[usize]) -> anyhow::Result<()> {
-    for &t in threads {
+/// One configuration to measure.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Setup {
+    /// Stream threads per stage and instance.
+    pub(crate) threads: usize,
+    /// Instances in the group.
+    pub(crate) instances: usize,
+    /// At-least-once or exactly-once.
+    pub(crate) guarantee: Guarantee,
+}
+
+impl std::fmt::Display for Setup {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let plural = |n: usize| if n == 1 { "" } else { "s" };
+        write!(
+            f,
+            "stock-ticker, both stages, {} instance{}, {} stream thread{} per stage, {}",
+            self.instances,
+            plural(self.instances),
+            self.threads,
+            plural(self.threads),
+            self.guarantee
+        )
+    }
+}
+
+pub(crate) fn run(bs: &str, n: u64, partitions: i32, symbols: u32, setups: &[Setup]) -> anyhow::Result<()> {
+    for &setup in setups {
         // A fresh prefix per run: stage 2 reads `stock-daily-changes` from the start, so a topic shared with an
         // earlier run would hand it that run's changes too.
         let prefix = format!("{}.", unique("bench"));
@@ -41,40 +68,46 @@ pub(crate) fn run(bs: &str, n: u64, partitions: i32, symbols: u32, threads: &[us
             "pre-loaded {n} trades over {symbols} symbols into {input} ({partitions} partitions) in {:.1}s",
             started.elapsed().as_secs_f64()
         );
-        let label = format!("stock-ticker, both stages, {t} stream thread{} per stage", if t == 1 { "" } else { "s" });
-        beside_plain_loop("trades", &label, || plain_loop(bs, &input, n, validated), || both_stages(bs, &prefix, n, t))?;
+        beside_plain_loop("trades", &setup.to_string(), || plain_loop(bs, &input, n, validated), || both_stages(bs, &prefix, n, setup))?;
     }
     Ok(())
 }
 
-/// Runs both stages until stage 1 has consumed every trade (input and repartition topic) and stage 2 every
-/// daily change stage 1 wrote; stops them gracefully (final commits included). Returns trades/s.
-fn both_stages(bs: &str, prefix: &str, n: u64, threads: usize) -> anyhow::Result<f64> {
+/// Runs both stages on every instance until stage 1 has consumed every trade (input and repartition topic) and
+/// stage 2 every daily change stage 1 wrote; stops them gracefully (final commits included). Returns trades/s.
+fn both_stages(bs: &str, prefix: &str, n: u64, setup: Setup) -> anyhow::Result<f64> {
     let app = unique("bench-ticker");
     let mut settings = Settings::new(&app);
     settings.topic_prefix = prefix.to_owned();
     settings.close_when_idle = None;
-    let mut cfg = StreamsConfig::new("bench-ticker", bs);
     let state = std::env::temp_dir().join(&app);
-    cfg.state_dir = state.clone();
-    cfg.threads = threads;
-    let registry = prometheus::Registry::new();
-    let stage1 = Runtime::new(trades_topology(&settings)?, cfg.clone(), &registry)?;
-    let stage2 = Runtime::new(ranking_topology(&settings)?, cfg, &registry)?;
-    let stops = [stage1.shutdown_handle(), stage2.shutdown_handle()];
-    let threads = [stage1.spawn()?, stage2.spawn()?];
+    let (mut registries, mut stops, mut threads) = (Vec::new(), Vec::new(), Vec::new());
+    for i in 0..setup.instances {
+        let mut cfg = StreamsConfig::new("bench-ticker", bs);
+        // Its own state directory, so its own instance id and members in the group.
+        cfg.state_dir = state.join(format!("instance-{i}"));
+        cfg.threads = setup.threads;
+        cfg.guarantee = setup.guarantee;
+        let registry = prometheus::Registry::new();
+        let stage1 = Runtime::new(trades_topology(&settings)?, cfg.clone(), &registry)?;
+        let stage2 = Runtime::new(ranking_topology(&settings)?, cfg, &registry)?;
+        stops.extend([stage1.shutdown_handle(), stage2.shutdown_handle()]);
+        threads.extend([stage1.spawn()?, stage2.spawn()?]);
+        registries.push(registry);
+    }
 
     let input = format!("{prefix}{TRADES_TOPIC}");
     let repartition = streamcore::topology::repartition_topic(&app, BY_SYMBOL);
     let changes = format!("{prefix}{DAILY_CHANGES_TOPIC}");
-    let consumed = |topic: &str| counter(&registry, "streamcore_records_consumed_total", topic);
+    let total = |name: &str, topic: &str| registries.iter().map(|r| counter(r, name, topic)).sum::<f64>();
+    let consumed = |topic: &str| total("streamcore_records_consumed_total", topic);
     let mut first = None;
     loop {
         if first.is_none() && consumed(&input) > 0.0 {
             first = Some(Instant::now());
         }
         let stage1_done = consumed(&input) >= n as f64 && consumed(&repartition) >= n as f64;
-        if stage1_done && consumed(&changes) >= counter(&registry, "streamcore_records_produced_total", &changes) {
+        if stage1_done && consumed(&changes) >= total("streamcore_records_produced_total", &changes) {
             break;
         }
         anyhow::ensure!(threads.iter().all(|t| !t.is_finished()), "a stream thread stopped early");
