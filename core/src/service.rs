@@ -4,8 +4,8 @@
 //! thread fails, the others are stopped too and the failure is returned.
 
 use crate::error::StreamError;
-use crate::time::TimestampMode;
 use crate::runtime::Guarantee;
+use crate::time::TimestampMode;
 use crate::{Runtime, StreamsConfig};
 use std::future::{Future, IntoFuture};
 use std::path::PathBuf;

@@ -7,8 +7,8 @@ use anyhow::Context;
 use std::time::{Duration, Instant};
 use stock_ticker::model::Trade;
 use stock_ticker::topology::{ranking_topology, trades_topology, Settings, BY_SYMBOL, DAILY_CHANGES_TOPIC, TRADES_TOPIC};
-use streamcore::testkit::kafka::{create_topic, unique};
 use streamcore::runtime::Guarantee;
+use streamcore::testkit::kafka::{create_topic, unique};
 use streamcore::{Runtime, StreamsConfig};
 
 /// A counter's value for one topic, over every runtime registered in `registry`.

@@ -105,7 +105,7 @@ impl Cluster {
 
     /// The sum of a metric over the running instances.
     pub fn metric(&self, name: &str) -> f64 {
-        self.instances.iter().filter_map(|i| i.process.as_ref()).map(|p| p.metric(name)).sum()
+        self.instances.iter().filter_map(|i| i.process.as_ref()).map(|p| p.metric(name)).fold(0.0, |a, b| a + b)
     }
 }
 

@@ -223,7 +223,9 @@ pub fn run(scenario: Scenario, guarantee: Guarantee, opts: &Options) -> anyhow::
     let late = read_all(&bs, "stock-ticker.late")?;
     let late = late
         .iter()
-        .filter(|r| r.headers.get("source.topic") == Some(&repartition) && r.headers.get("late.operator").map(String::as_str) == Some("daily"))
+        .filter(|r| {
+            r.headers.get("source.topic") == Some(&repartition) && r.headers.get("late.operator").map(String::as_str) == Some("daily")
+        })
         .count() as u64;
     let verdict = verdict(&workload, &updates, dead_letters, late)?;
     let row = Row {

@@ -6,6 +6,7 @@ use loadgen::transactions::{generate, Options};
 use rust_decimal::Decimal;
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
+use streamcore::runtime::Guarantee;
 use support::*;
 
 const WAIT: Duration = Duration::from_secs(90);
@@ -57,7 +58,14 @@ fn emails_audit_records_dead_letters_and_http_are_exactly_as_expected() {
         ),
     ];
     produce(&bs, &input, &records);
-    let mailer = Mailer::start(&MailerArgs { app: &app, input: &input, alerts: &alerts, smtp_url: &smtp_url, state: state.path() });
+    let mailer = Mailer::start(&MailerArgs {
+        app: &app,
+        input: &input,
+        alerts: &alerts,
+        smtp_url: &smtp_url,
+        state: state.path(),
+        guarantee: Guarantee::AtLeastOnce,
+    });
     assert!(mailer.wait_caught_up(&input), "input not fully processed and committed");
 
     let expected: BTreeSet<String> = ["future", "exact", "above", "num", "eurabove", "gbp", "norep"].iter().map(|s| id(s)).collect();
@@ -127,6 +135,25 @@ fn oracle(opts: &Options) -> BTreeSet<String> {
 
 #[test]
 fn sigkill_mid_stream_loses_no_email() {
+    sigkill_mid_stream(Guarantee::AtLeastOnce);
+}
+
+/// Under exactly-once the "sent" record commits with the input offset right after the email (the processor's
+/// flush asks for a commit): the same one-email window, and the audit topic, read committed, has each alert once.
+#[test]
+fn sigkill_mid_stream_under_exactly_once_audits_each_alert_once() {
+    let audited = sigkill_mid_stream(Guarantee::ExactlyOnce);
+    let mut ids: BTreeMap<String, usize> = BTreeMap::new();
+    for a in &audited {
+        *ids.entry(a.json()["txn_id"].as_str().expect("txn_id").to_owned()).or_default() += 1;
+    }
+    let repeated: Vec<_> = ids.iter().filter(|(_, &n)| n > 1).collect();
+    assert!(repeated.is_empty(), "audited twice under exactly-once: {repeated:?}");
+}
+
+/// Kills the mailer a third of the way through and restarts it; checks the emails, returns the committed audit
+/// records.
+fn sigkill_mid_stream(guarantee: Guarantee) -> Vec<streamcore::testkit::kafka::Consumed> {
     let bs = bootstrap();
     let (smtp_url, maildir) = smtp();
     let (input, alerts, app, state) = setup("kill", 4);
@@ -138,7 +165,7 @@ fn sigkill_mid_stream_loses_no_email() {
     let records: Vec<_> = generate(&opts).map(|g| (g.key, g.value)).collect();
     produce(&bs, &input, &records);
     let needle = format!("-{:x}", opts.seed);
-    let args = MailerArgs { app: &app, input: &input, alerts: &alerts, smtp_url: &smtp_url, state: state.path() };
+    let args = MailerArgs { app: &app, input: &input, alerts: &alerts, smtp_url: &smtp_url, state: state.path(), guarantee };
 
     let mailer = Mailer::start(&args);
     // Kill on an event that is not tied to one email's timing: the audit topic reaching a third of the alerts.
@@ -159,6 +186,9 @@ fn sigkill_mid_stream_loses_no_email() {
     // One kill can cost at most the one email caught between SMTP's acceptance and its "sent" record's ack.
     assert!(duplicated.len() <= 1 && duplicated.iter().all(|(_, &n)| n == 2), "duplicates beyond the documented window: {duplicated:?}");
     drop(mailer);
+    let audited = read_topic(&bs, &alerts, usize::MAX, Duration::from_secs(5));
+    assert_eq!(audited.iter().filter_map(|a| a.json()["txn_id"].as_str().map(str::to_owned)).collect::<BTreeSet<_>>(), expected);
+    audited
 }
 
 #[test]
@@ -169,7 +199,14 @@ fn smtp_outage_delays_emails_and_a_crash_during_it_loses_and_duplicates_none() {
     let smtp = SmtpServer::start(smtp_dir.path());
     let p = unique("o").replace('-', "");
     let batch = |from: usize, to: usize| (from..to).map(|i| txn(&format!("{p}n{i}"), "12345.67", "USD")).collect::<Vec<_>>();
-    let args = MailerArgs { app: &app, input: &input, alerts: &alerts, smtp_url: &smtp.url, state: state.path() };
+    let args = MailerArgs {
+        app: &app,
+        input: &input,
+        alerts: &alerts,
+        smtp_url: &smtp.url,
+        state: state.path(),
+        guarantee: Guarantee::AtLeastOnce,
+    };
     let mailer = Mailer::start(&args);
 
     produce(&bs, &input, &batch(0, 10));
@@ -218,7 +255,14 @@ fn lost_state_directory_comes_back_from_the_changelog() {
     let p = unique("w").replace('-', "");
     let first: Vec<_> = (0..10).map(|i| txn(&format!("{p}n{i}"), "20000", "USD")).collect();
     produce(&bs, &input, &first);
-    let args = MailerArgs { app: &app, input: &input, alerts: &alerts, smtp_url: &smtp_url, state: state.path() };
+    let args = MailerArgs {
+        app: &app,
+        input: &input,
+        alerts: &alerts,
+        smtp_url: &smtp_url,
+        state: state.path(),
+        guarantee: Guarantee::AtLeastOnce,
+    };
     let mailer = Mailer::start(&args);
     assert!(mailer.wait_caught_up(&input));
     assert_eq!(wait_emails(&maildir, &p, 10, WAIT).len(), 10);

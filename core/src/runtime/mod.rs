@@ -1,4 +1,4 @@
-//! The runtime: runs a [`Topology`] against a Kafka cluster, at least once.
+//! The runtime: runs a [`Topology`] against a Kafka cluster, at least once or exactly once.
 //!
 //! Each of `threads` *stream threads* (`--threads`, default 1) polls its own consumer in the group, so partitions
 //! and their tasks spread over the threads as they would over instances; the threads share the metrics, the
@@ -796,8 +796,7 @@ impl Engine {
     }
 
     /// Get past a failed step: under exactly-once, abort or retry as [`guarantee::recovery`] says; anything else
-    /// (and every error under at-least-once) stops the thread.
-    /// The tasks of `leaving` (partitions being revoked) are not rebuilt after an abort.
+    /// (and every error under at-least-once) stops the thread. The tasks of `leaving` (partitions being revoked) are not rebuilt after an abort.
     fn recover(&self, consumer: &GroupConsumer, e: StreamError, leaving: &BTreeSet<i32>) -> Result<(), StreamError> {
         if !self.exactly_once {
             return Err(e);
@@ -1011,7 +1010,10 @@ impl Engine {
         }
         let finished = if self.exactly_once {
             // A new (empty) transaction after it, for the revocation that closing the consumer triggers.
-            self.producer.commit_transaction(Duration::from_secs(5)).and_then(|()| self.producer.begin_transaction()).map_err(|e| e.to_string())
+            self.producer
+                .commit_transaction(Duration::from_secs(5))
+                .and_then(|()| self.producer.begin_transaction())
+                .map_err(|e| e.to_string())
         } else {
             self.producer.flush(Duration::from_secs(5)).map_err(|e| e.to_string())
         };

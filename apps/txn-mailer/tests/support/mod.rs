@@ -6,6 +6,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
+use streamcore::runtime::Guarantee;
 pub use streamcore::testkit::kafka::{bootstrap, create_topic, produce, read_topic, unique, wait_caught_up};
 pub use streamcore::testkit::process::ServiceProcess;
 
@@ -94,6 +95,7 @@ pub struct MailerArgs<'a> {
     pub alerts: &'a str,
     pub smtp_url: &'a str,
     pub state: &'a Path,
+    pub guarantee: Guarantee,
 }
 
 impl std::ops::Deref for Mailer {
@@ -124,6 +126,8 @@ impl Mailer {
             "200",
             "--state-dir",
             &a.state.display().to_string(),
+            "--guarantee",
+            &a.guarantee.to_string(),
         ]
         .iter()
         .map(|s| s.to_string())
