@@ -58,14 +58,7 @@ fn emails_audit_records_dead_letters_and_http_are_exactly_as_expected() {
         ),
     ];
     produce(&bs, &input, &records);
-    let mailer = Mailer::start(&MailerArgs {
-        app: &app,
-        input: &input,
-        alerts: &alerts,
-        smtp_url: &smtp_url,
-        state: state.path(),
-        guarantee: Guarantee::AtLeastOnce,
-    });
+    let mailer = Mailer::start(&MailerArgs::new(&app, &input, &alerts, &smtp_url, state.path()));
     assert!(mailer.wait_caught_up(&input), "input not fully processed and committed");
 
     let expected: BTreeSet<String> = ["future", "exact", "above", "num", "eurabove", "gbp", "norep"].iter().map(|s| id(s)).collect();
@@ -165,7 +158,7 @@ fn sigkill_mid_stream(guarantee: Guarantee) -> Vec<streamcore::testkit::kafka::C
     let records: Vec<_> = generate(&opts).map(|g| (g.key, g.value)).collect();
     produce(&bs, &input, &records);
     let needle = format!("-{:x}", opts.seed);
-    let args = MailerArgs { app: &app, input: &input, alerts: &alerts, smtp_url: &smtp_url, state: state.path(), guarantee };
+    let args = MailerArgs { guarantee, ..MailerArgs::new(&app, &input, &alerts, &smtp_url, state.path()) };
 
     let mailer = Mailer::start(&args);
     // Kill on an event that is not tied to one email's timing: the audit topic reaching a third of the alerts.
@@ -199,14 +192,7 @@ fn smtp_outage_delays_emails_and_a_crash_during_it_loses_and_duplicates_none() {
     let smtp = SmtpServer::start(smtp_dir.path());
     let p = unique("o").replace('-', "");
     let batch = |from: usize, to: usize| (from..to).map(|i| txn(&format!("{p}n{i}"), "12345.67", "USD")).collect::<Vec<_>>();
-    let args = MailerArgs {
-        app: &app,
-        input: &input,
-        alerts: &alerts,
-        smtp_url: &smtp.url,
-        state: state.path(),
-        guarantee: Guarantee::AtLeastOnce,
-    };
+    let args = MailerArgs::new(&app, &input, &alerts, &smtp.url, state.path());
     let mailer = Mailer::start(&args);
 
     produce(&bs, &input, &batch(0, 10));
@@ -255,14 +241,7 @@ fn lost_state_directory_comes_back_from_the_changelog() {
     let p = unique("w").replace('-', "");
     let first: Vec<_> = (0..10).map(|i| txn(&format!("{p}n{i}"), "20000", "USD")).collect();
     produce(&bs, &input, &first);
-    let args = MailerArgs {
-        app: &app,
-        input: &input,
-        alerts: &alerts,
-        smtp_url: &smtp_url,
-        state: state.path(),
-        guarantee: Guarantee::AtLeastOnce,
-    };
+    let args = MailerArgs::new(&app, &input, &alerts, &smtp_url, state.path());
     let mailer = Mailer::start(&args);
     assert!(mailer.wait_caught_up(&input));
     assert_eq!(wait_emails(&maildir, &p, 10, WAIT).len(), 10);

@@ -103,7 +103,12 @@ impl ServiceProcess {
 
     /// A metric's value from /metrics, summed over its label sets.
     pub fn metric(&self, name: &str) -> f64 {
-        self.get("/metrics").1.lines().filter(|l| l.starts_with(name)).filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok()).fold(0.0, |a, b| a + b)
+        self.get("/metrics")
+            .1
+            .lines()
+            .filter(|l| l.starts_with(name))
+            .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+            .fold(0.0, |a, b| a + b)
     }
 
     /// Send a signal by name (`STOP`, `CONT`, ...) without waiting for anything.

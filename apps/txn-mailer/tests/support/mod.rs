@@ -98,6 +98,13 @@ pub struct MailerArgs<'a> {
     pub guarantee: Guarantee,
 }
 
+impl<'a> MailerArgs<'a> {
+    /// At-least-once, the services' default.
+    pub fn new(app: &'a str, input: &'a str, alerts: &'a str, smtp_url: &'a str, state: &'a Path) -> Self {
+        MailerArgs { app, input, alerts, smtp_url, state, guarantee: Guarantee::AtLeastOnce }
+    }
+}
+
 impl std::ops::Deref for Mailer {
     type Target = ServiceProcess;
     fn deref(&self) -> &ServiceProcess {
