@@ -47,9 +47,8 @@ impl GlobalTables {
             for t in md.topics() {
                 for p in t.partitions() {
                     tpl.add_partition_offset(topic, p.id(), Offset::Beginning).map_err(StreamError::kafka("global-table assignment"))?;
-                    let (_, high) = consumer
-                        .fetch_watermarks(topic, p.id(), Duration::from_secs(30))
-                        .map_err(StreamError::kafka("global-table watermarks"))?;
+                    // Retried: a topic just created (the owners topic, by the first instance) may have no leader yet.
+                    let (_, high) = super::restore::watermarks(&consumer, topic, p.id())?;
                     ends.insert((topic.clone(), p.id()), high);
                 }
             }

@@ -412,10 +412,7 @@ impl Runtime {
             .set("partition.assignment.strategy", "range")
             .set("session.timeout.ms", "10000")
             .set("statistics.interval.ms", "5000");
-        let mut restore_cfg = self.restore_config();
-        // The end of a changelog written in transactions is a commit marker, not a record: the end-of-partition
-        // event says the restore got there without waiting for a poll to come back empty.
-        restore_cfg.set("enable.partition.eof", "true");
+        let restore_cfg = self.restore_config();
         for (k, v) in &cfg.kafka_properties {
             consumer_cfg.set(k, v);
         }

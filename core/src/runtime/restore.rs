@@ -8,17 +8,17 @@ use crate::error::StreamError;
 use crate::metrics::Metrics;
 use crate::state::{KeyValueStore, WriteBatch};
 use rdkafka::consumer::{BaseConsumer, Consumer};
-use rdkafka::error::KafkaError;
 use rdkafka::message::Message;
 use rdkafka::{Offset, TopicPartitionList};
 use std::time::{Duration, Instant};
 
 const BATCH: usize = 10_000;
 const STALL_TIMEOUT: Duration = Duration::from_secs(60);
+const POLL: Duration = Duration::from_millis(10);
 
 /// The changelog partition's low and high watermarks, retrying transient errors (a leader moving or not elected
 /// yet) for up to 30 seconds.
-fn watermarks(consumer: &BaseConsumer, topic: &str, partition: i32) -> Result<(i64, i64), StreamError> {
+pub(crate) fn watermarks(consumer: &BaseConsumer, topic: &str, partition: i32) -> Result<(i64, i64), StreamError> {
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
         match consumer.fetch_watermarks(topic, partition, Duration::from_secs(10)) {
@@ -73,7 +73,9 @@ pub(crate) fn restore(
     let (mut batch, mut restored, mut counted, mut reached) = (WriteBatch::default(), 0u64, 0u64, from);
     let mut last_progress = Instant::now();
     while reached < high {
-        match consumer.poll(Duration::from_millis(200)) {
+        // A short poll: a changelog written in transactions ends in a commit marker, which holds no record, so the
+        // end shows only in the consumer's position once a poll comes back empty.
+        match consumer.poll(POLL) {
             Some(Ok(msg)) => {
                 if let Some(key) = msg.key() {
                     match msg.payload() {
@@ -92,8 +94,6 @@ pub(crate) fn restore(
                     remaining.set(high - reached);
                 }
             }
-            // At the end as the broker knew it when it answered the fetch, which is at or past `high`.
-            Some(Err(KafkaError::PartitionEOF(_))) => reached = high,
             Some(Err(e)) => return Err(StreamError::Kafka { context: format!("restoring {topic}[{partition}]"), source: e }),
             None => {
                 // Compaction and transaction markers leave offsets with no record: ask where the consumer is.
