@@ -72,7 +72,8 @@ pub(crate) struct Emit {
 pub trait RecordSink {
     /// Hand a record over for sending.
     fn send(&mut self, record: OutgoingRecord) -> Result<(), crate::StreamError>;
-    /// Wait until everything handed over so far is acknowledged.
+    /// Make everything handed over so far durable: wait until it is acknowledged, or, under exactly-once (where
+    /// only a commit makes a write durable), have the runtime commit right after the record in hand.
     fn flush(&mut self) -> Result<(), crate::StreamError>;
 }
 

@@ -49,7 +49,7 @@ impl Workload {
     /// `n` records over `symbols` symbols.
     pub fn new(n: usize, symbols: usize) -> Self {
         let new_york = FixedOffset::west_opt(5 * 3600).unwrap_or_else(|| FixedOffset::east_opt(0).expect("UTC"));
-        let open: DateTime<FixedOffset> = new_york.with_ymd_and_hms(2026, 11, 23, 9, 30, 0).single().unwrap_or_else(|| DateTime::default());
+        let open: DateTime<FixedOffset> = new_york.with_ymd_and_hms(2026, 11, 23, 9, 30, 0).single().unwrap_or_default();
         let mut records = Vec::with_capacity(n);
         let mut expected: BTreeMap<String, Expected> = BTreeMap::new();
         let (mut malformed, mut late) = (0, 0);

@@ -26,6 +26,10 @@
 //!
 //! Under at-least-once the audit topic can carry an alert twice after a crash (outputs between the last commit
 //! and the crash are written again); `txn_id` identifies duplicates. `seen` in `/stats` can over-count the same way.
+//!
+//! Under exactly-once (`--guarantee exactly-once`) an acknowledged write is not durable until its transaction
+//! commits, so the flush in step 3 makes the runtime commit right after this record instead: the same one-email
+//! window, now one commit wide, and the audit topic and `/stats` count each alert once.
 
 use crate::mailer::{MailError, Mailer};
 use crate::model::{Alert, Stats, Transaction};

@@ -1024,7 +1024,8 @@ impl Engine {
 ///
 /// A processor flushes to make its writes durable before a side effect goes further (the mailer's "sent"
 /// record). Acknowledged is durable under at-least-once; under exactly-once a write counts only once its
-/// transaction commits, so a flush also asks for a commit right after the record in hand.
+/// transaction commits, so there a flush asks for a commit right after the record in hand instead (waiting for
+/// acknowledgements first would buy nothing: the commit waits for them).
 struct ProducerSink<'a>(&'a Engine);
 
 impl crate::processor::RecordSink for ProducerSink<'_> {
@@ -1034,8 +1035,10 @@ impl crate::processor::RecordSink for ProducerSink<'_> {
     fn flush(&mut self) -> Result<(), StreamError> {
         if self.0.exactly_once {
             self.0.commit_requested.store(true, Ordering::SeqCst);
+            Ok(())
+        } else {
+            self.0.await_acks()
         }
-        self.0.await_acks()
     }
 }
 
