@@ -54,7 +54,8 @@ impl IntoResponse for ApiError {
 pub struct KeyedRoute {
     /// The route as registered, e.g. `/devices/{device_id}`.
     pub path: &'static str,
-    /// The path parameter holding the key, e.g. `device_id`.
+    /// The path parameter holding the key, e.g. `device_id`; empty for a route without one over a runtime with a
+    /// single partition (the stock ticker's top-10), which that partition's owner serves.
     pub param: &'static str,
     /// The key as the topology keys records by (e.g. upper-cased symbols).
     pub normalize: fn(&str) -> String,
@@ -87,12 +88,17 @@ fn owner_elsewhere(routes: &[KeyedRoute], req: &Request) -> Option<String> {
     }
     let matched = req.extensions().get::<MatchedPath>()?.as_str();
     let route = routes.iter().find(|r| r.path == matched)?;
-    let index = route.path.split('/').position(|s| s == format!("{{{}}}", route.param))?;
-    let raw = req.uri().path().split('/').nth(index)?;
-    if raw.contains('%') {
-        return None; // an escaped key is served here rather than decoded twice
-    }
-    match route.routing.owner(&(route.normalize)(raw)) {
+    let key = if route.param.is_empty() {
+        String::new()
+    } else {
+        let index = route.path.split('/').position(|s| s == format!("{{{}}}", route.param))?;
+        let raw = req.uri().path().split('/').nth(index)?;
+        if raw.contains('%') {
+            return None; // an escaped key is served here rather than decoded twice
+        }
+        (route.normalize)(raw)
+    };
+    match route.routing.owner(&key) {
         crate::routing::Owner::Remote(url) => Some(url),
         crate::routing::Owner::Local => None,
     }

@@ -17,15 +17,18 @@ pub async fn run(cfg: Config, shutdown: impl Future<Output = ()> + Send) -> anyh
     let trades = Runtime::new(trades_topology(&settings)?, streams.clone(), &registry)?;
     let ranking = Runtime::new(ranking_topology(&settings)?, streams, &registry)?;
     let mut routes = crate::http::app(trades.stores(), ranking.stores());
-    if let Some(routing) = trades.routing() {
-        // A symbol's statistics live in stage 1, keyed by the upper-cased symbol; the top-10 has one owner anyway.
+    if let (Some(stage1), Some(stage2)) = (trades.routing(), ranking.routing()) {
+        // A symbol's statistics live in stage 1, keyed by the upper-cased symbol; the top-10 lists in stage 2, whose
+        // one partition has one owner: another instance's stage 2 may own nothing and must ask it.
         let keyed = ["/stocks/{symbol}", "/stocks/{symbol}/days/{date}", "/stocks/{symbol}/moving"].map(|path| KeyedRoute {
             path,
             param: "symbol",
             normalize: str::to_ascii_uppercase,
-            routing: routing.clone(),
+            routing: stage1.clone(),
         });
-        routes = streamcore::http::route_by_key(routes, keyed.to_vec());
+        let top10 =
+            ["/top10", "/top10/{date}"].map(|path| KeyedRoute { path, param: "", normalize: str::to_owned, routing: stage2.clone() });
+        routes = streamcore::http::route_by_key(routes, keyed.into_iter().chain(top10).collect());
     }
     let router = streamcore::http::with_common_routes(routes, registry, &[&trades, &ranking])?;
     let listener = tokio::net::TcpListener::bind(cfg.http).await.with_context(|| format!("binding {}", cfg.http))?;

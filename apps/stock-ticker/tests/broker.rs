@@ -11,7 +11,7 @@ use std::time::Duration;
 use stock_ticker::model::{DailyStats, Top10};
 use stock_ticker::topology::{BY_SYMBOL, DAILY_CHANGES_TOPIC, TRADES_TOPIC};
 use streamcore::testkit::kafka::{bootstrap, create_topic, produce, read_topic, unique, wait_caught_up};
-use streamcore::testkit::process::ServiceProcess;
+use streamcore::testkit::process::{free_port, ServiceProcess};
 use streamcore::topology::repartition_topic;
 
 struct Ticker {
@@ -22,7 +22,19 @@ struct Ticker {
 
 impl Ticker {
     fn start(&self) -> ServiceProcess {
-        let args: Vec<String> = [
+        ServiceProcess::start(env!("CARGO_BIN_EXE_stock-ticker"), &self.args(&self.state))
+    }
+
+    /// An instance on `state` that tells the others its address, so queries it cannot answer go to their owner.
+    fn start_advertised(&self, state: &std::path::Path) -> ServiceProcess {
+        let port = free_port();
+        let mut args = self.args(state);
+        args.extend(["--advertised-url".to_owned(), format!("http://127.0.0.1:{port}")]);
+        ServiceProcess::start_on(port, env!("CARGO_BIN_EXE_stock-ticker"), &args)
+    }
+
+    fn args(&self, state: &std::path::Path) -> Vec<String> {
+        [
             "--bootstrap",
             &bootstrap(),
             "--application-id",
@@ -30,7 +42,7 @@ impl Ticker {
             "--topic-prefix",
             &self.prefix,
             "--state-dir",
-            &self.state.display().to_string(),
+            &state.display().to_string(),
             "--commit-interval-ms",
             "200",
             "--close-when-idle",
@@ -42,8 +54,7 @@ impl Ticker {
         ]
         .iter()
         .map(|s| s.to_string())
-        .collect();
-        ServiceProcess::start(env!("CARGO_BIN_EXE_stock-ticker"), &args)
+        .collect()
     }
 
     /// Both stages processed and committed everything produced so far.
@@ -152,4 +163,26 @@ fn golden_scenario_over_four_partitions_survives_sigkill_and_a_lost_state_direct
     assert_eq!(day["change_pct"], "8.3333");
     let (_, top) = ticker.wait_for("/top10/2026-11-02", |_, v| v["gainers"][0]["change_pct"] == "8.3333");
     assert_eq!(top["gainers"][0]["symbol"], "AAPL");
+}
+
+/// Two instances, each telling the others its address: both answer every endpoint as the golden file says, a
+/// symbol's statistics through the instance that owns the symbol, and the top-10 through the one instance that
+/// owns stage 2's single partition (the other's stage 2 is a standby with no task).
+#[test]
+fn two_instances_answer_every_endpoint_through_the_owner() {
+    let bs = bootstrap();
+    let (batches, expected) = support::golden();
+    let (state_a, state_b) = (tempfile::tempdir().expect("state dir"), tempfile::tempdir().expect("state dir"));
+    let t = Ticker { app: unique("ticker-pair"), prefix: format!("{}.", unique("sp")), state: state_a.path().to_path_buf() };
+    let input = format!("{}{TRADES_TOPIC}", t.prefix);
+    create_topic(&bs, &input, 4, false);
+    let a = t.start_advertised(state_a.path());
+    let b = t.start_advertised(state_b.path());
+    for batch in &batches {
+        let records: Vec<(Option<String>, Vec<u8>)> = batch.iter().map(|i| (i.key.clone(), i.value.clone())).collect();
+        produce(&bs, &input, &records);
+        t.wait_caught_up();
+    }
+    assert_endpoints(&a, &expected);
+    assert_endpoints(&b, &expected);
 }
