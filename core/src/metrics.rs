@@ -59,6 +59,8 @@ pub struct Metrics {
     pub aborted_transactions: IntCounter,
     /// Stream threads started again with new Kafka clients after theirs failed or were fenced.
     pub thread_restarts: IntCounter,
+    /// Tasks closed because the group moved their partitions away (revoked, or lost with this member's session).
+    pub revoked_tasks: IntCounter,
 }
 
 impl Metrics {
@@ -131,6 +133,7 @@ impl Metrics {
             assigned_tasks,
             aborted_transactions: single("streamcore_aborted_transactions_total", "Transactions aborted and processed again")?,
             thread_restarts: single("streamcore_thread_restarts_total", "Stream threads restarted with new Kafka clients")?,
+            revoked_tasks: single("streamcore_revoked_tasks_total", "Tasks closed because the group moved their partitions away")?,
         })
     }
 }

@@ -23,6 +23,7 @@
 mod delivery;
 mod global;
 pub mod guarantee;
+mod rebalance;
 mod restore;
 pub mod status;
 mod topics;
@@ -45,12 +46,12 @@ use crate::topology::Topology;
 use crate::window::aggregate::LATE_OPERATOR_HEADER;
 use delivery::DeliveryTracker;
 use guarantee::{Recovery, CALL_TIMEOUT, TRANSACTION_TIMEOUT};
-use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance};
+use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::{BorrowedMessage, Header, Headers, Message, OwnedHeaders};
 use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
-use rdkafka::statistics::Statistics;
-use rdkafka::{ClientConfig, ClientContext, Offset, TopicPartitionList};
+use rdkafka::{ClientConfig, Offset, TopicPartitionList};
+use rebalance::StreamContext;
 use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicI32, Ordering};
@@ -406,10 +407,8 @@ impl Runtime {
             .set("enable.auto.commit", "false")
             .set("enable.auto.offset.store", "false")
             .set("auto.offset.reset", "earliest")
-            // Range assignment gives a consumer the same partition numbers of every topic with the same partition
-            // count: the co-partitioning a task (partition p of each source) needs. librdkafka's cooperative-sticky
-            // assignor balances each topic on its own, and with two consumers splits a task's topics between them.
-            .set("partition.assignment.strategy", "range")
+            // The group assigns the lead topic's partitions incrementally; the other sources follow (see `rebalance`).
+            .set("partition.assignment.strategy", rebalance::ASSIGNMENT_STRATEGY)
             .set("session.timeout.ms", "10000")
             .set("statistics.interval.ms", "5000");
         let restore_cfg = self.restore_config();
@@ -447,7 +446,7 @@ impl Runtime {
         let consumer: BaseConsumer<StreamContext> = consumer_cfg
             .create_with_context(StreamContext { engine: engine.clone() })
             .map_err(StreamError::kafka("creating the consumer"))?;
-        consumer.subscribe(&sources).map_err(StreamError::kafka("subscribing"))?;
+        consumer.subscribe(&[rebalance::lead_topic(&sources)?]).map_err(StreamError::kafka("subscribing"))?;
 
         let mut last_commit = Instant::now();
         let mut last_punctuation = Instant::now();
@@ -609,10 +608,13 @@ impl Engine {
         self.lock().fatal.get_or_insert(e);
     }
 
-    fn partition_list(&self, partition: i32) -> TopicPartitionList {
+    /// Partition p of every source topic, for each p of `partitions`: what the tasks of `partitions` read.
+    fn partition_list<'a>(&self, partitions: impl IntoIterator<Item = &'a i32>) -> TopicPartitionList {
         let mut tpl = TopicPartitionList::new();
-        for t in self.topology.source_topics() {
-            tpl.add_partition(t, partition);
+        for &p in partitions {
+            for t in self.topology.source_topics() {
+                tpl.add_partition(t, p);
+            }
         }
         tpl
     }
@@ -654,7 +656,7 @@ impl Engine {
                 self.metrics.retried.with_label_values(&[&input.position.topic]).inc();
                 tracing::warn!(position = ?input.position, %reason, attempts, ?backoff, "transient failure; will retry");
                 if !slot.paused {
-                    consumer.pause(&self.partition_list(slot.task.partition())).map_err(StreamError::kafka("pausing"))?;
+                    consumer.pause(&self.partition_list(&[slot.task.partition()])).map_err(StreamError::kafka("pausing"))?;
                     slot.paused = true;
                 }
                 slot.pending = Some(Pending { input, attempts, retry_at: Instant::now() + backoff });
@@ -681,7 +683,7 @@ impl Engine {
                 }
             }
             if slot.pending.is_none() && slot.paused {
-                consumer.resume(&self.partition_list(slot.task.partition())).map_err(StreamError::kafka("resuming"))?;
+                consumer.resume(&self.partition_list(&[slot.task.partition()])).map_err(StreamError::kafka("resuming"))?;
                 slot.paused = false;
             }
         }
@@ -781,8 +783,17 @@ impl Engine {
             committed.extend(advanced);
             self.producer.begin_transaction().map_err(StreamError::kafka("beginning a transaction"))?;
         } else if tpl.count() > 0 {
-            consumer.commit(&tpl, CommitMode::Sync).map_err(StreamError::kafka("committing offsets"))?;
-            committed.extend(advanced);
+            match consumer.commit(&tpl, CommitMode::Sync) {
+                Ok(()) => committed.extend(advanced),
+                // Cooperative rebalancing keeps tasks processing while the group completes a rebalance, and the
+                // coordinator refuses plain offset commits in that short window: the next commit carries these
+                // offsets, and the stores keep their pending batches until then.
+                Err(KafkaError::ConsumerCommit(RDKafkaErrorCode::RebalanceInProgress)) => {
+                    tracing::info!("offsets not committed: the group is rebalancing; the next commit carries them");
+                    return Ok(());
+                }
+                Err(e) => return Err(StreamError::Kafka { context: "committing offsets".into(), source: e }),
+            }
         }
         let tracker = self.producer.context();
         for (p, slot) in tasks.iter_mut().filter(|(p, _)| selected(p)) {
@@ -817,7 +828,7 @@ impl Engine {
 
     /// Abort the open transaction and go back to the last commit: every task is rebuilt from its stores (which
     /// never saw the aborted writes) and the consumer is sought back to the committed offsets.
-    fn abort(&self, consumer: &GroupConsumer, cause: &StreamError, leaving: &BTreeSet<i32>) -> Result<(), StreamError> {
+    fn abort(&self, consumer: &GroupConsumer, cause: &dyn std::fmt::Display, leaving: &BTreeSet<i32>) -> Result<(), StreamError> {
         tracing::warn!(error = %cause, "aborting the transaction; processing again from the committed offsets");
         self.producer.abort_transaction(CALL_TIMEOUT).map_err(StreamError::kafka("aborting the transaction"))?;
         self.metrics.aborted_transactions.inc();
@@ -829,13 +840,9 @@ impl Engine {
         if partitions.is_empty() {
             return Ok(());
         }
-        let mut tpl = TopicPartitionList::new();
-        for &p in &partitions {
-            for t in self.topology.source_topics() {
-                tpl.add_partition(t, p);
-            }
-        }
-        let committed = consumer.committed_offsets(tpl, CALL_TIMEOUT).map_err(StreamError::kafka("reading the committed offsets"))?;
+        let committed = consumer
+            .committed_offsets(self.partition_list(&partitions), CALL_TIMEOUT)
+            .map_err(StreamError::kafka("reading the committed offsets"))?;
         let mut rewind = TopicPartitionList::new();
         for e in committed.elements() {
             let offset = match e.offset() {
@@ -940,21 +947,6 @@ impl Engine {
         })
     }
 
-    /// A task reads partition p of every source topic, so an assignment must hold all of them or none.
-    fn check_co_partitioned(&self, tpl: &TopicPartitionList, partitions: &BTreeSet<i32>) -> Result<(), StreamError> {
-        let assigned: BTreeSet<(String, i32)> = tpl.elements().iter().map(|e| (e.topic().to_owned(), e.partition())).collect();
-        for &p in partitions {
-            let missing: Vec<&str> =
-                self.topology.source_topics().into_iter().filter(|t| !assigned.contains(&(t.to_string(), p))).collect();
-            if !missing.is_empty() {
-                return Err(StreamError::Config(format!(
-                    "partition {p} was assigned without {missing:?}: the group's assignment is not co-partitioned"
-                )));
-            }
-        }
-        Ok(())
-    }
-
     /// Commit and close the tasks of revoked partitions.
     fn revoke(&self, consumer: &GroupConsumer, partitions: &BTreeSet<i32>) -> Result<(), StreamError> {
         if self.abandoned.load(Ordering::SeqCst) {
@@ -967,8 +959,25 @@ impl Engine {
             committed = self.recover(consumer, e, partitions);
         }
         self.remove_tasks(partitions);
+        self.metrics.revoked_tasks.inc_by(partitions.len() as u64);
         self.claim(|owned| owned.retain(|p| !partitions.contains(p)))?;
         committed
+    }
+
+    /// The group dropped this member and gave `partitions` away, possibly already to another: close their tasks
+    /// without committing (under exactly-once, abort the transaction, whose offsets would be refused anyway).
+    fn lose(&self, consumer: &GroupConsumer, partitions: &BTreeSet<i32>) -> Result<(), StreamError> {
+        if self.abandoned.load(Ordering::SeqCst) {
+            return Ok(());
+        }
+        tracing::warn!(?partitions, "assignment lost: closing its tasks without committing");
+        if self.exactly_once {
+            self.abort(consumer, &"the assignment was lost", partitions)?;
+        } else {
+            self.remove_tasks(partitions);
+        }
+        self.metrics.revoked_tasks.inc_by(partitions.len() as u64);
+        self.claim(|owned| owned.retain(|p| !partitions.contains(p)))
     }
 
     /// After a failure: close every task without committing and release its stores (so a restarted thread can open
@@ -1044,57 +1053,4 @@ impl crate::processor::RecordSink for ProducerSink<'_> {
 
 fn partitions_of(tpl: &TopicPartitionList) -> BTreeSet<i32> {
     tpl.elements().iter().map(|e| e.partition()).collect()
-}
-
-/// The consumer's context: where rebalances create and close tasks.
-struct StreamContext {
-    engine: Arc<Engine>,
-}
-
-impl ClientContext for StreamContext {
-    fn stats(&self, statistics: Statistics) {
-        for (topic, t) in &statistics.topics {
-            for (p, part) in &t.partitions {
-                if *p >= 0 && part.consumer_lag >= 0 {
-                    self.engine.metrics.consumer_lag.with_label_values(&[topic, &p.to_string()]).set(part.consumer_lag);
-                }
-            }
-        }
-    }
-}
-
-impl ConsumerContext for StreamContext {
-    fn pre_rebalance(&self, consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
-        if let Rebalance::Revoke(tpl) = rebalance {
-            let partitions = partitions_of(tpl);
-            tracing::info!(?partitions, "partitions revoked");
-            if let Err(e) = self.engine.revoke(consumer, &partitions) {
-                self.engine.fail(e);
-            }
-        }
-    }
-
-    fn post_rebalance(&self, consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
-        match rebalance {
-            Rebalance::Assign(tpl) => {
-                let partitions = partitions_of(tpl);
-                tracing::info!(?partitions, "partitions assigned");
-                if let Err(e) = self.engine.check_co_partitioned(tpl, &partitions) {
-                    return self.engine.fail(e);
-                }
-                if let Err(e) = self.engine.await_stable_offsets(consumer, tpl) {
-                    return self.engine.fail(e);
-                }
-                if let Err(e) = self.engine.assign(&partitions) {
-                    self.engine.fail(e);
-                }
-                // A partition paused by an earlier owner-incarnation must not stay paused.
-                if let Err(e) = consumer.resume(tpl) {
-                    tracing::warn!(error = %e, "resume after assignment");
-                }
-            }
-            Rebalance::Revoke(_) => {}
-            Rebalance::Error(e) => tracing::warn!(error = %e, "rebalance error"),
-        }
-    }
 }
