@@ -1,8 +1,9 @@
 //! Queries answered by whichever instance owns the key. Kafka Streams hands applications the metadata (which
 //! instance holds which partition) and leaves the remote call to them; here the HTTP layer makes it.
 //!
-//! - Each instance started with `--advertised-url` publishes, whenever its tasks change, the partitions it owns to
-//!   the compacted topic `<application-id>-owners` (key: its URL; value: `{"url", "partitions", "at"}`).
+//! - Each stream thread of an instance started with `--advertised-url` publishes, whenever its tasks change, the
+//!   partitions it owns to the compacted topic `<application-id>-owners` (key: `<url>#<thread>`; value:
+//!   `{"url", "partitions", "at"}`).
 //! - Every instance reads that topic as a global table, so it knows every owner.
 //! - A request for a key is routed by the key's partition (murmur2, as the producers partition): served here when
 //!   this instance owns it (or nobody is known to), otherwise forwarded to the owner, whose answer is returned as

@@ -433,7 +433,11 @@ impl Runtime {
             status: self.status.thread(index),
             stores: self.stores.clone(),
             owned: self.owned.clone(),
-            advertised: cfg.advertised_url.clone().map(|url| (url, crate::routing::owners_topic(app))),
+            advertised: cfg.advertised_url.clone().map(|url| Advertised {
+                claim_key: format!("{url}#{index}"),
+                url,
+                topic: crate::routing::owners_topic(app),
+            }),
             producer,
             restore_consumer,
             globals: globals.clone(),
@@ -577,8 +581,8 @@ struct Engine {
     stores: StoreRegistry,
     /// The partitions every thread of this instance owns.
     owned: Arc<Mutex<BTreeSet<i32>>>,
-    /// This instance's URL and the ownership topic, when it advertises itself.
-    advertised: Option<(String, String)>,
+    /// Where this thread publishes its tasks' partitions, when the instance advertises itself.
+    advertised: Option<Advertised>,
     producer: BaseProducer<DeliveryTracker>,
     restore_consumer: BaseConsumer,
     globals: Arc<global::GlobalTables>,
@@ -593,6 +597,18 @@ struct Engine {
 }
 
 type GroupConsumer = BaseConsumer<StreamContext>;
+
+/// A stream thread's ownership claims (see [`crate::routing`]).
+struct Advertised {
+    /// The instance's URL, where queries for the claimed partitions go.
+    url: String,
+    /// `<application-id>-owners`.
+    topic: String,
+    /// The claims' key, `<url>#<thread>`: each thread claims its own tasks under its own key, so that its claims,
+    /// which only its producer writes, stay in the order it made them (two threads' producers, let alone their
+    /// transactions, reach the topic in no set order, and a compacted topic keeps the last record per key).
+    claim_key: String,
+}
 
 impl Engine {
     fn lock(&self) -> MutexGuard<'_, EngineState> {
@@ -926,21 +942,17 @@ impl Engine {
         Ok(())
     }
 
-    /// Change the instance's owned partitions with `change` and, when it advertises itself, publish them.
+    /// Change the instance's owned partitions with `change` and, when it advertises itself, publish this thread's.
     fn claim(&self, change: impl FnOnce(&mut BTreeSet<i32>)) -> Result<(), StreamError> {
-        let partitions = {
-            let mut owned = self.owned.lock().unwrap_or_else(|p| p.into_inner());
-            change(&mut owned);
-            owned.clone()
-        };
-        let Some((url, topic)) = &self.advertised else { return Ok(()) };
-        let at = chrono::Utc::now().timestamp_millis();
-        let claim = crate::routing::Claim { url: url.clone(), partitions, at };
+        change(&mut self.owned.lock().unwrap_or_else(|p| p.into_inner()));
+        let Some(advertised) = &self.advertised else { return Ok(()) };
+        let partitions = self.lock().tasks.keys().copied().collect();
+        let claim = crate::routing::Claim { url: advertised.url.clone(), partitions, at: chrono::Utc::now().timestamp_millis() };
         let value = serde_json::to_vec(&claim).map_err(|e| StreamError::Config(format!("encoding the ownership claim: {e}")))?;
         self.send(OutgoingRecord {
-            topic: topic.clone(),
+            topic: advertised.topic.clone(),
             partition: None,
-            key: Some(url.clone().into_bytes()),
+            key: Some(advertised.claim_key.clone().into_bytes()),
             value: Some(value),
             headers: Vec::new(),
             timestamp: None,
