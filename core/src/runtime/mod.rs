@@ -2,9 +2,9 @@
 //!
 //! Each of `threads` *stream threads* (`--threads`, default 1) polls its own consumer in the group, so partitions
 //! and their tasks spread over the threads as they would over instances; the threads share the metrics, the
-//! status and the registry of stores that queries read. Rebalance callbacks create a [`Task`] per assigned input
-//! partition (restoring its stores from their changelogs first) and, for revoked partitions, commit and close
-//! their tasks. Each polled record goes to its partition's task; what the task produces goes to an idempotent
+//! status and the registry of stores that queries read. Rebalance callbacks (`rebalance`: cooperative, so only
+//! the tasks that move stop) create a [`Task`] per assigned input partition (restoring its stores from their
+//! changelogs first) and, for revoked partitions, commit and close their tasks. Each polled record goes to its partition's task; what the task produces goes to an idempotent
 //! producer. On the commit interval, on revocation and on shutdown the runtime *commits*, in the order that keeps
 //! every guarantee (INVARIANTS 1-2):
 //!
@@ -339,10 +339,10 @@ impl Runtime {
 
     /// This instance's identity, kept in its state directory: the same local state is the same member.
     ///
-    /// Each thread's consumer joins as the static member `<id>-<thread>` (`group.instance.id`). librdkafka's range
-    /// assignor orders static members by that id, so an instance that restarts on its state directory gets the same
-    /// partitions back and replays only what its local copies lack, and a restart within the session timeout does
-    /// not even rebalance. The cost: a cleanly stopped instance's partitions move only after the session timeout.
+    /// Each thread's consumer joins as the static member `<id>-<thread>` (`group.instance.id`), so an instance that
+    /// restarts on its state directory within the session timeout gets the same partitions back without a
+    /// rebalance and replays nothing. The cost: a cleanly stopped instance's partitions move only after the session
+    /// timeout.
     fn instance_id(&self) -> Result<String, StreamError> {
         let dir = self.config.state_dir.join(self.topology.name());
         let path = dir.join("instance-id");
