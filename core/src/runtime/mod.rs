@@ -801,11 +801,18 @@ impl Engine {
         } else if tpl.count() > 0 {
             match consumer.commit(&tpl, CommitMode::Sync) {
                 Ok(()) => committed.extend(advanced),
-                // Cooperative rebalancing keeps tasks processing while the group completes a rebalance, and the
-                // coordinator refuses plain offset commits in that short window: the next commit carries these
-                // offsets, and the stores keep their pending batches until then.
-                Err(KafkaError::ConsumerCommit(RDKafkaErrorCode::RebalanceInProgress)) => {
-                    tracing::info!("offsets not committed: the group is rebalancing; the next commit carries them");
+                // Cooperative rebalancing keeps tasks processing while the group rebalances, and the coordinator
+                // refuses plain offset commits in that window: while the member waits for the new generation
+                // (rebalance in progress), or when the commit left just before the member learnt it (illegal
+                // generation, unknown member). Nothing is lost by waiting: the next commit carries these offsets,
+                // and the stores keep their pending batches until then. A member the group really dropped hears
+                // so on its next heartbeat, and its assignment is reported lost (`rebalance`), closing the tasks
+                // uncommitted.
+                Err(KafkaError::ConsumerCommit(
+                    code
+                    @ (RDKafkaErrorCode::RebalanceInProgress | RDKafkaErrorCode::IllegalGeneration | RDKafkaErrorCode::UnknownMemberId),
+                )) => {
+                    tracing::info!(%code, "offsets not committed: the group is rebalancing; the next commit carries them");
                     return Ok(());
                 }
                 Err(e) => return Err(StreamError::Kafka { context: "committing offsets".into(), source: e }),
@@ -918,6 +925,11 @@ impl Engine {
 
     /// Create tasks for newly assigned partitions, restoring their stores first.
     fn assign(&self, partitions: &BTreeSet<i32>) -> Result<(), StreamError> {
+        if partitions.is_empty() {
+            // A cooperative rebalance that gave this member nothing new; the first one also makes a standby ready.
+            self.status.set_phase(Phase::Running);
+            return Ok(());
+        }
         self.status.set_phase(Phase::Restoring);
         for &p in partitions {
             if self.lock().tasks.contains_key(&p) {
