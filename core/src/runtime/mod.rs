@@ -4,9 +4,9 @@
 //! and their tasks spread over the threads as they would over instances; the threads share the metrics, the
 //! status and the registry of stores that queries read. Rebalance callbacks (`rebalance`: cooperative, so only
 //! the tasks that move stop) create a [`Task`] per assigned input partition (restoring its stores from their
-//! changelogs first) and, for revoked partitions, commit and close their tasks. Each polled record goes to its partition's task; what the task produces goes to an idempotent
-//! producer. On the commit interval, on revocation and on shutdown the runtime *commits*, in the order that keeps
-//! every guarantee (INVARIANTS 1-2):
+//! changelogs first) and, for revoked partitions, commit and close their tasks. Each polled record goes to its
+//! partition's task; what the task produces goes to an idempotent producer. On the commit interval, on revocation
+//! and on shutdown the runtime *commits*, in the order that keeps every guarantee (INVARIANTS 1-2):
 //!
 //! 1. send the stores' coalesced changelog writes, flush the producer and check that every record was
 //!    acknowledged;
@@ -827,7 +827,8 @@ impl Engine {
     }
 
     /// Get past a failed step: under exactly-once, abort or retry as [`guarantee::recovery`] says; anything else
-    /// (and every error under at-least-once) stops the thread. The tasks of `leaving` (partitions being revoked) are not rebuilt after an abort.
+    /// (and every error under at-least-once) stops the thread. The tasks of `leaving` (partitions being revoked) are
+    /// not rebuilt after an abort.
     fn recover(&self, consumer: &GroupConsumer, e: StreamError, leaving: &BTreeSet<i32>) -> Result<(), StreamError> {
         if !self.exactly_once {
             return Err(e);
