@@ -61,20 +61,15 @@ impl GlobalTables {
             if Instant::now() > deadline {
                 return Err(StreamError::Config("global tables not read to their end within 5 minutes".into()));
             }
-            match tables.poll_one(Duration::from_millis(200))? {
+            match tables.poll_one(super::restore::POLL)? {
                 Some((topic, partition, offset)) => {
                     position.insert((topic, partition), offset + 1);
                 }
                 None => {
-                    // A transaction's commit marker ends a transactionally written topic with an offset that holds
-                    // no record; the consumer's position moves past it.
                     if let Some(consumer) = &tables.consumer {
-                        let now = consumer.position().map_err(StreamError::kafka("global-table position"))?;
-                        for e in now.elements() {
-                            if let Offset::Offset(o) = e.offset() {
-                                let p = position.entry((e.topic().to_owned(), e.partition())).or_insert(o);
-                                *p = (*p).max(o);
-                            }
+                        for (topic, partition, o) in super::restore::positions(consumer)? {
+                            let p = position.entry((topic, partition)).or_insert(o);
+                            *p = (*p).max(o);
                         }
                     }
                 }

@@ -14,7 +14,23 @@ use std::time::{Duration, Instant};
 
 const BATCH: usize = 10_000;
 const STALL_TIMEOUT: Duration = Duration::from_secs(60);
-const POLL: Duration = Duration::from_millis(10);
+/// How long a reader polls before it asks for its position: short, because a changelog written in transactions
+/// ends in a commit marker, which holds no record, so its end shows only in the position after an empty poll.
+pub(crate) const POLL: Duration = Duration::from_millis(10);
+
+/// Where `consumer` reads next in each assigned partition, as (topic, partition, offset). After an empty poll this
+/// is past the offsets that hold no record (compacted away, or a transaction's marker), which no message reports.
+pub(crate) fn positions(consumer: &BaseConsumer) -> Result<Vec<(String, i32, i64)>, StreamError> {
+    let tpl = consumer.position().map_err(StreamError::kafka("reading the consumer's position"))?;
+    Ok(tpl
+        .elements()
+        .iter()
+        .filter_map(|e| match e.offset() {
+            Offset::Offset(o) => Some((e.topic().to_owned(), e.partition(), o)),
+            _ => None,
+        })
+        .collect())
+}
 
 /// The changelog partition's low and high watermarks, retrying transient errors (a leader moving or not elected
 /// yet) for up to 30 seconds.
@@ -73,8 +89,6 @@ pub(crate) fn restore(
     let (mut batch, mut restored, mut counted, mut reached) = (WriteBatch::default(), 0u64, 0u64, from);
     let mut last_progress = Instant::now();
     while reached < high {
-        // A short poll: a changelog written in transactions ends in a commit marker, which holds no record, so the
-        // end shows only in the consumer's position once a poll comes back empty.
         match consumer.poll(POLL) {
             Some(Ok(msg)) => {
                 if let Some(key) = msg.key() {
@@ -96,9 +110,7 @@ pub(crate) fn restore(
             }
             Some(Err(e)) => return Err(StreamError::Kafka { context: format!("restoring {topic}[{partition}]"), source: e }),
             None => {
-                // Compaction and transaction markers leave offsets with no record: ask where the consumer is.
-                let position = consumer.position().map_err(StreamError::kafka("restore position"))?;
-                if let Some(Offset::Offset(p)) = position.find_partition(topic, partition).map(|e| e.offset()) {
+                for (_, _, p) in positions(consumer)?.into_iter().filter(|(t, p, _)| t == topic && *p == partition) {
                     reached = reached.max(p);
                 }
                 if last_progress.elapsed() > STALL_TIMEOUT {
