@@ -1,8 +1,9 @@
 //! Where a key lands: Kafka's default partitioner, murmur2 of the key bytes, positive, modulo the partition count.
 //!
 //! The Java client and librdkafka's `murmur2_random` place keys this way; librdkafka's own default
-//! (`consistent_random`, CRC32) does not (INVARIANTS 7). The runtime's producers use `murmur2_random`; this
-//! function lets the in-memory test driver place re-keyed records on the partition the real producer would.
+//! (`consistent_random`, CRC32) does not (invariant 7, docs/src/invariants.md). The runtime's producers use
+//! `murmur2_random`; this function lets the in-memory test driver place re-keyed records on the partition the real
+//! producer would.
 
 /// Kafka's murmur2 hash of `data` (seed 0x9747b28c), as `org.apache.kafka.common.utils.Utils.murmur2`.
 pub fn murmur2(data: &[u8]) -> i32 {

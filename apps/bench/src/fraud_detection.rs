@@ -23,7 +23,7 @@ pub(crate) fn run(bs: &str, n: u64, partitions: i32, cards: u32) -> anyhow::Resu
     let opts =
         loadgen::cards::Options { seed: 1, cards, transactions: n, spacing_ms: 200, ..Default::default() }.ending_by(chrono::Utc::now());
     let started = Instant::now();
-    let sent = fraud_detection::evaluation::produce(bs, [&txns, &profiles, &blocklist], loadgen::cards::generate(&opts), None)?;
+    let sent = fraud_eval::produce(bs, [&txns, &profiles, &blocklist], loadgen::cards::generate(&opts), None)?;
     let txn_count = sent - u64::from(cards) - others(&opts);
     println!(
         "pre-loaded {cards} profiles and {txn_count} transactions ({partitions} partitions) in {:.1}s",

@@ -1,5 +1,5 @@
 //! The verifier: reads what the ticker committed (`isolation.level=read_committed`, as a downstream consumer
-//! would) and holds it against the [`Workload`](crate::workload::Workload)'s oracle.
+//! would) and holds it against the [`Workload`]'s oracle.
 //!
 //! Every valid trade is one daily-statistics update, so for a symbol with `n` trades the committed updates must
 //! carry the trade counts 1, 2, ..., n, each once. A count that never appears is a *missing* output; any update

@@ -11,7 +11,8 @@
 //!
 //! # Exactly one email per `txn_id`, in practice
 //!
-//! An email is a side effect outside Kafka: it cannot be part of a commit or rolled back (INVARIANTS 10). So:
+//! An email is a side effect outside Kafka: it cannot be part of a commit or rolled back (invariant 10,
+//! docs/src/invariants.md). So:
 //! 1. Before sending, `notify` looks the `txn_id` up in the changelogged `sent-txns` store; if it is there, the
 //!    email went out before (an earlier run, a duplicate record) and only the audit record is written again.
 //! 2. Otherwise it sends. If the server is down, the record is retried with backoff, its partition waits, and no

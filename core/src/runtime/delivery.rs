@@ -1,8 +1,9 @@
 //! Delivery tracking: the producer's acknowledgements, as the commit protocol needs them.
 //!
-//! Offsets may only move once every record they caused is acknowledged (INVARIANTS 1), and a store's checkpoint
-//! may only claim changelog offsets the broker acknowledged (INVARIANTS 2). So the tracker remembers, per changelog
-//! partition, the highest acknowledged offset, and keeps every delivery failure until the next commit looks.
+//! Offsets may only move once every record they caused is acknowledged (invariant 1, docs/src/invariants.md), and a
+//! store's checkpoint may only claim changelog offsets the broker acknowledged (invariant 2, docs/src/invariants.md).
+//! So the tracker remembers, per changelog partition, the highest acknowledged offset, and keeps every delivery failure
+//! until the next commit looks.
 
 use rdkafka::message::Message;
 use rdkafka::producer::{DeliveryResult, ProducerContext};

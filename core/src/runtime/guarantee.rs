@@ -11,10 +11,10 @@
 //! metadata, so a member the group has moved on from is refused: KIP-447 fencing) before committing it. Readers
 //! with `isolation.level=read_committed` (every consumer of the runtime; librdkafka's default) see all of a
 //! commit or none of it. The local stores apply a transaction's writes only once it committed (their pending
-//! batch, INVARIANTS 3), so after a crash they hold committed state only and restore from their checkpoint; Kafka
-//! Streams instead wipes them and restores from zero.
+//! batch, invariant 3 (docs/src/invariants.md)), so after a crash they hold committed state only and restore from their
+//! checkpoint; Kafka Streams instead wipes them and restores from zero.
 //!
-//! What a failure costs (INVARIANTS 4), decided by [`recovery`]:
+//! What a failure costs (invariant 4, docs/src/invariants.md), decided by `recovery`:
 //! - *abortable* (a record not delivered, offsets refused because the group rebalanced): abort, drop every
 //!   task's uncommitted state, rebuild the tasks from their stores and seek the consumer back to the committed
 //!   offsets: the records are processed again into a fresh transaction;

@@ -3,10 +3,11 @@
 //! Each of `threads` *stream threads* (`--threads`, default 1) polls its own consumer in the group, so partitions
 //! and their tasks spread over the threads as they would over instances; the threads share the metrics, the
 //! status and the registry of stores that queries read. Rebalance callbacks (`rebalance`: cooperative, so only
-//! the tasks that move stop) create a [`Task`] per assigned input partition (restoring its stores from their
+//! the tasks that move stop) create a `Task` per assigned input partition (restoring its stores from their
 //! changelogs first) and, for revoked partitions, commit and close their tasks. Each polled record goes to its
 //! partition's task; what the task produces goes to an idempotent producer. On the commit interval, on revocation
-//! and on shutdown the runtime *commits*, in the order that keeps every guarantee (INVARIANTS 1-2):
+//! and on shutdown the runtime *commits*, in the order that keeps every guarantee (invariants 1-2,
+//! docs/src/invariants.md):
 //!
 //! 1. send the stores' coalesced changelog writes, flush the producer and check that every record was
 //!    acknowledged;

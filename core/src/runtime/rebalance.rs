@@ -13,11 +13,11 @@
 //! are exactly the tasks; the other sources' offsets are committed under the member's generation like the lead's
 //! (the coordinator checks the member, not the partitions).
 //!
-//! What cooperative buys (INVARIANTS 5): when an instance joins or leaves, only the tasks that move are committed
-//! and closed ([`Engine::revoke`]); every other task keeps processing through the rebalance.
+//! What cooperative buys (invariant 5, docs/src/invariants.md): when an instance joins or leaves, only the tasks that
+//! move are committed and closed ([`Engine::revoke`]); every other task keeps processing through the rebalance.
 //! `streamcore_revoked_tasks_total` counts the tasks that moved away. A user who sets
-//! `partition.assignment.strategy=range` gets the eager protocol: the callback then assigns and unassigns
-//! everything at once, with the same tasks.
+//! `partition.assignment.strategy=range` gets the eager protocol: the callback then assigns and unassigns everything at
+//! once, with the same tasks.
 //!
 //! The assignor is sticky to the *current* owners, not to local state: an instance that comes back after its
 //! partitions moved gets whichever the group rebalances to it, reusing its local copy for those it held before

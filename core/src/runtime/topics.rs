@@ -1,6 +1,6 @@
 //! Topics the runtime needs before it starts: the sources must exist; changelogs (compacted, one partition per
 //! input partition), the dead-letter topic and missing sink topics are created with explicit partition counts,
-//! never left to auto-creation (INVARIANTS 8).
+//! never left to auto-creation (invariant 8, docs/src/invariants.md).
 
 use super::StreamsConfig;
 use crate::error::StreamError;

@@ -8,9 +8,9 @@
 //! trade of a busy symbol) is sent once, with its latest value, when the task commits (or flushes). Compaction
 //! would keep only that last value anyway; sending the others costs broker round trips and restore time for
 //! nothing. This is the changelog half of Kafka Streams' record cache. The commit order is the one
-//! that keeps the checkpoint honest (see INVARIANTS 2 and 3): flush outputs and changelog, wait for the acks, commit
-//! the input offsets, then apply the batch with the checkpoint. A crash anywhere leaves a backend that is behind the
-//! changelog, never ahead of it, and restore replays the difference.
+//! that keeps the checkpoint honest (see invariants 2 and 3 in docs/src/invariants.md): flush outputs and changelog,
+//! wait for the acks, commit the input offsets, then apply the batch with the checkpoint. A crash anywhere leaves a
+//! backend that is behind the changelog, never ahead of it, and restore replays the difference.
 //!
 //! The same pending batch is what exactly-once needs later: writes of an uncommitted transaction never reach
 //! the backend, so a crash never forces a wipe of the local store.

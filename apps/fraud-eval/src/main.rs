@@ -47,7 +47,7 @@ async fn main() -> anyhow::Result<()> {
             malformed_share: cli.malformed,
             ..Default::default()
         };
-        let report = fraud_detection::evaluation::evaluate(&cli.bootstrap, opts).await?;
+        let report = fraud_eval::evaluate(&cli.bootstrap, opts).await?;
         println!("{}", report.table());
     }
     Ok(())

@@ -1,18 +1,16 @@
 //! `fraud-detection`: anomaly rules over card transactions joined with card profiles: the chapter's
-//! stream-table join, with per-key state, and an evaluation that measures what the rules catch.
+//! stream-table join, with per-key state. What the rules catch is measured by `fraud-eval` (`apps/fraud-eval`).
 //!
 //! | module | concept |
 //! |---|---|
 //! | [`model`] | the contract's events and the rules' names |
 //! | [`rules`] | the rules as pure functions of a card's state (running statistics, recent places, daily spend) |
 //! | [`topology`] | profiles as a table, its changes as a stream, the repartitioned join, the detector |
-//! | [`evaluation`] | labelled traffic through the real service, scored by precision and recall per rule |
 //! | [`http`] | `/alerts`, `/cards/{card_id}` |
 //! | [`config`] / [`app`] | the command line, the wiring |
 
 pub mod app;
 pub mod config;
-pub mod evaluation;
 pub mod http;
 pub mod model;
 pub mod rules;

@@ -1,4 +1,4 @@
-//! How good are the rules? Labelled traffic from `loadgen::cards` goes through the real service on a real
+//! `fraud-eval`: how good are the fraud rules? Labelled traffic from `loadgen::cards` goes through the real service on a real
 //! broker; the alerts that come out are compared with the ground truth, which never left this process.
 //!
 //! For each rule: a true positive is a transaction the rule was expected to fire on and did; a false positive,
@@ -9,11 +9,11 @@
 //! than an hour ahead), every record carries its event time as record timestamp (a profile deletion has no `ts`
 //! of its own), and the service reads from its own prefixed topics, so evaluations can share a broker.
 
-use crate::config::Config;
-use crate::model::{Alert, Rule};
-use crate::topology::{BLOCKLIST_TOPIC, PROFILES_TOPIC, TRANSACTIONS_TOPIC};
 use anyhow::Context;
 use clap::Parser;
+use fraud_detection::config::Config;
+use fraud_detection::model::{Alert, Rule};
+use fraud_detection::topology::{BLOCKLIST_TOPIC, PROFILES_TOPIC, TRANSACTIONS_TOPIC};
 use loadgen::cards::{CardEvent, Options};
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write;
@@ -130,10 +130,10 @@ pub async fn evaluate(bootstrap: &str, opts: Options) -> anyhow::Result<Report> 
     ];
     let cfg = Config::try_parse_from(args).context("evaluation configuration")?;
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let mut service = tokio::spawn(crate::app::run(cfg, async move {
+    let mut service = tokio::spawn(fraud_detection::app::run(cfg, async move {
         let _ = stopped.await;
     }));
-    let repartition = streamcore::topology::repartition_topic(&app, crate::topology::BY_CARD);
+    let repartition = streamcore::topology::repartition_topic(&app, fraud_detection::topology::BY_CARD);
     let (bs, input) = (bootstrap.to_owned(), topics[0].clone());
     let caught_up = tokio::task::spawn_blocking(move || {
         [input.as_str(), repartition.as_str()].iter().all(|t| wait_caught_up(&bs, &app, t, Duration::from_secs(600)))
