@@ -19,9 +19,9 @@ WORKDIR /home/stream
 ENV STATE_DIR=/home/stream/state
 
 FROM ${RUST_IMAGE} AS build
-RUN apt-get update && apt-get install -y --no-install-recommends \
-      cmake libclang-dev libcurl4-openssl-dev libssl-dev zlib1g-dev libzstd-dev libsasl2-dev pkg-config \
-    && rm -rf /var/lib/apt/lists/*
+# The build packages come from the project's one installer, the list scripts/demo and scripts/test use.
+COPY scripts/setup /usr/local/bin/streamsuite-setup
+RUN streamsuite-setup demo && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
 COPY . .
 RUN cargo build --release --locked -p txn-mailer -p stock-ticker -p fraud-detection -p fraud-eval -p iot-controller -p loadgen -p demo \
