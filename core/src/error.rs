@@ -10,13 +10,15 @@ use crate::state::StoreError;
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum ProcessError {
-    /// The record cannot be processed, ever (bad field, unknown currency, ...). The runtime writes the original
-    /// bytes to the dead-letter topic with this reason in the `error` header and moves on.
+    /// The record cannot be processed, ever (bad field, unknown currency, ...). The runtime takes back what the
+    /// record wrote to stores and outputs (up to a processor's last `flush`), writes the original bytes to the
+    /// dead-letter topic with this reason in the `error` header, and moves on.
     #[error("{0}")]
     Invalid(String),
-    /// A transient failure outside the stream (SMTP down, ...). The runtime pauses the partition, processes the
-    /// same record again after a backoff, and commits no offset past it meanwhile. Return this before writing to
-    /// a store or forwarding anything for the record, since the whole record is processed again.
+    /// A transient failure outside the stream (SMTP down, ...). The runtime takes back what the record wrote (up to
+    /// a processor's last `flush`), pauses the partition, processes the same record again after a backoff, and
+    /// commits no offset past it meanwhile. A side effect outside Kafka cannot be taken back: return this before
+    /// causing one, or record the effect and `flush` first.
     #[error("transient failure: {0}")]
     Retry(String),
     /// Local state failed: the task cannot go on.

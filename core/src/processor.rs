@@ -86,6 +86,24 @@ impl TaskState {
         Ok(())
     }
 
+    /// The record in hand succeeded: its store writes and outputs stay.
+    pub(crate) fn keep_record(&mut self) {
+        for store in self.stores.values_mut() {
+            store.keep();
+        }
+    }
+
+    /// The record in hand failed: drop the outputs it has not flushed and take back its store writes. Returns
+    /// whether any store write was taken back (processors' in-memory views of their stores are then stale).
+    pub(crate) fn roll_back_record(&mut self) -> bool {
+        self.outbox.clear();
+        let mut any = false;
+        for store in self.stores.values_mut() {
+            any |= store.roll_back();
+        }
+        any
+    }
+
     /// Hand every store's coalesced changelog writes to the sink: at commit, and when a processor flushes.
     pub(crate) fn drain_changelogs(&mut self, sink: &mut dyn RecordSink) -> Result<(), crate::StreamError> {
         let mut changelog = Vec::new();

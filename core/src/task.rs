@@ -66,13 +66,7 @@ impl Task {
             globals: config.globals.clone(),
         };
         let mut task = Task { topology, nodes, state, config, consumed: BTreeMap::new() };
-        for i in 0..task.nodes.len() {
-            task.state.subtopology = task.topology.nodes[i].subtopology;
-            let mut emitted = Vec::new();
-            let mut sink = InitSink;
-            let mut ctx = NodeContext { state: &mut task.state, emitted: &mut emitted, sink: &mut sink };
-            task.nodes[i].init(&mut ctx).map_err(|e| StreamError::Process(format!("init of {}: {e}", task.topology.nodes[i].name)))?;
-        }
+        task.init_nodes()?;
         Ok(task)
     }
 
@@ -94,14 +88,22 @@ impl Task {
                 let subtopology = topology.nodes[source.node].subtopology;
                 self.state.subtopology = subtopology;
                 self.state.stream_time[subtopology].observe(record.time);
-                let result = self.run(source.node, record, sink);
-                // Hand over what was written even when processing failed part-way: a dead-lettered record's
-                // earlier outputs are not taken back (processors validate before they write).
-                self.state.drain_outputs(sink)?;
-                match result {
-                    Ok(()) => Outcome::Processed,
-                    Err(ProcessError::Invalid(reason)) => Outcome::DeadLettered(reason),
-                    Err(ProcessError::Retry(reason)) => return Ok(Outcome::Retry(reason)),
+                match self.run(source.node, record, sink) {
+                    Ok(()) => {
+                        self.state.keep_record();
+                        self.state.drain_outputs(sink)?;
+                        Outcome::Processed
+                    }
+                    // All or nothing: a record that fails part-way (one branch refuses it after another wrote)
+                    // leaves no trace but its dead letter, and a retried record does not repeat its outputs.
+                    Err(ProcessError::Invalid(reason)) => {
+                        self.roll_back_record()?;
+                        Outcome::DeadLettered(reason)
+                    }
+                    Err(ProcessError::Retry(reason)) => {
+                        self.roll_back_record()?;
+                        return Ok(Outcome::Retry(reason));
+                    }
                     Err(ProcessError::Store(e)) => return Err(StreamError::Store(e)),
                     Err(e) => return Err(StreamError::Process(e.to_string())),
                 }
@@ -120,6 +122,28 @@ impl Task {
         Ok(outcome)
     }
 
+    /// Take back what the failed record in hand wrote. If it wrote to a store, the processors are created and
+    /// initialised again, so that what they keep in memory (a window index, a ranking) agrees with the stores.
+    fn roll_back_record(&mut self) -> Result<(), StreamError> {
+        if self.state.roll_back_record() {
+            self.nodes = self.topology.nodes.iter().map(|n| (n.factory)()).collect();
+            self.init_nodes()?;
+        }
+        Ok(())
+    }
+
+    /// Run every node's `init` hook, in topology order.
+    fn init_nodes(&mut self) -> Result<(), StreamError> {
+        for i in 0..self.nodes.len() {
+            self.state.subtopology = self.topology.nodes[i].subtopology;
+            let mut emitted = Vec::new();
+            let mut sink = InitSink;
+            let mut ctx = NodeContext { state: &mut self.state, emitted: &mut emitted, sink: &mut sink };
+            self.nodes[i].init(&mut ctx).map_err(|e| StreamError::Process(format!("init of {}: {e}", self.topology.nodes[i].name)))?;
+        }
+        Ok(())
+    }
+
     /// Give every node its processing-time hook (about once a second), then send what they produced.
     pub(crate) fn punctuate(&mut self, sink: &mut dyn RecordSink) -> Result<(), StreamError> {
         self.state.wall_ms = self.config.clock.now_ms();
@@ -131,6 +155,7 @@ impl Task {
                 self.nodes[node].punctuate(&mut ctx)
             };
             let result = result.and_then(|()| self.route(node, emitted, sink));
+            self.state.keep_record();
             self.state.drain_outputs(sink)?;
             if let Err(e) = result {
                 let name = &self.topology.nodes[node].name;

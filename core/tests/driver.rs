@@ -126,6 +126,63 @@ fn a_transient_failure_asks_for_a_retry_and_the_record_is_not_consumed() {
     assert!(d.read_output("flaky.dlq").is_empty());
 }
 
+/// Counts words in a store and forwards the count, then fails the first `failures` attempts (with `fail`) after
+/// it wrote: the runtime must take the write and the output back.
+struct CountThenFail {
+    attempts: Arc<AtomicU32>,
+    failures: u32,
+    fail: fn() -> ProcessError,
+}
+
+impl Processor for CountThenFail {
+    type In = Word;
+    type Out = u64;
+    fn process(&mut self, r: Record<Word>, ctx: &mut ProcessorContext<'_, '_, u64>) -> Result<(), ProcessError> {
+        let store = ctx.store("counts")?;
+        let n = store.get_json::<u64>(&r.value.text)?.unwrap_or(0) + 1;
+        store.put_json(&r.value.text, &n)?;
+        ctx.forward(r.with_value(n));
+        if self.attempts.fetch_add(1, Ordering::SeqCst) < self.failures {
+            return Err((self.fail)());
+        }
+        Ok(())
+    }
+}
+
+fn count_then_fail(failures: u32, fail: fn() -> ProcessError) -> TopologyTestDriver {
+    let attempts = Arc::new(AtomicU32::new(0));
+    let b = TopologyBuilder::new("counting");
+    b.source("words", Json::<Word>::new(), |w: &Word| EventTime::payload(&w.ts))
+        .process("count", &[streamcore::state::StoreSpec::in_memory("counts")], move || CountThenFail {
+            attempts: attempts.clone(),
+            failures,
+            fail,
+        })
+        .to("sink", "out", Json::new(), |_: &Record<u64>| None);
+    TopologyTestDriver::new(b.build().expect("topology"))
+}
+
+#[test]
+fn a_retried_record_repeats_neither_its_outputs_nor_its_store_writes() {
+    let mut d = count_then_fail(2, || ProcessError::Retry("downstream unavailable".into()));
+    for _ in 0..2 {
+        assert!(matches!(d.pipe("words", None, &word("x")).expect("pipe"), Outcome::Retry(_)));
+    }
+    assert_eq!(d.pipe("words", None, &word("x")).expect("pipe"), Outcome::Processed);
+    assert_eq!(d.read_json::<u64>("out").expect("out"), vec![1], "one output, counted once, though attempted three times");
+    assert_eq!(d.store("counts", 0).expect("store").get_json::<u64>("x").expect("read"), Some(1));
+    assert_eq!(d.read_output("counting-counts-changelog").len(), 0, "nothing logged before a commit");
+}
+
+#[test]
+fn a_record_refused_part_way_leaves_nothing_but_its_dead_letter() {
+    let mut d = count_then_fail(1, || ProcessError::Invalid("refused after writing".into()));
+    assert_eq!(d.pipe("words", None, &word("x")).expect("pipe"), Outcome::DeadLettered("refused after writing".into()));
+    assert_eq!(d.pipe("words", None, &word("x")).expect("pipe"), Outcome::Processed);
+    assert_eq!(d.read_json::<u64>("out").expect("out"), vec![1], "the refused record neither counted nor forwarded");
+    assert_eq!(d.read_output("counting.dlq").len(), 1);
+}
+
 #[test]
 fn build_rejects_duplicate_names_and_graphs_without_sources() {
     let b = TopologyBuilder::new("dup");

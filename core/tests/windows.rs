@@ -33,7 +33,7 @@ fn clicks(emit: EmitMode, idle: Option<Duration>) -> streamcore::Topology {
     let counts = src.repartition("by-user", |r: &Record<Click>| Some(r.value.user.clone())).aggregate_windowed(
         "count",
         spec,
-        |n: Option<u64>, _r: &Record<Click>, _w: &Window| n.unwrap_or(0) + 1,
+        |n: Option<u64>, _r: &Record<Click>, _w: &Window| Ok(n.unwrap_or(0) + 1),
     );
     counts.to("counts-sink", "counts", Json::new(), |r: &Record<Windowed<u64>>| r.key.clone());
     drop((src, counts));
@@ -129,7 +129,7 @@ fn unkeyed_records_cannot_be_aggregated_and_are_dead_lettered() {
     let b = TopologyBuilder::new("raw");
     let src = b.source("clicks", Json::<Click>::new(), |c: &Click| EventTime { millis: c.at, kind: TimestampKind::Payload });
     let spec = WindowedAggregation::new(TimeWindows::tumbling(chrono::Duration::minutes(1)).expect("windows"), StoreSpec::in_memory("w"));
-    let counts = src.aggregate_windowed("count", spec, |n: Option<u64>, _: &Record<Click>, _: &Window| n.unwrap_or(0) + 1);
+    let counts = src.aggregate_windowed("count", spec, |n: Option<u64>, _: &Record<Click>, _: &Window| Ok(n.unwrap_or(0) + 1));
     drop((src, counts));
     let mut d = TopologyTestDriver::new(b.build().expect("topology"));
     assert!(matches!(click(&mut d, "x", 0), Outcome::DeadLettered(reason) if reason.contains("no")));

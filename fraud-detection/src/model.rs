@@ -11,8 +11,8 @@ pub struct CardTxn {
     pub txn_id: String,
     /// The card; the record key.
     pub card_id: String,
-    /// Amount in `currency`; a JSON string or number, never read through a float.
-    #[serde(deserialize_with = "rust_decimal::serde::arbitrary_precision::deserialize")]
+    /// Amount in `currency`; a JSON string or number, read exactly as written (never through a float, never rounded).
+    #[serde(deserialize_with = "streamcore::codec::decimal::exact")]
     pub amount: Decimal,
     /// ISO 4217 code.
     pub currency: String,
@@ -54,7 +54,7 @@ pub struct Profile {
     /// Where the holder lives.
     pub home_country: String,
     /// The most the card may spend in a calendar day, in USD.
-    #[serde(deserialize_with = "rust_decimal::serde::arbitrary_precision::deserialize")]
+    #[serde(deserialize_with = "streamcore::codec::decimal::exact")]
     pub daily_limit: Decimal,
 }
 

@@ -15,7 +15,7 @@ use chrono::{NaiveDate, TimeZone};
 use chrono_tz::Tz;
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
-use streamcore::stats::RunningStats;
+use streamcore::stats::{RunningStats, StatsOverflow};
 
 /// The detector's thresholds.
 #[derive(Debug, Clone)]
@@ -133,21 +133,38 @@ impl CardState {
         self.recent.iter().filter(|s| s.ts <= ts && s.ts > ts - th.velocity_window_ms).count()
     }
 
-    /// The day's spend up to and including `ts`.
-    fn spent_until(&self, date: NaiveDate, ts: i64) -> Decimal {
-        self.recent.iter().filter(|s| s.date == date && s.ts <= ts).map(|s| s.amount_usd).sum()
+    /// Whether the day's spend up to and including `ts` is over `limit` (a sum beyond any decimal is).
+    fn spent_over(&self, date: NaiveDate, ts: i64, limit: Decimal) -> bool {
+        self.recent
+            .iter()
+            .filter(|s| s.date == date && s.ts <= ts)
+            .try_fold(Decimal::ZERO, |spent, s| spent.checked_add(s.amount_usd))
+            .is_none_or(|spent| spent > limit)
     }
 
     /// Judge `t`, fold it into the state, and judge again the later transactions its arrival changes.
     /// `closed`: the card's profile was deleted before `t`. Returns the verdicts to publish: `t`'s if any rule
-    /// fired, then revisions.
-    pub fn observe(&mut self, t: &Observed, profile: Option<&Profile>, closed: bool, th: &Thresholds) -> Vec<Verdict> {
+    /// fired, then revisions. An amount the card's running statistics cannot take in is refused before anything
+    /// changes (the caller dead-letters the transaction).
+    pub fn observe(
+        &mut self,
+        t: &Observed,
+        profile: Option<&Profile>,
+        closed: bool,
+        th: &Thresholds,
+    ) -> Result<Vec<Verdict>, StatsOverflow> {
         let date = th.timezone.timestamp_millis_opt(t.ts).single().map_or(NaiveDate::MIN, |d| d.date_naive());
         let mut rules = Vec::new();
         let a = &self.amounts;
+        // A bound beyond any decimal is one no amount exceeds.
+        let above = |bound: Option<Decimal>| bound.is_some_and(|bound| t.amount_usd > bound);
         let anomalous = a.count >= th.anomaly_min_history
-            && t.amount_usd > a.mean + th.anomaly_sigmas * a.std_dev()
-            && t.amount_usd > th.anomaly_ratio * a.mean;
+            && above(th.anomaly_sigmas.checked_mul(a.std_dev()).and_then(|spread| a.mean.checked_add(spread)))
+            && above(th.anomaly_ratio.checked_mul(a.mean));
+        let mut amounts = a.clone();
+        if !anomalous {
+            amounts.add(t.amount_usd)?;
+        }
         // Impossible travel: compare with the nearest places before and after. When it conflicts with only one of
         // two neighbours, the one it conflicts with is the odd one out (the transaction that arrived earlier was
         // judged without this one): that neighbour is flagged instead, by revision.
@@ -175,9 +192,7 @@ impl CardState {
         if profile.is_none() {
             self.without_profile += 1;
         }
-        if !anomalous {
-            self.amounts.add(t.amount_usd);
-        }
+        self.amounts = amounts;
         let mut verdicts = Vec::new();
         if let Some(i) = odd_neighbour {
             let s = &mut self.recent[i];
@@ -209,7 +224,7 @@ impl CardState {
         if travel {
             rules.push(Rule::ImpossibleTravel);
         }
-        if profile.is_some_and(|p| self.spent_until(date, t.ts) > p.daily_limit) {
+        if profile.is_some_and(|p| self.spent_over(date, t.ts, p.daily_limit)) {
             rules.push(Rule::DailyLimit);
         }
         if closed {
@@ -230,9 +245,7 @@ impl CardState {
             if s.ts <= t.ts + th.velocity_window_ms && !s.rules.contains(&Rule::Velocity) && self.in_window(s.ts, th) > th.max_txns {
                 added.push(Rule::Velocity);
             }
-            if s.date == date
-                && !s.rules.contains(&Rule::DailyLimit)
-                && profile.is_some_and(|p| self.spent_until(date, s.ts) > p.daily_limit)
+            if s.date == date && !s.rules.contains(&Rule::DailyLimit) && profile.is_some_and(|p| self.spent_over(date, s.ts, p.daily_limit))
             {
                 added.push(Rule::DailyLimit);
             }
@@ -244,7 +257,7 @@ impl CardState {
             }
         }
         self.forget_old();
-        verdicts
+        Ok(verdicts)
     }
 
     /// Keep the last `KEPT` transactions, and all of those on the last `DAYS_KEPT` days, at most `KEPT_AT_MOST`.

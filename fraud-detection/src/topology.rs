@@ -106,9 +106,7 @@ pub fn build_topology(s: &Settings) -> Result<Topology, StreamError> {
         if let Some(problem) = txn.problem() {
             return Err(ProcessError::Invalid(problem));
         }
-        let amount_usd = fx
-            .to_usd(txn.amount, &txn.currency)
-            .ok_or_else(|| ProcessError::Invalid(format!("no rate for currency {:?}", txn.currency)))?;
+        let amount_usd = fx.to_usd(txn.amount, &txn.currency).map_err(|e| ProcessError::Invalid(e.to_string()))?;
         Ok(Priced { txn, amount_usd })
     });
     let by_card = valid.repartition(BY_CARD, |r: &Record<Priced>| Some(r.value.txn.card_id.clone()));
@@ -203,7 +201,9 @@ impl Processor for Detector {
             lon: txn.lon,
             blocked_merchant: blocked.is_some(),
         };
-        let verdicts = state.observe(&observed, profile.as_ref(), closed, &self.thresholds);
+        let verdicts = state
+            .observe(&observed, profile.as_ref(), closed, &self.thresholds)
+            .map_err(|e| ProcessError::Invalid(format!("amount_usd: {e}")))?;
         cards.put_json(&card, &state)?;
         if profile.is_none() {
             self.without_profile.inc();

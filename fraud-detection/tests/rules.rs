@@ -272,3 +272,23 @@ fn a_merchant_on_the_global_blocklist_is_flagged_on_every_card() {
     assert_eq!(alerts.iter().map(|a| a.rules.clone()).collect::<Vec<_>>(), vec![vec![Rule::BlockedMerchant]; 3]);
     assert!(txn(&mut d, "ok", "c1", "10", T0 + 60 * MIN, NYC).is_empty(), "other merchants are not");
 }
+
+#[test]
+fn an_amount_the_running_statistics_cannot_hold_is_dead_lettered_and_the_card_goes_on() {
+    let mut d = driver();
+    profile(&mut d, "c9", "1000000000000000000000", T0);
+    assert!(txn(&mut d, "small", "c9", "1", T0, NYC).is_empty());
+    // (1e15 - 1) * (1e15 - mean): the variance term is beyond any decimal.
+    let v = json!({"txn_id": "huge", "card_id": "c9", "amount": "1000000000000000", "currency": "USD", "merchant": "M",
+        "country": "US", "lat": NYC.0, "lon": NYC.1, "ts": ts(T0 + MIN)});
+    d.pipe(TRANSACTIONS_TOPIC, Some("c9"), v.to_string().as_bytes()).expect("pipe");
+    // Refused after the repartition by card, so its dead letter is the repartitioned copy, with the reason.
+    let dlq = d.read_output("fraud-detection.dlq");
+    let reasons: Vec<String> = dlq
+        .iter()
+        .flat_map(|r| r.headers.iter().filter(|(k, _)| k == "error"))
+        .map(|(_, v)| String::from_utf8_lossy(v).into_owned())
+        .collect();
+    assert!(matches!(reasons.as_slice(), [r] if r.contains("too far from the mean")), "{reasons:?}");
+    assert!(txn(&mut d, "next", "c9", "2", T0 + 2 * MIN, NYC).is_empty(), "the card's next transaction is judged as before");
+}

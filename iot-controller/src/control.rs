@@ -25,9 +25,9 @@ pub struct Mean {
 }
 
 impl Mean {
-    /// This mean with `x` added.
-    pub fn with(self, x: Decimal) -> Mean {
-        Mean { sum: self.sum + x, count: self.count + 1 }
+    /// This mean with `x` added (`None` if the sum would overflow).
+    pub fn with(self, x: Decimal) -> Option<Mean> {
+        Some(Mean { sum: self.sum.checked_add(x)?, count: self.count + 1 })
     }
 
     /// The mean, rounded half away from zero to 4 places (`None` when empty).
@@ -155,8 +155,9 @@ mod tests {
 
     #[test]
     fn the_mean_rounds_half_away_from_zero() {
-        let m = Mean::default().with(Decimal::new(1, 0)).with(Decimal::new(2, 0)).with(Decimal::new(2, 0));
-        assert_eq!(m.value(), Some(Decimal::new(16667, 4)));
+        let m = Mean::default().with(Decimal::new(1, 0)).and_then(|m| m.with(Decimal::new(2, 0))).and_then(|m| m.with(Decimal::new(2, 0)));
+        assert_eq!(m.and_then(|m| m.value()), Some(Decimal::new(16667, 4)));
         assert_eq!(Mean::default().value(), None);
+        assert_eq!(Mean { sum: Decimal::MAX, count: 1 }.with(Decimal::ONE), None);
     }
 }

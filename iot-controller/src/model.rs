@@ -13,16 +13,11 @@ pub struct Reading {
     /// Event time.
     pub ts: DateTime<FixedOffset>,
     /// A thermostat's temperature, °C (exact decimals, so averages and band edges compare exactly).
-    #[serde(default, skip_serializing_if = "Option::is_none", deserialize_with = "optional_decimal")]
+    #[serde(default, skip_serializing_if = "Option::is_none", deserialize_with = "streamcore::codec::decimal::exact_option")]
     pub temperature_c: Option<Decimal>,
     /// A washer's detergent level, percent.
-    #[serde(default, skip_serializing_if = "Option::is_none", deserialize_with = "optional_decimal")]
+    #[serde(default, skip_serializing_if = "Option::is_none", deserialize_with = "streamcore::codec::decimal::exact_option")]
     pub detergent_pct: Option<Decimal>,
-}
-
-/// A JSON string or number, never read through a float; `null` is absent.
-fn optional_decimal<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Decimal>, D::Error> {
-    rust_decimal::serde::arbitrary_precision_option::deserialize(d)
 }
 
 impl Reading {
@@ -93,10 +88,10 @@ pub struct Device {
     /// What it is.
     pub kind: Kind,
     /// A thermostat's target temperature, °C.
-    #[serde(default = "default_target", deserialize_with = "rust_decimal::serde::arbitrary_precision::deserialize")]
+    #[serde(default = "default_target", deserialize_with = "streamcore::codec::decimal::exact")]
     pub target_c: Decimal,
     /// Half the width of the comfortable band around the target, °C.
-    #[serde(default = "default_band", deserialize_with = "rust_decimal::serde::arbitrary_precision::deserialize")]
+    #[serde(default = "default_band", deserialize_with = "streamcore::codec::decimal::exact")]
     pub band_c: Decimal,
 }
 

@@ -154,7 +154,9 @@ pub fn build_topology(s: &Settings) -> Result<Topology, StreamError> {
             aggregation = aggregation.close_when_idle(quiet);
         }
         let averages = thermostats.aggregate_windowed("avg-5m", aggregation, |m: Option<Mean>, r: &Record<Registered>, _| {
-            m.unwrap_or_default().with(r.value.reading.temperature_c.unwrap_or_default())
+            m.unwrap_or_default()
+                .with(r.value.reading.temperature_c.unwrap_or_default())
+                .ok_or_else(|| format!("{} readings of a window overflow their sum", m.map_or(0, |m| m.count)))
         });
         let thermostat_commands =
             averages.process("thermostat-control", &[StoreSpec::persistent(DEVICES_STORE), StoreSpec::persistent(STATE_STORE)], || {

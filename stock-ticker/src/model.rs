@@ -11,8 +11,8 @@ use streamcore::window::Window;
 pub struct Trade {
     /// Ticker symbol.
     pub symbol: String,
-    /// Price per share; a JSON string or number, never read through a float.
-    #[serde(deserialize_with = "rust_decimal::serde::arbitrary_precision::deserialize")]
+    /// Price per share; a JSON string or number, read exactly as written (never through a float, never rounded).
+    #[serde(deserialize_with = "streamcore::codec::decimal::exact")]
     pub price: Decimal,
     /// Shares traded.
     pub volume: u64,
@@ -69,11 +69,13 @@ pub struct DayAggregate {
 }
 
 impl DayAggregate {
-    /// Fold a trade into the day (`None`: the day's first trade).
-    pub fn add(previous: Option<DayAggregate>, trade: &Trade, ts: i64) -> DayAggregate {
+    /// Fold a trade into the day (`None`: the day's first trade), or say why it cannot be: a price whose change
+    /// from the day's open no decimal can hold (a trade of 1e-20 then one of 1e20) is refused, so every update
+    /// this aggregate sends has a change.
+    pub fn add(previous: Option<DayAggregate>, trade: &Trade, ts: i64) -> Result<DayAggregate, String> {
         let Some(mut a) = previous else {
             let p = trade.price;
-            return DayAggregate { open: p, open_ts: ts, close: p, close_ts: ts, high: p, low: p, volume: trade.volume, trades: 1 };
+            return Ok(DayAggregate { open: p, open_ts: ts, close: p, close_ts: ts, high: p, low: p, volume: trade.volume, trades: 1 });
         };
         if ts < a.open_ts {
             (a.open, a.open_ts) = (trade.price, ts);
@@ -83,14 +85,15 @@ impl DayAggregate {
         }
         a.high = a.high.max(trade.price);
         a.low = a.low.min(trade.price);
-        a.volume = a.volume.saturating_add(trade.volume);
+        a.volume = a.volume.checked_add(trade.volume).ok_or_else(|| format!("the day's volume overflows with {} more", trade.volume))?;
         a.trades += 1;
-        a
+        a.change_pct().map(|_| a).ok_or_else(|| format!("price {} is too far from the day's open to state its change", trade.price))
     }
 
-    /// (close - open) / open * 100, 4 places.
-    pub fn change_pct(&self) -> Decimal {
-        four_places((self.close - self.open) / self.open * Decimal::ONE_HUNDRED)
+    /// (close - open) / open * 100, 4 places (`None` when no decimal holds it).
+    pub fn change_pct(&self) -> Option<Decimal> {
+        let ratio = self.close.checked_sub(self.open)?.checked_div(self.open)?;
+        Some(four_places(ratio.checked_mul(Decimal::ONE_HUNDRED)?))
     }
 }
 
@@ -118,9 +121,10 @@ pub struct DailyStats {
 }
 
 impl DailyStats {
-    /// The statistics of `symbol` on `date` from its aggregate.
-    pub fn of(symbol: &str, date: NaiveDate, a: &DayAggregate) -> Self {
-        DailyStats {
+    /// The statistics of `symbol` on `date` from its aggregate (which [`DayAggregate::add`] keeps within range).
+    pub fn of(symbol: &str, date: NaiveDate, a: &DayAggregate) -> Result<Self, String> {
+        let change_pct = a.change_pct().ok_or_else(|| format!("the change of {symbol} on {date} overflows"))?;
+        Ok(DailyStats {
             symbol: symbol.to_owned(),
             date,
             open: a.open,
@@ -129,8 +133,8 @@ impl DailyStats {
             close: a.close,
             volume: a.volume,
             trades: a.trades,
-            change_pct: a.change_pct(),
-        }
+            change_pct,
+        })
     }
 }
 
@@ -148,13 +152,18 @@ pub struct MovingAggregate {
 }
 
 impl MovingAggregate {
-    /// Fold a trade in.
-    pub fn add(previous: Option<MovingAggregate>, trade: &Trade) -> MovingAggregate {
+    /// Fold a trade in, or say why not (the sum of prices would overflow).
+    pub fn add(previous: Option<MovingAggregate>, trade: &Trade) -> Result<MovingAggregate, String> {
         let p = trade.price;
-        match previous {
+        Ok(match previous {
             None => MovingAggregate { min: p, max: p, sum: p, trades: 1 },
-            Some(a) => MovingAggregate { min: a.min.min(p), max: a.max.max(p), sum: a.sum + p, trades: a.trades + 1 },
-        }
+            Some(a) => MovingAggregate {
+                min: a.min.min(p),
+                max: a.max.max(p),
+                sum: a.sum.checked_add(p).ok_or_else(|| format!("price {p} overflows the window's sum of {} prices", a.trades))?,
+                trades: a.trades + 1,
+            },
+        })
     }
 }
 
@@ -248,6 +257,21 @@ mod tests {
         assert_eq!(four_places(d("-1.23445")).to_string(), "-1.2345");
         assert_eq!(four_places(d("2")).to_string(), "2.0000");
         let a = DayAggregate { open: d("3"), open_ts: 0, close: d("4"), close_ts: 1, high: d("4"), low: d("3"), volume: 1, trades: 2 };
-        assert_eq!(a.change_pct().to_string(), "33.3333");
+        assert_eq!(a.change_pct().map(|c| c.to_string()), Some("33.3333".into()));
+    }
+
+    fn trade(price: &str) -> Trade {
+        let ts = DateTime::parse_from_rfc3339("2026-03-09T14:30:00Z").expect("ts");
+        Trade { symbol: "X".into(), price: d(price), volume: 1, ts }
+    }
+
+    #[test]
+    fn a_trade_whose_figures_overflow_is_refused_and_changes_nothing() {
+        let day = DayAggregate::add(None, &trade("0.0000000000000000000001"), 0).expect("first trade");
+        let refused = DayAggregate::add(Some(day.clone()), &trade("79228162514264337593543950335"), 1);
+        assert!(refused.expect_err("refused").contains("too far from the day's open"));
+        assert!(DayAggregate::add(Some(day), &trade("1"), 1).is_ok());
+        let moving = MovingAggregate::add(None, &trade("79228162514264337593543950335")).expect("first trade");
+        assert!(MovingAggregate::add(Some(moving), &trade("1")).expect_err("refused").contains("overflows"));
     }
 }

@@ -115,7 +115,7 @@ pub fn trades_topology(s: &Settings) -> Result<Topology, StreamError> {
     });
     let stats = daily.try_map_values("daily-stats", move |w: Windowed<DayAggregate>| {
         let date = days.date_of(w.window.start).ok_or_else(|| ProcessError::Invalid(format!("no date for {}", w.window.start)))?;
-        Ok(DailyStats::of(&w.key, date, &w.value))
+        DailyStats::of(&w.key, date, &w.value).map_err(ProcessError::Invalid)
     });
     stats.to("daily-stats-sink", &s.topic(DAILY_STATS_TOPIC), Json::new(), |r: &Record<DailyStats>| Some(r.value.symbol.clone()));
     let table = stats.process("daily-stats-table", &[StoreSpec::persistent(DAILY_STATS_STORE)], || MaterializeDaily);

@@ -193,6 +193,34 @@ fn malformed_trades_are_dead_lettered_and_the_rest_keeps_flowing() {
 }
 
 #[test]
+fn prices_no_decimal_holds_and_figures_that_would_overflow_are_dead_lettered_whole() {
+    let mut t = Ticker::new(1);
+    let forty = br#"{"symbol": "X", "price": 189.3200000000000000000000000000000000001, "volume": 1, "ts": "2026-11-24T10:00:00Z"}"#;
+    assert!(matches!(t.pipe(Some("X"), forty), Outcome::DeadLettered(r) if r.contains("cannot be held exactly")));
+    assert_eq!(t.trade("X", "0.0000000000000000000001", 1, "2026-11-24T10:00:00-05:00"), Outcome::Processed);
+    let moving_before = t.stage1.read_output(MOVING_STATS_TOPIC).len();
+    assert!(moving_before > 0);
+    t.daily();
+    // Its change from that open is beyond any decimal: refused by the daily aggregate, and the moving windows,
+    // which could have taken it, do not count it either.
+    t.trade("X", "79228162514264337593543950335", 1, "2026-11-24T10:01:00-05:00");
+    // Refused after the repartition by symbol: the dead letter is the repartitioned copy, with the reason.
+    let dlq = t.stage1.read_output(&t.stage1.dead_letter_topic());
+    let reasons: Vec<String> = dlq
+        .iter()
+        .flat_map(|r| r.headers.iter().filter(|(k, _)| k == "error"))
+        .map(|(_, v)| String::from_utf8_lossy(v).into_owned())
+        .collect();
+    assert!(matches!(reasons.as_slice(), [_, r] if r.contains("too far from the day's open")), "{reasons:?}");
+    assert!(t.daily().is_empty() && t.stage1.read_output(MOVING_STATS_TOPIC).is_empty(), "nothing of the refused trade is sent");
+    assert_eq!(t.trade("X", "0.0000000000000000000002", 1, "2026-11-24T10:02:00-05:00"), Outcome::Processed);
+    let daily = t.daily();
+    assert_eq!((last(&daily).trades, last(&daily).high), (2, dec("0.0000000000000000000002")));
+    let moving: Vec<MovingStats> = t.stage1.read_json(MOVING_STATS_TOPIC).expect("moving");
+    assert!(moving.iter().all(|m| m.trades <= 2 && m.max < Decimal::ONE), "the refused price is in no window");
+}
+
+#[test]
 fn the_golden_scenario_produces_the_expected_file() {
     let (batches, expected) = support::golden();
     let mut t = Ticker::new(4);

@@ -93,7 +93,7 @@ enum Bench {
 struct Txn {
     txn_id: String,
     account_id: String,
-    #[serde(deserialize_with = "rust_decimal::serde::arbitrary_precision::deserialize")]
+    #[serde(deserialize_with = "streamcore::codec::decimal::exact")]
     amount: Decimal,
     currency: String,
     ts: chrono::DateTime<chrono::FixedOffset>,

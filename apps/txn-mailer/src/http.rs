@@ -36,7 +36,7 @@ async fn stats(State(stores): State<StoreRegistry>) -> Result<Json<Stats>, ApiEr
             let s: Stats = serde_json::from_slice(&bytes).map_err(|e| ApiError::internal(e.to_string()))?;
             total.seen += s.seen;
             total.alerted += s.alerted;
-            total.alerted_usd += s.alerted_usd;
+            total.alerted_usd = total.alerted_usd.saturating_add(s.alerted_usd);
         }
     }
     Ok(Json(total))

@@ -11,8 +11,8 @@ pub struct Transaction {
     pub txn_id: String,
     /// The account; the record key.
     pub account_id: String,
-    /// Amount in `currency`; a JSON string or number, never read through a float.
-    #[serde(deserialize_with = "rust_decimal::serde::arbitrary_precision::deserialize")]
+    /// Amount in `currency`; a JSON string or number, read exactly as written (never through a float, never rounded).
+    #[serde(deserialize_with = "streamcore::codec::decimal::exact")]
     pub amount: Decimal,
     /// ISO 4217 code.
     pub currency: String,
@@ -55,6 +55,7 @@ pub struct Stats {
     pub seen: u64,
     /// Emails sent.
     pub alerted: u64,
-    /// Their total in USD.
+    /// Their total in USD (a running figure for `/stats`: it stops at the largest decimal, about 7.9e28, rather
+    /// than overflow; every email states its own exact amount).
     pub alerted_usd: Decimal,
 }

@@ -94,8 +94,7 @@ fn validate(fx: &FxRates, default_rep: Option<&str>, txn: Transaction) -> Result
     if txn.amount <= Decimal::ZERO {
         return Err(ProcessError::Invalid(format!("amount must be positive, got {}", txn.amount)));
     }
-    let amount_usd =
-        fx.to_usd(txn.amount, &txn.currency).ok_or_else(|| ProcessError::Invalid(format!("unknown currency {:?}", txn.currency)))?;
+    let amount_usd = fx.to_usd(txn.amount, &txn.currency).map_err(|e| ProcessError::Invalid(e.to_string()))?;
     let sales_rep = txn
         .sales_rep
         .clone()
@@ -147,7 +146,7 @@ impl Processor for Notify {
         }
         ctx.store(SENT_STORE)?.put_json(&alert.txn_id, &alert)?;
         stats.alerted += 1;
-        stats.alerted_usd += alert.amount_usd;
+        stats.alerted_usd = stats.alerted_usd.saturating_add(alert.amount_usd);
         ctx.store(STATS_STORE)?.put_json(STATS_KEY, &stats)?;
         let recent = ctx.store(RECENT_STORE)?;
         recent.put_json(&format!("{:020}-{}", alert.notified_at.timestamp_millis(), alert.txn_id), &alert)?;
@@ -168,7 +167,7 @@ pub fn build_topology(settings: &Settings, mailer: Arc<Mailer>) -> Result<Topolo
     let threshold_usd = settings
         .fx
         .to_usd(settings.threshold.amount, &settings.threshold.currency)
-        .ok_or_else(|| StreamError::Config(format!("no --fx rate for the threshold currency {}", settings.threshold.currency)))?;
+        .map_err(|e| StreamError::Config(format!("the threshold: {e} (see --fx)")))?;
     let b = TopologyBuilder::new(settings.application_id.as_str());
     let fx = settings.fx.clone();
     let default_rep = settings.default_rep.clone();

@@ -187,3 +187,26 @@ fn copies_of_one_transaction_on_different_partitions_meet_after_repartitioning()
         "the dedupe entry lives in the txn_id's partition {p}"
     );
 }
+
+#[test]
+fn money_no_decimal_holds_exactly_is_refused_and_a_conversion_rounds_once_to_four_places() {
+    let mut f = fixture();
+    // 40 significant digits: rust_decimal's own parser would make this 10000.000000000000000000000000, above the
+    // threshold the producer's amount is below.
+    let forty_digits = br#"{"txn_id": "t-40", "account_id": "acc-42", "amount": 9999.999999999999999999999999999999999999,
+        "currency": "USD", "merchant": "M", "sales_rep": "kim@example.com", "ts": "2026-11-24T14:30:00Z"}"#;
+    let outcome = f.driver.pipe("transactions", Some("acc-42"), forty_digits).expect("pipe");
+    assert!(matches!(&outcome, Outcome::DeadLettered(reason) if reason.contains("cannot be held exactly")), "{outcome:?}");
+    // The exact product is 9999.99999999999999999999999972 USD: rounded half away from zero to 4 places it is
+    // 10000.0000, which is what is compared and what the email says.
+    assert_eq!(f.pipe(&txn("eur-28", json!("9259.259259259259259259259259"), "EUR")), Outcome::Processed);
+    // 1492537.5 JPY * 0.0067 = 10000.00125 USD: the tie rounds away from zero, to 10000.0013.
+    assert_eq!(f.pipe(&txn("jpy", json!("1492537.5"), "JPY")), Outcome::Processed);
+    let alerts = f.alerts();
+    assert_eq!(
+        alerts.iter().map(|a| (a.txn_id.as_str(), a.amount_usd.to_string())).collect::<Vec<_>>(),
+        [("eur-28", "10000.0000".into()), ("jpy", "10000.0013".into())]
+    );
+    let mail = f.emails().into_iter().find(|m| m.contains("eur-28")).expect("an email for eur-28");
+    assert!(mail.contains("Amount USD:  10000.0000"), "{mail}");
+}

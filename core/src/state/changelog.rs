@@ -14,6 +14,11 @@
 //!
 //! The same pending batch is what exactly-once needs later: writes of an uncommitted transaction never reach
 //! the backend, so a crash never forces a wipe of the local store.
+//!
+//! A record is processed all or nothing: the store keeps what each write of the record in hand replaced, so when
+//! the record is dead-lettered or retried, [`LoggedStore::roll_back`] puts both batches back as they were before it
+//! (the task calls [`LoggedStore::keep`] once the record succeeded). Writes already sent, by a processor's
+//! `flush`, stay: they are on the changelog.
 
 use super::{Entries, KeyValueStore, Order, StoreError, WriteBatch};
 use crate::record::OutgoingRecord;
@@ -28,12 +33,21 @@ pub struct LoggedStore {
     pending: WriteBatch,
     /// Latest write per key not yet sent to the changelog.
     unsent: WriteBatch,
+    /// The record in hand's writes so far, each with what it replaced in `pending` and `unsent`, oldest first.
+    undo: Vec<Replaced>,
+}
+
+/// What one write replaced, so that it can be taken back.
+struct Replaced {
+    key: Vec<u8>,
+    pending: Option<Option<Vec<u8>>>,
+    unsent: Option<Option<Vec<u8>>>,
 }
 
 impl LoggedStore {
     /// Wrap a backend whose changelog is `changelog_topic`, partition `partition`.
     pub fn new(inner: Arc<dyn KeyValueStore>, changelog_topic: String, partition: i32) -> Self {
-        LoggedStore { inner, changelog_topic, partition, pending: WriteBatch::default(), unsent: WriteBatch::default() }
+        LoggedStore { inner, changelog_topic, partition, pending: WriteBatch::default(), unsent: WriteBatch::default(), undo: Vec::new() }
     }
 
     /// The store's name.
@@ -56,14 +70,32 @@ impl LoggedStore {
 
     /// Write a value.
     pub fn put(&mut self, key: Vec<u8>, value: Vec<u8>) {
-        self.unsent.put(key.clone(), value.clone());
-        self.pending.put(key, value);
+        let unsent = self.unsent.replace(key.clone(), Some(value.clone()));
+        let pending = self.pending.replace(key.clone(), Some(value));
+        self.undo.push(Replaced { key, pending, unsent });
     }
 
     /// Delete a key (a tombstone on the changelog).
     pub fn delete(&mut self, key: Vec<u8>) {
-        self.unsent.delete(key.clone());
-        self.pending.delete(key);
+        let unsent = self.unsent.replace(key.clone(), None);
+        let pending = self.pending.replace(key.clone(), None);
+        self.undo.push(Replaced { key, pending, unsent });
+    }
+
+    /// The record in hand succeeded: its writes stay.
+    pub(crate) fn keep(&mut self) {
+        self.undo.clear();
+    }
+
+    /// The record in hand failed: take back its writes since it began (or since the last flush). Returns whether
+    /// there was anything to take back.
+    pub(crate) fn roll_back(&mut self) -> bool {
+        let any = !self.undo.is_empty();
+        for r in self.undo.drain(..).rev() {
+            self.unsent.restore(r.key.clone(), r.unsent);
+            self.pending.restore(r.key, r.pending);
+        }
+        any
     }
 
     /// Up to `limit` entries within the bounds, in order, uncommitted writes included.
@@ -106,6 +138,7 @@ impl LoggedStore {
     /// The changelog records for the keys written since the last call (latest value each, in key order), for the
     /// task to hand to the producer.
     pub(crate) fn drain_changelog(&mut self, out: &mut Vec<OutgoingRecord>) {
+        self.undo.clear();
         for (key, value) in std::mem::take(&mut self.unsent).into_entries() {
             out.push(OutgoingRecord {
                 topic: self.changelog_topic.clone(),
@@ -126,6 +159,7 @@ impl LoggedStore {
         }
         self.inner.apply(&self.pending, checkpoint)?;
         self.pending = WriteBatch::default();
+        self.undo.clear();
         Ok(())
     }
 }
@@ -157,6 +191,25 @@ mod tests {
         store.commit(Some(3)).expect("commit");
         assert_eq!(backend.get(b"b").expect("get"), Some(b"2".to_vec()));
         assert_eq!(backend.get(b"a").expect("get"), None);
+    }
+
+    #[test]
+    fn a_failed_record_takes_back_exactly_its_own_writes() {
+        let backend: Arc<dyn KeyValueStore> = Arc::new(MemoryStore::new("s"));
+        let mut store = LoggedStore::new(backend, "c".into(), 0);
+        store.put(b"a".to_vec(), b"1".to_vec());
+        store.keep();
+        // The failing record overwrites a twice, deletes it, and writes b.
+        store.put(b"a".to_vec(), b"2".to_vec());
+        store.put(b"a".to_vec(), b"3".to_vec());
+        store.delete(b"a".to_vec());
+        store.put(b"b".to_vec(), b"x".to_vec());
+        assert!(store.roll_back());
+        assert!(!store.roll_back(), "nothing left to take back");
+        assert_eq!((store.get(b"a").expect("get"), store.get(b"b").expect("get")), (Some(b"1".to_vec()), None));
+        let mut out = Vec::new();
+        store.drain_changelog(&mut out);
+        assert_eq!(out.iter().map(|r| (r.key.clone(), r.value.clone())).collect::<Vec<_>>(), [(Some(b"a".to_vec()), Some(b"1".to_vec()))]);
     }
 
     #[test]

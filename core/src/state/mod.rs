@@ -80,6 +80,17 @@ impl WriteBatch {
     pub fn delete(&mut self, key: Vec<u8>) {
         self.entries.insert(key, None);
     }
+    /// Record a put (`Some`) or delete (`None`) and return the key's earlier write in this batch, if any.
+    pub fn replace(&mut self, key: Vec<u8>, write: Option<Vec<u8>>) -> Option<Option<Vec<u8>>> {
+        self.entries.insert(key, write)
+    }
+    /// Put back what [`WriteBatch::replace`] returned: the key's earlier write, or none.
+    pub fn restore(&mut self, key: Vec<u8>, earlier: Option<Option<Vec<u8>>>) {
+        match earlier {
+            Some(write) => self.entries.insert(key, write),
+            None => self.entries.remove(&key),
+        };
+    }
     /// The batch's write for a key: `Some(None)` is a delete, `None` means the batch does not touch the key.
     pub fn lookup(&self, key: &[u8]) -> Option<Option<&[u8]>> {
         self.entries.get(key).map(|v| v.as_deref())

@@ -563,12 +563,13 @@ where
 {
     /// Aggregate per key and window (see [`crate::window::aggregate`]): `add` folds each record into its windows'
     /// aggregates (`None` for a window's first record), kept in the aggregation's window store. Records after
-    /// their windows closed go to `<service>.late`; unkeyed records are dead-lettered.
+    /// their windows closed go to `<service>.late`; unkeyed records, and records `add` refuses (`Err` with the
+    /// reason, e.g. an overflow), are dead-lettered.
     pub fn aggregate_windowed<A, W, F>(&self, name: &str, aggregation: WindowedAggregation<W>, add: F) -> Stream<Windowed<A>>
     where
         A: Clone + Send + serde::Serialize + serde::de::DeserializeOwned + 'static,
         W: Windowing,
-        F: Fn(Option<A>, &Record<V>, &Window) -> A + Send + Sync + 'static,
+        F: Fn(Option<A>, &Record<V>, &Window) -> Result<A, String> + Send + Sync + 'static,
     {
         self.graph.borrow_mut().late_records = true;
         let store = aggregation.store.clone();

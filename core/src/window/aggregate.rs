@@ -110,8 +110,9 @@ pub struct Windowed<A> {
     pub closed: bool,
 }
 
-/// Folds a window's previous aggregate (`None` for a new window) and a record into the new aggregate.
-pub(crate) type Aggregator<V, A> = dyn Fn(Option<A>, &Record<V>, &Window) -> A + Send + Sync;
+/// Folds a window's previous aggregate (`None` for a new window) and a record into the new aggregate, or says why
+/// the record cannot be folded in (an overflow): then the record is dead-lettered and no window changes.
+pub(crate) type Aggregator<V, A> = dyn Fn(Option<A>, &Record<V>, &Window) -> Result<A, String> + Send + Sync;
 
 /// The processor behind [`Stream::aggregate_windowed`](crate::Stream::aggregate_windowed).
 pub(crate) struct WindowedAggregator<V, A, W> {
@@ -263,14 +264,19 @@ where
             return Ok(());
         }
         let store_name = self.spec.store.name.clone();
+        // Every window's new aggregate first, so a record one of them refuses changes none of them.
+        let mut updates = Vec::with_capacity(windows.len());
         for window in windows {
             let k = window_key(&key, window.start);
             let store = ctx.store(&store_name)?;
             let previous: Option<Windowed<A>> = store.get(&k)?.map(|b| decode(&store_name, &k, &b)).transpose()?;
             let is_new = previous.is_none();
-            let value = (self.add)(previous.map(|p| p.value), &record, &window);
-            let updated = Windowed { key: key.clone(), window, value, closed: false };
-            store.put(k.clone(), encode(&store_name, &k, &updated)?);
+            let value = (self.add)(previous.map(|p| p.value), &record, &window).map_err(ProcessError::Invalid)?;
+            updates.push((k, is_new, Windowed { key: key.clone(), window, value, closed: false }));
+        }
+        for (k, is_new, updated) in updates {
+            let window = updated.window;
+            ctx.store(&store_name)?.put(k.clone(), encode(&store_name, &k, &updated)?);
             if is_new {
                 self.open.insert((window.end.saturating_add(grace), key.clone(), window.start));
             }

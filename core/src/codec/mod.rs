@@ -2,7 +2,10 @@
 //!
 //! Events are UTF-8 JSON. A codec that fails says why in a sentence, because that sentence becomes the `error`
 //! header of the dead-letter copy. Money is `rust_decimal`: with serde_json's `arbitrary_precision`, a JSON number
-//! like `12500.10` reaches `rust_decimal::serde::arbitrary_precision` as its digits, never as a binary float.
+//! like `12500.10` reaches [`decimal::exact`] as its digits, never as a binary float, and a value with more digits
+//! than a decimal holds is refused rather than rounded.
+
+pub mod decimal;
 
 use std::marker::PhantomData;
 
@@ -57,7 +60,7 @@ mod tests {
 
     #[derive(serde::Deserialize, serde::Serialize, Debug, PartialEq)]
     struct Price {
-        #[serde(deserialize_with = "rust_decimal::serde::arbitrary_precision::deserialize")]
+        #[serde(deserialize_with = "super::decimal::exact")]
         amount: Decimal,
     }
 
