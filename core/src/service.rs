@@ -48,6 +48,10 @@ pub struct ServiceArgs {
     /// Kafka transaction; readers need `isolation.level=read_committed`).
     #[arg(long, env = "PROCESSING_GUARANTEE", value_enum, default_value_t = Guarantee::AtLeastOnce)]
     pub guarantee: Guarantee,
+    /// How far ahead of the wall clock an event time may be (`off`: unbounded): a record further ahead is
+    /// dead-lettered, so a wrong clock or year cannot move stream time to the future.
+    #[arg(long, env = "MAX_FUTURE", default_value = "1d")]
+    pub max_future: DurationOrOff,
     /// Log format: `text` or `json`.
     #[arg(long, env = "LOG_FORMAT", default_value = "text")]
     pub log_format: String,
@@ -67,6 +71,7 @@ impl ServiceArgs {
             threads: 1,
             advertised_url: None,
             guarantee: Guarantee::AtLeastOnce,
+            max_future: DurationOrOff(Some(crate::runtime::DEFAULT_MAX_FUTURE)),
             log_format: "text".into(),
         }
     }
@@ -86,6 +91,7 @@ impl ServiceArgs {
         c.threads = usize::from(self.threads);
         c.advertised_url = self.advertised_url.clone();
         c.guarantee = self.guarantee;
+        c.max_future = self.max_future.0;
         Ok(c)
     }
 }
@@ -206,17 +212,17 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
     n.checked_mul(ms).map(Duration::from_millis).ok_or_else(|| format!("{s:?} is too long"))
 }
 
-/// `--close-when-idle`: a duration, or `off`.
+/// A duration, or `off` (`--close-when-idle`, `--max-future`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct IdleClose(pub Option<Duration>);
+pub struct DurationOrOff(pub Option<Duration>);
 
-impl std::str::FromStr for IdleClose {
+impl std::str::FromStr for DurationOrOff {
     type Err = String;
     fn from_str(s: &str) -> Result<Self, String> {
         if s == "off" {
-            Ok(IdleClose(None))
+            Ok(DurationOrOff(None))
         } else {
-            parse_duration(s).map(|d| IdleClose(Some(d)))
+            parse_duration(s).map(|d| DurationOrOff(Some(d)))
         }
     }
 }
@@ -229,8 +235,8 @@ mod duration_tests {
     fn durations_parse_with_units_and_refuse_nonsense() {
         assert_eq!(parse_duration("4h"), Ok(Duration::from_secs(4 * 3600)));
         assert_eq!(parse_duration("1500ms"), Ok(Duration::from_millis(1500)));
-        assert_eq!("off".parse::<IdleClose>(), Ok(IdleClose(None)));
-        assert_eq!("90s".parse::<IdleClose>(), Ok(IdleClose(Some(Duration::from_secs(90)))));
+        assert_eq!("off".parse::<DurationOrOff>(), Ok(DurationOrOff(None)));
+        assert_eq!("90s".parse::<DurationOrOff>(), Ok(DurationOrOff(Some(Duration::from_secs(90)))));
         assert!(parse_duration("4").is_err());
         assert!(parse_duration("h").is_err());
         assert!(parse_duration("-1s").is_err());

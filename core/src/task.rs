@@ -29,6 +29,8 @@ pub(crate) struct TaskConfig {
     pub(crate) timestamp_mode: TimestampMode,
     pub(crate) dead_letter_topic: String,
     pub(crate) late_topic: String,
+    /// How far ahead of the wall clock an event time may be (ms); `None`: unbounded.
+    pub(crate) max_future_ms: Option<i64>,
     pub(crate) clock: Clock,
     /// The runtime's global tables.
     pub(crate) globals: BTreeMap<String, Arc<dyn crate::state::KeyValueStore>>,
@@ -84,6 +86,12 @@ impl Task {
         };
         let outcome = match (source.decode)(input, self.config.timestamp_mode) {
             Err(reason) => Outcome::DeadLettered(reason),
+            Ok(record) if self.too_far_ahead(record.time.millis) => Outcome::DeadLettered(format!(
+                "event time {} is more than {} ms ahead of the wall clock ({})",
+                crate::time::rfc3339(record.time.millis),
+                self.config.max_future_ms.unwrap_or_default(),
+                crate::time::rfc3339(self.state.wall_ms),
+            )),
             Ok(record) => {
                 let subtopology = topology.nodes[source.node].subtopology;
                 self.state.subtopology = subtopology;
@@ -120,6 +128,12 @@ impl Task {
             }
         }
         Ok(outcome)
+    }
+
+    /// Whether an event time is beyond the bound ahead of the wall clock (as of the last punctuation, so within a
+    /// second): such a record must not move stream time, or every valid record after it would be late.
+    fn too_far_ahead(&self, millis: i64) -> bool {
+        self.config.max_future_ms.is_some_and(|ahead| millis > self.state.wall_ms.saturating_add(ahead))
     }
 
     /// Take back what the failed record in hand wrote. If it wrote to a store, the processors are created and

@@ -57,6 +57,12 @@ impl EventTime {
     }
 }
 
+/// Milliseconds since the epoch as RFC 3339 UTC, for messages (the number itself when chrono cannot represent it).
+pub fn rfc3339(millis: i64) -> String {
+    chrono::DateTime::<chrono::Utc>::from_timestamp_millis(millis)
+        .map_or_else(|| format!("{millis} ms"), |t| t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true))
+}
+
 /// The Kafka record timestamp of an input record, with its type.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum RecordTimestamp {

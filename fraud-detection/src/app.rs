@@ -22,7 +22,8 @@ pub async fn run(cfg: Config, shutdown: impl Future<Output = ()> + Send) -> anyh
         fx: cfg.fx.clone(),
         without_profile,
     };
-    let streams = cfg.service.streams_config("fraud-detection").map_err(anyhow::Error::msg)?;
+    let mut streams = cfg.service.streams_config("fraud-detection").map_err(anyhow::Error::msg)?;
+    streams.topic_prefix.clone_from(&cfg.topic_prefix);
 
     let runtime = Runtime::new(build_topology(&settings)?, streams, &registry)?;
     let mut routes = crate::http::app(runtime.stores());

@@ -1,10 +1,10 @@
 //! `POST /devices/{device_id}/commands`: a person's command to a device, beside the controller's.
 //!
-//! - **Authentication**: `Authorization: Bearer <token>`, compared with the configured token (`IOT_API_TOKEN`) in
-//!   time that does not depend on where the two first differ. Without a configured token the endpoint is off
+//! - **Authentication**: `Authorization: Bearer <token>` (the scheme in any case, as RFC 9110 says), compared with
+//!   the configured token (`IOT_API_TOKEN`) in time that does not depend on where the two first differ. Without a configured token the endpoint is off
 //!   (403) rather than open: forgetting to set a secret must not hand out control of people's heating.
-//! - **Validation**, in this order: token (401), device id, body (400), device in the registry (404), action
-//!   known and meant for the device's kind (400).
+//! - **Validation**, in this order: token (401), body size (413 over [`MAX_BODY`] bytes), device id, body (400),
+//!   device in the registry (404), action known and meant for the device's kind (400). Every refusal is JSON.
 //! - **Delivery**: the command is produced to `device-commands.<kind>`, keyed by device, with the same murmur2
 //!   partitioner as the controller's own commands (so one device's commands stay in order on one partition), and
 //!   the answer is 202 only once the broker has acknowledged it; 503 if it does not within 10 seconds.
@@ -16,6 +16,7 @@ use crate::http::check_id;
 use crate::model::{Action, Command, Device};
 use crate::topology::{Settings, DEVICES_STORE};
 use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
 use axum::extract::{Path, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::routing::post;
@@ -83,12 +84,21 @@ impl CommandApi {
                 message: "the command API is off: no IOT_API_TOKEN is configured".into(),
             });
         };
-        let given = headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()).and_then(|v| v.strip_prefix("Bearer "));
-        match given {
+        match bearer_token(headers) {
             Some(g) if constant_time_eq(expected.as_bytes(), g.as_bytes()) => Ok(()),
             _ => Err(ApiError { status: StatusCode::UNAUTHORIZED, message: "a valid bearer token is required".into() }),
         }
     }
+}
+
+/// The largest request body the endpoint reads: a command is an action and a short reason.
+pub const MAX_BODY: usize = 64 * 1024;
+
+/// The token of an `Authorization: Bearer <token>` header; the scheme is case-insensitive.
+fn bearer_token(headers: &HeaderMap) -> Option<&str> {
+    let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
+    let (scheme, token) = value.trim().split_once(' ')?;
+    scheme.eq_ignore_ascii_case("bearer").then(|| token.trim_start())
 }
 
 /// Whether `given` equals `expected`, in time that depends only on `expected`'s length.
@@ -125,9 +135,19 @@ async fn issue(
     State(api): State<CommandApi>,
     Path(device_id): Path<String>,
     headers: HeaderMap,
-    body: Bytes,
+    body: Result<Bytes, BytesRejection>,
 ) -> Result<(StatusCode, Json<Accepted>), ApiError> {
     api.authorize(&headers)?;
+    // axum reads bodies up to 2 MB (read whole, so the client gets its answer on a clean connection); a command
+    // needs far less.
+    let too_large = || ApiError { status: StatusCode::PAYLOAD_TOO_LARGE, message: format!("the body is over {MAX_BODY} bytes") };
+    let body = body.map_err(|e| match e.status() {
+        StatusCode::PAYLOAD_TOO_LARGE => too_large(),
+        status => ApiError { status, message: e.body_text() },
+    })?;
+    if body.len() > MAX_BODY {
+        return Err(too_large());
+    }
     check_id("device_id", &device_id)?;
     let req: Request =
         serde_json::from_slice(&body).map_err(|e| ApiError::bad_request(format!("body must be {{\"action\", \"reason\"}}: {e}")))?;
@@ -164,7 +184,23 @@ async fn issue(
 
 #[cfg(test)]
 mod tests {
-    use super::constant_time_eq;
+    use super::{bearer_token, constant_time_eq};
+    use axum::http::{header, HeaderMap, HeaderValue};
+
+    #[test]
+    fn the_bearer_scheme_is_case_insensitive_and_other_schemes_are_not_bearer() {
+        let token = |value: &'static str| {
+            let mut h = HeaderMap::new();
+            h.insert(header::AUTHORIZATION, HeaderValue::from_static(value));
+            bearer_token(&h).map(str::to_owned)
+        };
+        for v in ["Bearer s3cret", "bearer s3cret", "BEARER  s3cret", " bEaReR s3cret"] {
+            assert_eq!(token(v).as_deref(), Some("s3cret"), "{v:?}");
+        }
+        assert_eq!(token("Basic s3cret"), None);
+        assert_eq!(token("Bearers3cret"), None);
+        assert_eq!(bearer_token(&HeaderMap::new()), None);
+    }
 
     #[test]
     fn tokens_compare_exactly() {

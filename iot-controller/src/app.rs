@@ -15,7 +15,8 @@ pub async fn run(cfg: Config, shutdown: impl Future<Output = ()> + Send) -> anyh
         prometheus::IntCounter::new("iot_unknown_device_readings_total", "Readings from devices not in the registry (dead-lettered)")?;
     registry.register(Box::new(unknown.clone()))?;
     let settings = cfg.settings(unknown);
-    let streams = cfg.service.streams_config("iot-controller").map_err(anyhow::Error::msg)?;
+    let mut streams = cfg.service.streams_config("iot-controller").map_err(anyhow::Error::msg)?;
+    streams.topic_prefix.clone_from(&cfg.topic_prefix);
 
     let runtime = Runtime::new(build_topology(&settings)?, streams.clone(), &registry)?;
     let manual = ManualCommands::default();

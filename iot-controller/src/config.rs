@@ -6,7 +6,7 @@ use clap::Parser;
 use rust_decimal::Decimal;
 use std::net::SocketAddr;
 use std::time::Duration;
-use streamcore::service::{parse_duration, IdleClose, ServiceArgs};
+use streamcore::service::{parse_duration, DurationOrOff, ServiceArgs};
 
 /// `iot-controller`: telemetry joined with a device registry becomes commands routed to devices.
 #[derive(Debug, Clone, Parser)]
@@ -32,7 +32,7 @@ pub struct Config {
     pub grace: Duration,
     /// Close due windows on the wall clock after this long without telemetry on a partition (`off`: stream time only).
     #[arg(long, env = "CLOSE_WHEN_IDLE", default_value = "1m")]
-    pub close_when_idle: IdleClose,
+    pub close_when_idle: DurationOrOff,
     /// A washer below this detergent level (percent) gets `reorder_detergent`, once per calendar day.
     #[arg(long, env = "REORDER_BELOW", default_value = "10")]
     pub reorder_below: Decimal,

@@ -153,6 +153,11 @@ fn the_command_api_checks_the_token_the_body_the_device_and_its_kind() {
     }
     let (_, basic) = service.request("POST", "/devices/t-1/commands", &[("Authorization", &format!("Basic {token}"))], heat);
     assert!(basic.contains("bearer token"), "another scheme is refused: {basic}");
+    // A reason of 1 MB: refused as too large (it used to reach the producer and come back as a 503).
+    let huge = format!(r#"{{"action": "heat_on", "reason": "{}"}}"#, "x".repeat(1 << 20));
+    let (status, v) = post(&service, "t-1", Some(token), &huge);
+    assert_eq!(status, 413, "{v}");
+    assert!(v["error"].as_str().is_some_and(|e| e.contains("over 65536 bytes")), "{v}");
 
     let (status, accepted) = post(&service, "t-1", Some(token), heat);
     assert_eq!(status, 202, "{accepted}");
@@ -175,6 +180,10 @@ fn the_command_api_checks_the_token_the_body_the_device_and_its_kind() {
     let (status, v) = service.get("/devices/%00");
     assert_eq!(status, 400, "{v}");
     assert_eq!(service.get("/homes/h-404/devices").0, 404);
+    let lower = format!("bearer {token}");
+    let (status, v) =
+        service.request("POST", "/devices/t-1/commands", &[("Authorization", &lower), ("Content-Type", "application/json")], heat);
+    assert_eq!(status, 202, "the scheme in lower case: {v}");
     assert_eq!(service.terminate().code(), Some(0));
 }
 

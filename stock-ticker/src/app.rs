@@ -11,7 +11,8 @@ use streamcore::Runtime;
 /// Run the service until `shutdown` completes or a stream thread fails.
 pub async fn run(cfg: Config, shutdown: impl Future<Output = ()> + Send) -> anyhow::Result<()> {
     let settings = cfg.settings();
-    let streams = cfg.service.streams_config("stock-ticker").map_err(anyhow::Error::msg)?;
+    let mut streams = cfg.service.streams_config("stock-ticker").map_err(anyhow::Error::msg)?;
+    streams.topic_prefix.clone_from(&cfg.topic_prefix);
 
     let registry = prometheus::Registry::new();
     let trades = Runtime::new(trades_topology(&settings)?, streams.clone(), &registry)?;

@@ -5,7 +5,7 @@ use chrono_tz::Tz;
 use clap::Parser;
 use std::net::SocketAddr;
 use std::time::Duration;
-use streamcore::service::{parse_duration, IdleClose, ServiceArgs};
+use streamcore::service::{parse_duration, DurationOrOff, ServiceArgs};
 
 /// `stock-ticker`: daily statistics per symbol in the exchange's time zone, moving windows, and the top-10.
 #[derive(Debug, Clone, Parser)]
@@ -35,7 +35,7 @@ pub struct Config {
     /// Close due windows on the wall clock after this long without trades on a partition (`off` to wait for
     /// stream time only).
     #[arg(long, env = "CLOSE_WHEN_IDLE", default_value = "5m")]
-    pub close_when_idle: IdleClose,
+    pub close_when_idle: DurationOrOff,
     /// Prepended to every topic the service reads or writes (`trades`, `stock-daily-stats`, ...), so that
     /// several deployments can share a cluster.
     #[arg(long, env = "TOPIC_PREFIX", default_value = "")]

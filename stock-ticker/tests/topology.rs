@@ -221,6 +221,40 @@ fn prices_no_decimal_holds_and_figures_that_would_overflow_are_dead_lettered_who
 }
 
 #[test]
+fn a_trade_dated_beyond_max_future_is_dead_lettered_and_moves_no_time() {
+    let now = chrono::DateTime::parse_from_rfc3339("2026-11-24T16:00:00Z").expect("now").timestamp_millis();
+    let mut s = Settings::new("stock-ticker");
+    s.close_when_idle = None;
+    let mut stage1 =
+        TopologyTestDriver::new(trades_topology(&s).expect("stage 1")).with_max_future(std::time::Duration::from_secs(86_400), now);
+    // RFC 3339 allows these; a ticker that believed them would send every later trade of the partition to .late.
+    for ts in ["+10000-01-01T00:00:00Z", "9999-12-31T23:59:59Z", "2026-11-25T16:00:00.001Z"] {
+        let t = serde_json::json!({"symbol": "X", "price": "1", "volume": 1, "ts": ts});
+        let outcome = stage1.pipe("trades", Some("X"), &serde_json::to_vec(&t).expect("json")).expect("pipe");
+        assert!(matches!(&outcome, Outcome::DeadLettered(r) if r.contains("ahead of the wall clock")), "{ts}: {outcome:?}");
+    }
+    let t = serde_json::json!({"symbol": "X", "price": "2", "volume": 1, "ts": "2026-11-24T15:59:00Z"});
+    assert_eq!(stage1.pipe("trades", Some("X"), &serde_json::to_vec(&t).expect("json")).expect("pipe"), Outcome::Processed);
+    let daily: Vec<DailyStats> = stage1.read_json(DAILY_STATS_TOPIC).expect("daily");
+    assert_eq!(daily.iter().map(|d| (d.trades, d.close)).collect::<Vec<_>>(), [(1, dec("2"))], "counted, not late");
+    assert!(stage1.read_output(&stage1.late_topic()).is_empty());
+}
+
+#[test]
+fn the_topic_prefix_reaches_every_topic_of_the_contract_dead_letters_and_late_records_included() {
+    let mut s = Settings::new("stock-ticker");
+    s.topic_prefix = "blue.".into();
+    let mut config = streamcore::StreamsConfig::new("stock-ticker", "");
+    config.topic_prefix = "blue.".into();
+    let topology = trades_topology(&s).expect("stage 1");
+    let names: Vec<String> = streamcore::runtime::topics_to_create(&topology, &config).into_iter().map(|t| t.name).collect();
+    assert!(names.contains(&"blue.stock-ticker.dlq".to_owned()) && names.contains(&"blue.stock-ticker.late".to_owned()), "{names:?}");
+    // Internal topics are named by the application id, the deployment's own namespace (Kafka Streams' convention).
+    assert!(names.iter().all(|n| n.starts_with("blue.") || n.starts_with("stock-ticker-")), "{names:?}");
+    assert!(topology.source_topics().iter().all(|t| t.starts_with("blue.") || t.starts_with("stock-ticker-")));
+}
+
+#[test]
 fn the_golden_scenario_produces_the_expected_file() {
     let (batches, expected) = support::golden();
     let mut t = Ticker::new(4);

@@ -62,7 +62,7 @@ pub(crate) fn ticker(bootstrap: &str, state: &Path, http: SocketAddr) -> stock_t
         window: defaults.window,
         advance: defaults.advance,
         moving_grace: defaults.moving_grace,
-        close_when_idle: streamcore::service::IdleClose(defaults.close_when_idle),
+        close_when_idle: streamcore::service::DurationOrOff(defaults.close_when_idle),
         topic_prefix: String::new(),
     }
 }
@@ -85,14 +85,18 @@ pub(crate) fn fraud(bootstrap: &str, state: &Path, http: SocketAddr) -> anyhow::
 
 pub(crate) fn iot(bootstrap: &str, state: &Path, http: SocketAddr) -> anyhow::Result<iot_controller::config::Config> {
     let d = iot_controller::topology::Settings::new("iot-controller", prometheus::IntCounter::new("defaults", "defaults only")?);
+    let mut service = service_args(bootstrap, state, "iot-controller");
+    // The simulated homes' clock runs --speedup times faster than the wall clock, so their readings are dated
+    // ahead of it by design.
+    service.max_future = streamcore::service::DurationOrOff(None);
     Ok(iot_controller::config::Config {
-        service: service_args(bootstrap, state, "iot-controller"),
+        service,
         http,
         api_token: Some(API_TOKEN.into()),
         window: d.window,
         advance: d.advance,
         grace: d.grace,
-        close_when_idle: streamcore::service::IdleClose(d.close_when_idle),
+        close_when_idle: streamcore::service::DurationOrOff(d.close_when_idle),
         reorder_below: d.reorder_below,
         timezone: d.timezone,
         topic_prefix: String::new(),

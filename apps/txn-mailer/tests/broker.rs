@@ -31,12 +31,17 @@ fn emails_audit_records_dead_letters_and_http_are_exactly_as_expected() {
         r#"{{"txn_id":"{}","account_id":"acc-7","amount":12000.50,"currency":"USD","merchant":"M","ts":"2026-11-24T14:30:00Z","sales_rep":"kim@example.com"}}"#,
         id("num")
     );
-    // Dated years ahead: the broker rejects record timestamps over an hour in the future, so this must not stop
-    // the service (outputs are stamped by the producer; event time stays in the payload).
+    // Dated hours ahead, within --max-future (1 day): the broker rejects record timestamps over an hour in the
+    // future, so this must not stop the service (outputs are stamped by the producer; event time stays in the
+    // payload). Dated years ahead: bad input, dead-lettered.
     let mut future: serde_json::Value = serde_json::from_slice(&txn(&id("future"), "11000", "USD").1).expect("json");
-    future["ts"] = serde_json::json!("2031-01-01T00:00:00Z");
+    let soon = (chrono::Utc::now() + chrono::Duration::hours(12)).to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+    future["ts"] = serde_json::json!(soon);
+    let mut far: serde_json::Value = serde_json::from_slice(&txn(&id("far"), "11000", "USD").1).expect("json");
+    far["ts"] = serde_json::json!("+10000-01-01T00:00:00Z");
     let records = vec![
         (Some("acc-7".into()), future.to_string().into_bytes()),
+        (Some("acc-7".into()), far.to_string().into_bytes()),
         txn(&id("below"), "9999.99", "USD"),
         txn(&id("exact"), "10000.00", "USD"),
         txn(&id("above"), "250000.00", "USD"),
@@ -85,7 +90,8 @@ fn emails_audit_records_dead_letters_and_http_are_exactly_as_expected() {
 
     let dlq = read_topic(&bs, "txn-mailer.dlq", usize::MAX, Duration::from_secs(5));
     let ours: Vec<_> = dlq.iter().filter(|r| r.headers.get("source.topic") == Some(&input)).collect();
-    assert_eq!(ours.len(), 4, "four bad records dead-lettered: {ours:?}");
+    assert_eq!(ours.len(), 5, "five bad records dead-lettered: {ours:?}");
+    assert!(ours.iter().any(|r| r.headers["error"].contains("ahead of the wall clock")), "the far-future record: {ours:?}");
     let reasons: BTreeSet<String> = ours.iter().map(|r| r.headers["error"].split(':').next().unwrap_or_default().to_owned()).collect();
     assert!(
         reasons.contains("not JSON")
@@ -102,7 +108,7 @@ fn emails_audit_records_dead_letters_and_http_are_exactly_as_expected() {
     assert_eq!(stats["alerted_usd"].as_str().expect("decimal string").parse::<Decimal>().expect("decimal"), total);
     assert_eq!(mailer.json("/alerts/recent?limit=2").as_array().map(Vec::len), Some(2));
     assert_eq!(mailer.json("/alerts/recent").as_array().map(Vec::len), Some(7));
-    assert_eq!(audited[&id("future")]["ts"], "2031-01-01T00:00:00Z");
+    assert_eq!(audited[&id("future")]["ts"], soon);
     let (status, body) = mailer.get("/alerts/recent?limit=zero");
     assert_eq!(status, 400, "{body}");
     assert!(serde_json::from_str::<serde_json::Value>(&body).expect("JSON error")["error"].is_string());

@@ -74,11 +74,20 @@ const MAX_QUICK_RESTARTS: u32 = 10;
 /// How often tasks get their processing-time hook ([`crate::Processor::punctuate`]).
 const PUNCTUATION_INTERVAL: Duration = Duration::from_secs(1);
 
+/// How far ahead of the wall clock an event time may be, unless configured otherwise: a day.
+pub const DEFAULT_MAX_FUTURE: Duration = Duration::from_secs(86_400);
+
 /// How to run a topology.
 #[derive(Debug, Clone)]
 pub struct StreamsConfig {
     /// The service name: prefix of the dead-letter topic `<service>.dlq`.
     pub service: String,
+    /// Prepended to the dead-letter and late topics' names, as the service prepends it to every topic of its
+    /// contract (`--topic-prefix`).
+    pub topic_prefix: String,
+    /// How far ahead of the wall clock an event time may be; a record further ahead is bad input (a clock or a
+    /// typo in the year must not move stream time to the future). `None`: unbounded.
+    pub max_future: Option<Duration>,
     /// `bootstrap.servers`.
     pub bootstrap: String,
     /// Any other librdkafka properties (SASL, TLS, tuning); they override the runtime's defaults.
@@ -105,6 +114,8 @@ impl StreamsConfig {
     pub fn new(service: &str, bootstrap: &str) -> Self {
         StreamsConfig {
             service: service.to_owned(),
+            topic_prefix: String::new(),
+            max_future: Some(DEFAULT_MAX_FUTURE),
             bootstrap: bootstrap.to_owned(),
             kafka_properties: Vec::new(),
             state_dir: PathBuf::from("state"),
@@ -117,14 +128,14 @@ impl StreamsConfig {
         }
     }
 
-    /// `<service>.dlq`.
+    /// `<prefix><service>.dlq`.
     pub fn dead_letter_topic(&self) -> String {
-        format!("{}.dlq", self.service)
+        format!("{}{}.dlq", self.topic_prefix, self.service)
     }
 
-    /// `<service>.late`: records that arrived after their windows closed.
+    /// `<prefix><service>.late`: records that arrived after their windows closed.
     pub fn late_topic(&self) -> String {
-        format!("{}.late", self.service)
+        format!("{}{}.late", self.topic_prefix, self.service)
     }
 
     fn task_config(&self, globals: &global::GlobalTables) -> TaskConfig {
@@ -132,6 +143,7 @@ impl StreamsConfig {
             timestamp_mode: self.timestamp_mode,
             dead_letter_topic: self.dead_letter_topic(),
             late_topic: self.late_topic(),
+            max_future_ms: self.max_future.map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX)),
             clock: Clock::System,
             globals: globals.stores().clone(),
         }

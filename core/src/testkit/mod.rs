@@ -24,6 +24,7 @@ pub struct TopologyTestDriver {
     mode: TimestampMode,
     partitions: i32,
     wall_clock: Arc<AtomicI64>,
+    max_future_ms: Option<i64>,
     globals: BTreeMap<String, Arc<dyn KeyValueStore>>,
 }
 
@@ -43,8 +44,17 @@ impl TopologyTestDriver {
             mode: TimestampMode::Payload,
             partitions: 1,
             wall_clock: Arc::new(AtomicI64::new(0)),
+            max_future_ms: None,
             globals,
         }
+    }
+
+    /// Bound event times ahead of the wall clock as the runtime does (`--max-future`; the driver's default is
+    /// unbounded, since its wall clock starts at 0), and set the wall clock to `now_ms`.
+    pub fn with_max_future(mut self, ahead: std::time::Duration, now_ms: i64) -> Self {
+        self.max_future_ms = Some(i64::try_from(ahead.as_millis()).unwrap_or(i64::MAX));
+        self.wall_clock.store(now_ms, Ordering::SeqCst);
+        self
     }
 
     /// How many partitions internal (repartition) topics have: where re-keyed records land, by murmur2 of the key.
@@ -146,6 +156,7 @@ impl TopologyTestDriver {
                 timestamp_mode: self.mode,
                 dead_letter_topic: self.dead_letter_topic(),
                 late_topic: self.late_topic(),
+                max_future_ms: self.max_future_ms,
                 clock: Clock::Manual(self.wall_clock.clone()),
                 globals: self.globals.clone(),
             };
