@@ -16,8 +16,8 @@
 //! the backend, so a crash never forces a wipe of the local store.
 //!
 //! A record is processed all or nothing: the store keeps what each write of the record in hand replaced, so when
-//! the record is dead-lettered or retried, [`LoggedStore::roll_back`] puts both batches back as they were before it
-//! (the task calls [`LoggedStore::keep`] once the record succeeded). Writes already sent, by a processor's
+//! the record is dead-lettered or retried, `LoggedStore::roll_back` puts both batches back as they were before it
+//! (the task calls `LoggedStore::keep` once the record succeeded). Writes already sent, by a processor's
 //! `flush`, stay: they are on the changelog.
 
 use super::{Entries, KeyValueStore, Order, StoreError, WriteBatch};
