@@ -24,11 +24,13 @@
 mod delivery;
 mod global;
 pub mod guarantee;
+mod properties;
 mod rebalance;
 mod restore;
 pub mod status;
 mod topics;
 
+pub use properties::{check_kafka_properties, parse_kafka_properties, parse_kafka_property_options};
 pub use topics::{topics_to_create, TopicSpec};
 
 pub use guarantee::Guarantee;
@@ -90,7 +92,8 @@ pub struct StreamsConfig {
     pub max_future: Option<Duration>,
     /// `bootstrap.servers`.
     pub bootstrap: String,
-    /// Any other librdkafka properties (SASL, TLS, tuning); they override the runtime's defaults.
+    /// Any other librdkafka properties (SASL, TLS, tuning); they override the runtime's defaults, except those its
+    /// guarantees rest on ([`check_kafka_properties`]).
     pub kafka_properties: Vec<(String, String)>,
     /// Where RocksDB stores live: `<state_dir>/<application-id>/<partition>/<store>`.
     pub state_dir: PathBuf,
@@ -174,27 +177,6 @@ impl StreamsConfig {
     }
 }
 
-/// Parses `key=value` pairs separated by commas or newlines (`--kafka-property`, `KAFKA_PROPERTIES`).
-pub fn parse_kafka_properties(s: &str) -> Result<Vec<(String, String)>, String> {
-    s.split([',', '\n'])
-        .map(str::trim)
-        .filter(|p| !p.is_empty())
-        .map(|p| {
-            p.split_once('=').map(|(k, v)| (k.trim().to_owned(), v.trim().to_owned())).ok_or_else(|| format!("{p:?} is not key=value"))
-        })
-        .collect()
-}
-
-/// The contract's two ways to pass librdkafka properties together: `KAFKA_PROPERTIES` / `--kafka-properties`
-/// (comma-separated) and each repeated `--kafka-property key=value`, the latter winning.
-pub fn parse_kafka_property_options(list: &str, each: &[String]) -> Result<Vec<(String, String)>, String> {
-    let mut all = parse_kafka_properties(list)?;
-    for p in each {
-        all.extend(parse_kafka_properties(p)?);
-    }
-    Ok(all)
-}
-
 /// Asks a runtime to stop: it finishes the record in hand, commits, closes its stores and returns.
 #[derive(Clone, Default)]
 pub struct Shutdown(Arc<AtomicBool>);
@@ -227,6 +209,7 @@ pub struct Runtime {
 impl Runtime {
     /// Prepare `topology` to run with `config`, registering the engine's metrics in `registry`.
     pub fn new(topology: Topology, config: StreamsConfig, registry: &prometheus::Registry) -> Result<Self, StreamError> {
+        check_kafka_properties(&config.kafka_properties).map_err(StreamError::Config)?;
         let metrics = Metrics::new(registry, topology.name()).map_err(|e| StreamError::Config(format!("metrics: {e}")))?;
         Ok(Runtime {
             config: config.clone(),
