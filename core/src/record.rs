@@ -50,6 +50,14 @@ pub struct InputRecord {
     pub headers: Vec<(String, Vec<u8>)>,
 }
 
+/// The largest record (key, value and headers) a producer sends unless told otherwise: librdkafka's default
+/// `message.max.bytes`, and about the broker's default limit.
+pub const DEFAULT_MAX_RECORD_BYTES: usize = 1_000_000;
+
+/// What a record's framing (lengths, attributes, the batch it travels in) may add to its key, value and headers:
+/// kept free under the limit, so a record that passes the check is one the producer accepts.
+pub const RECORD_OVERHEAD_BYTES: usize = 1024;
+
 /// A record on its way to a topic: sink output, a changelog write, or a dead letter.
 #[derive(Debug, Clone, PartialEq)]
 pub struct OutgoingRecord {
@@ -69,4 +77,12 @@ pub struct OutgoingRecord {
     /// the payload, and the broker rejects timestamps too far from its clock (`log.message.timestamp.after.max.ms`,
     /// one hour by default in Kafka 4), so an event dated next week must not be able to stop a service.
     pub timestamp: Option<i64>,
+}
+
+impl OutgoingRecord {
+    /// Bytes of key, value and headers: what the producer compares with `message.max.bytes`.
+    pub fn size(&self) -> usize {
+        let headers: usize = self.headers.iter().map(|(k, v)| k.len() + v.len()).sum();
+        self.key.as_ref().map_or(0, Vec::len) + self.value.as_ref().map_or(0, Vec::len) + headers
+    }
 }

@@ -4,7 +4,7 @@
 
 use crate::error::{ProcessError, StreamError};
 use crate::processor::{Emit, NodeContext, RecordSink, TaskState, Value};
-use crate::record::{InputRecord, OutgoingRecord, Record, SourcePosition};
+use crate::record::{InputRecord, OutgoingRecord, Record, SourcePosition, RECORD_OVERHEAD_BYTES};
 use crate::state::{LoggedStore, StoreError};
 use crate::time::{Clock, StreamTime, TimestampMode};
 use crate::topology::nodes::Node;
@@ -31,6 +31,9 @@ pub(crate) struct TaskConfig {
     pub(crate) late_topic: String,
     /// How far ahead of the wall clock an event time may be (ms); `None`: unbounded.
     pub(crate) max_future_ms: Option<i64>,
+    /// The largest record the producer sends (`message.max.bytes`): an output over it is refused as the input's
+    /// fault before anything is sent, and a dead letter over it is cut to fit.
+    pub(crate) max_record_bytes: usize,
     pub(crate) clock: Clock,
     /// The runtime's global tables.
     pub(crate) globals: BTreeMap<String, Arc<dyn crate::state::KeyValueStore>>,
@@ -96,7 +99,7 @@ impl Task {
                 let subtopology = topology.nodes[source.node].subtopology;
                 self.state.subtopology = subtopology;
                 self.state.stream_time[subtopology].observe(record.time);
-                match self.run(source.node, record, sink) {
+                match self.run(source.node, record, sink).and_then(|()| self.check_output_sizes()) {
                     Ok(()) => {
                         self.state.keep_record();
                         self.state.drain_outputs(sink)?;
@@ -118,7 +121,7 @@ impl Task {
             }
         };
         if let Outcome::DeadLettered(reason) = &outcome {
-            sink.send(dead_letter(input, reason, &self.config.dead_letter_topic))?;
+            sink.send(dead_letter(input, reason, &self.config.dead_letter_topic, self.config.max_record_bytes))?;
         }
         let next = input.position.offset + 1;
         match self.consumed.get_mut(&input.position.topic) {
@@ -128,6 +131,22 @@ impl Task {
             }
         }
         Ok(outcome)
+    }
+
+    /// An output the producer would refuse (over `message.max.bytes`) is the input record's fault, known before
+    /// anything is sent: refusing the input here keeps a record the broker will never take from stopping the
+    /// service or being retried forever.
+    fn check_output_sizes(&self) -> Result<(), ProcessError> {
+        let limit = self.config.max_record_bytes.saturating_sub(RECORD_OVERHEAD_BYTES);
+        match self.state.outbox.iter().find(|r| r.size() > limit) {
+            Some(r) => Err(ProcessError::Invalid(format!(
+                "its output to {} is {} bytes, over the {} bytes a record may have",
+                r.topic,
+                r.size(),
+                self.config.max_record_bytes
+            ))),
+            None => Ok(()),
+        }
     }
 
     /// Whether an event time is beyond the bound ahead of the wall clock (as of the last punctuation, so within a
@@ -260,18 +279,46 @@ impl RecordSink for InitSink {
 }
 
 /// The dead-letter copy of an input record: original key, value and headers, plus why and where from.
-pub(crate) fn dead_letter(input: &InputRecord, reason: &str, topic: &str) -> OutgoingRecord {
+///
+/// A record the broker took can still be too large to copy whole: the copy adds headers, and the input may have
+/// been written with a larger limit than this service's producer has. Then the value (and, if need be, the key)
+/// is cut to fit, the headers `value.truncated.from` / `key.truncated.from` give the original lengths, and
+/// `source.*` still point at the whole record. A dead letter that cannot be sent would stop the service on it.
+pub(crate) fn dead_letter(input: &InputRecord, reason: &str, topic: &str, max_record_bytes: usize) -> OutgoingRecord {
     let mut headers = input.headers.clone();
     headers.push(("error".into(), reason.as_bytes().to_vec()));
     headers.push(("source.topic".into(), input.position.topic.as_bytes().to_vec()));
     headers.push(("source.partition".into(), input.position.partition.to_string().into_bytes()));
     headers.push(("source.offset".into(), input.position.offset.to_string().into_bytes()));
-    OutgoingRecord {
+    let mut record = OutgoingRecord {
         topic: topic.to_owned(),
         partition: None,
         key: input.key.clone(),
         value: input.value.clone(),
         headers,
         timestamp: input.timestamp.as_event_time().map(|t| t.millis),
+    };
+    let limit = max_record_bytes.saturating_sub(RECORD_OVERHEAD_BYTES);
+    if record.size() > limit {
+        let header_bytes = |h: &[(String, Vec<u8>)]| h.iter().map(|(k, v)| k.len() + v.len()).sum::<usize>();
+        if header_bytes(&record.headers) > limit / 2 {
+            // The input's own headers alone are too large: keep only the four this copy adds, and say so.
+            let own = record.headers.len() - 4;
+            record.headers.drain(..own);
+            record.headers.push(("headers.dropped".into(), own.to_string().into_bytes()));
+        }
+        // The value is cut first, leaving room for its mark and the key's; the key only if that was not enough.
+        let mark = "value.truncated.from".len() + 20;
+        for (cut_value, marks) in [(true, 2 * mark), (false, mark)] {
+            let excess = (record.size() + marks).saturating_sub(limit);
+            let (field, name) =
+                if cut_value { (&mut record.value, "value.truncated.from") } else { (&mut record.key, "key.truncated.from") };
+            if let Some(bytes) = field.as_mut().filter(|_| excess > 0) {
+                let original = bytes.len();
+                bytes.truncate(original.saturating_sub(excess));
+                record.headers.push((name.into(), original.to_string().into_bytes()));
+            }
+        }
     }
+    record
 }

@@ -75,6 +75,7 @@ fn start(app: &str, input: &str, output: &str, state: &std::path::Path) -> Run {
     let mut cfg = StreamsConfig::new("counter", &bootstrap());
     cfg.state_dir = state.to_path_buf();
     cfg.commit_interval = Duration::from_millis(200);
+    cfg.kafka_properties = vec![("message.max.bytes".into(), "500000".into())];
     let registry = prometheus::Registry::new();
     let rt = Runtime::new(topology(app, input, output), cfg, &registry).expect("runtime");
     let shutdown = rt.shutdown_handle();
@@ -119,6 +120,12 @@ fn keyed_state_dead_letters_restore_and_checkpoint_resume() {
     records.push((Some("bad-1".into()), b"{not json".to_vec()));
     records.push(event("id-0", -5));
     records.push((Some("bad-3".into()), br#"{"id": "id-1", "n": 1}"#.to_vec()));
+    // Two larger than the service's producer takes (its message.max.bytes is 500000, see `start`; the input's
+    // producer had the default 1 MB): one whose dead-letter copy must be cut to fit, one valid event whose output
+    // would be refused.
+    records.push((Some("bad-big".into()), vec![b'x'; 600_000]));
+    let big_id = "i".repeat(590_000);
+    records.push((Some("big-id".into()), event(&big_id, 1).1));
     produce(&bs, &input, &records);
 
     let run = start(&app, &input, &output, state.path());
@@ -130,9 +137,13 @@ fn keyed_state_dead_letters_restore_and_checkpoint_resume() {
 
     let dlq = read_topic(&bs, "counter.dlq", usize::MAX, Duration::from_secs(5));
     let ours: Vec<_> = dlq.iter().filter(|r| r.headers.get("source.topic") == Some(&input)).collect();
-    assert_eq!(ours.len(), 3, "three dead letters: {ours:?}");
+    assert_eq!(ours.len(), 5, "five dead letters");
     let by_key: BTreeMap<&str, &streamcore::testkit::kafka::Consumed> =
         ours.iter().map(|r| (r.key.as_deref().expect("original key kept"), *r)).collect();
+    let big = by_key["bad-big"];
+    assert!(big.headers["error"].starts_with("not JSON"));
+    assert_eq!(big.headers["value.truncated.from"], "600000", "cut to fit, saying how long it was");
+    assert!(by_key["big-id"].headers["error"].contains("bytes a record may have"), "{:?}", by_key["big-id"].headers["error"]);
     assert!(by_key["bad-1"].headers["error"].starts_with("not JSON"), "{:?}", by_key["bad-1"]);
     assert_eq!(by_key["bad-1"].value.as_deref(), Some(&b"{not json"[..]), "original bytes kept");
     assert_eq!(by_key["id-0"].headers["error"], "n must not be negative, got -5");

@@ -183,6 +183,41 @@ fn a_record_refused_part_way_leaves_nothing_but_its_dead_letter() {
     assert_eq!(d.read_output("counting.dlq").len(), 1);
 }
 
+fn header(r: &streamcore::record::OutgoingRecord, name: &str) -> Option<String> {
+    r.headers.iter().find(|(k, _)| k == name).map(|(_, v)| String::from_utf8_lossy(v).into_owned())
+}
+
+#[test]
+fn a_value_too_large_to_copy_whole_still_reaches_the_dead_letter_topic_cut_to_fit() {
+    let mut d = TopologyTestDriver::new(words_topology());
+    // About 1 MB, as a default-configured producer may send it: the copy with its headers is over the limit.
+    let huge = vec![b'x'; streamcore::record::DEFAULT_MAX_RECORD_BYTES - 10];
+    let outcome = d.pipe_with("words", 0, Some("k"), Some(&huge), RecordTimestamp::CreateTime(7)).expect("pipe");
+    assert!(matches!(outcome, Outcome::DeadLettered(ref r) if r.starts_with("not JSON")), "{outcome:?}");
+    let dlq = d.read_output("words.dlq");
+    let [copy] = dlq.as_slice() else { panic!("one dead letter, got {}", dlq.len()) };
+    assert!(copy.size() <= streamcore::record::DEFAULT_MAX_RECORD_BYTES - streamcore::record::RECORD_OVERHEAD_BYTES);
+    assert_eq!(header(copy, "value.truncated.from"), Some(huge.len().to_string()));
+    assert_eq!((copy.key.as_deref(), header(copy, "key.truncated.from")), (Some(&b"k"[..]), None), "the key is kept whole");
+    assert_eq!((header(copy, "source.topic").as_deref(), header(copy, "source.offset").as_deref()), (Some("words"), Some("0")));
+    assert!(copy.value.as_deref().is_some_and(|v| huge.starts_with(v) && v.len() > 900_000), "the value's beginning is kept");
+    assert_eq!(d.pipe("words", Some("k"), &word("fine")).expect("pipe"), Outcome::Processed, "and the next record flows");
+}
+
+#[test]
+fn an_output_the_producer_would_refuse_dead_letters_its_input_before_anything_is_sent() {
+    let b = TopologyBuilder::new("echo");
+    b.source("words", Json::<Word>::new(), |w: &Word| EventTime::payload(&w.ts))
+        .map_values("repeat", |w: Word| w.text.repeat(if w.text == "big" { 400_000 } else { 1 }))
+        .to("sink", "out", Json::new(), |_: &Record<String>| None);
+    let mut d = TopologyTestDriver::new(b.build().expect("topology"));
+    let outcome = d.pipe("words", None, &word("big")).expect("pipe");
+    assert!(matches!(&outcome, Outcome::DeadLettered(r) if r.contains("its output to out is 1200002 bytes")), "{outcome:?}");
+    assert_eq!(d.pipe("words", None, &word("small")).expect("pipe"), Outcome::Processed);
+    assert_eq!(d.read_json::<String>("out").expect("out"), vec!["small".to_owned()]);
+    assert_eq!(d.read_output("echo.dlq").len(), 1);
+}
+
 #[test]
 fn build_rejects_duplicate_names_and_graphs_without_sources() {
     let b = TopologyBuilder::new("dup");

@@ -147,9 +147,20 @@ impl StreamsConfig {
             dead_letter_topic: self.dead_letter_topic(),
             late_topic: self.late_topic(),
             max_future_ms: self.max_future.map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX)),
+            max_record_bytes: self.max_record_bytes(),
             clock: Clock::System,
             globals: globals.stores().clone(),
         }
+    }
+
+    /// The producer's `message.max.bytes`: the user's, or librdkafka's default.
+    pub fn max_record_bytes(&self) -> usize {
+        self.kafka_properties
+            .iter()
+            .rev()
+            .find(|(k, _)| k == "message.max.bytes")
+            .and_then(|(_, v)| v.parse().ok())
+            .unwrap_or(crate::record::DEFAULT_MAX_RECORD_BYTES)
     }
 
     fn client_config(&self) -> ClientConfig {
