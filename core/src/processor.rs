@@ -158,10 +158,38 @@ impl<Out: Send + 'static> ProcessorContext<'_, '_, Out> {
         self.node.state.wall_ms
     }
 
-    /// Write a record that arrived after every window it belongs to had closed to `<service>.late`.
-    pub(crate) fn send_late(&mut self, mut record: OutgoingRecord) {
-        record.topic.clone_from(&self.node.state.late_topic);
-        self.node.state.outbox.push(record);
+    /// Write `record`, which arrived after the window it belongs to had closed, to `<service>.late` (a topology
+    /// whose own processors do this says so with [`TopologyBuilder::late_records`](crate::TopologyBuilder::late_records)):
+    /// its value as JSON, with the headers `error` (`reason`), `late.operator` (`operator`), `event.time`,
+    /// `observed.time` (the time that had closed it) and `source.*` (the input record in hand).
+    pub fn send_late<V: serde::Serialize>(
+        &mut self,
+        record: &crate::Record<V>,
+        operator: &str,
+        reason: String,
+        observed: i64,
+    ) -> Result<(), ProcessError> {
+        let value = serde_json::to_vec(&record.value).map_err(|e| ProcessError::Fatal(format!("encoding a late record: {e}")))?;
+        let pos = &self.node.state.position;
+        let header = |k: &str, v: String| (k.to_owned(), v.into_bytes());
+        let late = OutgoingRecord {
+            topic: self.node.state.late_topic.clone(),
+            partition: None,
+            key: record.key.as_ref().map(|k| k.as_bytes().to_vec()),
+            value: Some(value),
+            headers: vec![
+                header("error", reason),
+                header(crate::window::aggregate::LATE_OPERATOR_HEADER, operator.to_owned()),
+                header("event.time", record.time.millis.to_string()),
+                header("observed.time", observed.to_string()),
+                header("source.topic", pos.topic.clone()),
+                header("source.partition", pos.partition.to_string()),
+                header("source.offset", pos.offset.to_string()),
+            ],
+            timestamp: None,
+        };
+        self.node.state.outbox.push(late);
+        Ok(())
     }
 
     /// The input record being processed: topic, partition, offset.

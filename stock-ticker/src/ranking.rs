@@ -6,6 +6,11 @@
 //! eleventh must be there to take its place. Changes are stored per (date, symbol), so a symbol is replaced, never
 //! listed twice; an in-memory ordered index (rebuilt from the store when the task starts) makes each update
 //! O(log n), and a new list is emitted only when the ten actually changed.
+//!
+//! A day is a window like any other: it takes changes until stage 2's observed time (the highest event time of
+//! the changes it has seen, kept in the store across restarts) passes the day's end plus the daily grace. A change
+//! for a closed day goes to `stock-ticker.late`, never silently nowhere, whatever order the changes arrive in (a
+//! replay, a lagging stage-1 partition); and a closed day's per-symbol changes are dropped, its list kept.
 
 use crate::model::{DailyChange, Ranked, Top10};
 use chrono::NaiveDate;
@@ -14,6 +19,7 @@ use std::cmp::Reverse;
 use std::collections::{BTreeMap, BTreeSet};
 use std::ops::Bound;
 use streamcore::state::Order;
+use streamcore::window::DailyWindows;
 use streamcore::{ProcessError, Processor, ProcessorContext, Record};
 
 /// Store of every symbol's latest change, key `<date>/<symbol>`.
@@ -22,8 +28,8 @@ pub const CHANGES_STORE: &str = "daily-changes";
 pub const TOP10_STORE: &str = "top10";
 /// List length.
 const TOP: usize = 10;
-/// Days of per-symbol changes kept, counting back from the newest day seen.
-const KEEP_DAYS: i64 = 7;
+/// Key of the observed time in [`CHANGES_STORE`] (change keys all have a `/`).
+const OBSERVED_KEY: &str = "observed-time";
 
 #[derive(Default)]
 struct Day {
@@ -53,9 +59,24 @@ impl Day {
 }
 
 /// The stage-2 processor.
-#[derive(Default)]
 pub struct Ranking {
+    zone: DailyWindows,
+    grace_ms: i64,
     days: BTreeMap<NaiveDate, Day>,
+    /// The highest event time of the changes seen.
+    observed: Option<i64>,
+}
+
+impl Ranking {
+    /// Days in `zone`, each taking changes until `grace_ms` after its end.
+    pub fn new(zone: DailyWindows, grace_ms: i64) -> Self {
+        Ranking { zone, grace_ms, days: BTreeMap::new(), observed: None }
+    }
+
+    /// Whether `date`'s window has closed at `observed`.
+    fn closed(&self, date: NaiveDate, observed: i64) -> bool {
+        self.zone.window_of(date).is_none_or(|w| w.end.saturating_add(self.grace_ms) <= observed)
+    }
 }
 
 fn change_key(date: NaiveDate, symbol: &str) -> String {
@@ -70,6 +91,10 @@ impl Processor for Ranking {
         let store = ctx.store(CHANGES_STORE)?;
         for (k, v) in store.range(Bound::Unbounded, Bound::Unbounded, Order::Ascending, usize::MAX)? {
             let key = String::from_utf8_lossy(&k);
+            if key == OBSERVED_KEY {
+                self.observed = serde_json::from_slice(&v).ok();
+                continue;
+            }
             let date = key.split('/').next().and_then(|d| d.parse::<NaiveDate>().ok());
             let ranked: Option<Ranked> = serde_json::from_slice(&v).ok();
             match (date, ranked) {
@@ -81,12 +106,21 @@ impl Processor for Ranking {
     }
 
     fn process(&mut self, record: Record<DailyChange>, ctx: &mut ProcessorContext<'_, '_, Top10>) -> Result<(), ProcessError> {
+        let observed = self.observed.max(Some(record.time.millis)).unwrap_or(record.time.millis);
+        if self.observed != Some(observed) {
+            self.observed = Some(observed);
+            ctx.store(CHANGES_STORE)?.put_json(OBSERVED_KEY, &observed)?;
+            self.forget_closed_days(observed, ctx)?;
+        }
+        if self.closed(record.value.date, observed) {
+            let reason = format!("the day {} had closed (grace {} ms) when its change arrived", record.value.date, self.grace_ms);
+            return ctx.send_late(&record, "rank", reason, observed);
+        }
         let c = record.value;
         let ranked = Ranked { symbol: c.symbol.clone(), change_pct: c.change_pct, close: c.close };
         let store = ctx.store(CHANGES_STORE)?;
         store.put_json(&change_key(c.date, &c.symbol), &ranked)?;
         self.days.entry(c.date).or_default().set(ranked);
-        self.forget_old_days(ctx)?;
         let Some(day) = self.days.get(&c.date) else { return Ok(()) };
         let top = day.top10(c.date);
         let lists = ctx.store(TOP10_STORE)?;
@@ -100,12 +134,10 @@ impl Processor for Ranking {
 }
 
 impl Ranking {
-    /// Drop per-symbol changes of days more than [`KEEP_DAYS`] before the newest (their lists stay queryable).
-    fn forget_old_days(&mut self, ctx: &mut ProcessorContext<'_, '_, Top10>) -> Result<(), ProcessError> {
-        let Some(&newest) = self.days.keys().next_back() else { return Ok(()) };
-        let cutoff = newest - chrono::Duration::days(KEEP_DAYS);
-        while let Some(entry) = self.days.first_entry().filter(|e| *e.key() < cutoff) {
-            let (date, day) = entry.remove_entry();
+    /// Drop the per-symbol changes of days closed at `observed` (their lists stay queryable).
+    fn forget_closed_days(&mut self, observed: i64, ctx: &mut ProcessorContext<'_, '_, Top10>) -> Result<(), ProcessError> {
+        while let Some(&date) = self.days.keys().next().filter(|d| self.closed(**d, observed)) {
+            let Some(day) = self.days.remove(&date) else { break };
             let store = ctx.store(CHANGES_STORE)?;
             for symbol in day.entries.keys() {
                 store.delete(change_key(date, symbol).into_bytes());

@@ -145,7 +145,9 @@ pub fn ranking_topology(s: &Settings) -> Result<Topology, StreamError> {
     let b = TopologyBuilder::new(s.ranking_application_id());
     let changes = b.source(&s.topic(DAILY_CHANGES_TOPIC), Json::<DailyChange>::new(), |c: &DailyChange| EventTime::payload(&c.ts));
     let stores = [StoreSpec::persistent(CHANGES_STORE), StoreSpec::persistent(TOP10_STORE)];
-    let top = changes.process("rank", &stores, Ranking::default);
+    let (zone, grace_ms) = (DailyWindows::new(s.timezone), i64::try_from(s.grace.as_millis()).unwrap_or(i64::MAX));
+    let top = changes.process("rank", &stores, move || Ranking::new(zone, grace_ms));
+    b.late_records();
     top.to("top10-sink", &s.topic(TOP10_TOPIC), Json::new(), |r: &Record<Top10>| Some(r.value.date.to_string()));
     drop((changes, top));
     b.build()

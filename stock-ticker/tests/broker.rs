@@ -111,11 +111,11 @@ fn golden_scenario_over_four_partitions_survives_sigkill_and_a_lost_state_direct
     }
     assert_endpoints(&ticker, &expected);
 
-    // Dead letters point at the user's records; the late trade is on stock-ticker.late, refused by the daily windows.
-    let dlq = read_topic(&bs, "stock-ticker.dlq", usize::MAX, Duration::from_secs(5));
+    // Dead letters point at the user's records; the late trade is on <prefix>stock-ticker.late, refused by the daily windows.
+    let dlq = read_topic(&bs, &format!("{}stock-ticker.dlq", t.prefix), expected.dead_letters, Duration::from_secs(60));
     assert_eq!(dlq.iter().filter(|r| r.headers.get("source.topic") == Some(&input)).count(), expected.dead_letters);
     let repartition = repartition_topic(&t.app, BY_SYMBOL);
-    let late = read_topic(&bs, "stock-ticker.late", usize::MAX, Duration::from_secs(5));
+    let late = read_topic(&bs, &format!("{}stock-ticker.late", t.prefix), usize::MAX, Duration::from_secs(5));
     let daily_late: Vec<_> = late
         .iter()
         .filter(|r| {

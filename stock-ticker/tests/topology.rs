@@ -255,6 +255,31 @@ fn the_topic_prefix_reaches_every_topic_of_the_contract_dead_letters_and_late_re
 }
 
 #[test]
+fn stage_2_sends_a_closed_days_change_to_the_late_topic_whatever_order_changes_arrive_in() {
+    let mut t = Ticker::new(1);
+    let change = |date: &str, pct: &str, ts: &str| {
+        serde_json::json!({"symbol": "X", "date": date, "change_pct": pct, "close": "1", "ts": ts}).to_string().into_bytes()
+    };
+    // A lagging stage-1 partition, or a replay: day 24's change arrives after day 30 was seen.
+    let on_time = change("2026-11-30", "1.0000", "2026-11-30T06:00:00Z"); // 01:00 in New York
+    t.stage2.pipe(DAILY_CHANGES_TOPIC, Some("X"), &on_time).expect("pipe");
+    assert_eq!(t.top10().len(), 1);
+    let stale = change("2026-11-24", "2.0000", "2026-11-24T15:00:00Z");
+    assert_eq!(t.stage2.pipe(DAILY_CHANGES_TOPIC, Some("X"), &stale).expect("pipe"), Outcome::Processed);
+    assert!(t.top10().is_empty(), "no list for a closed day");
+    let late = t.stage2.read_output(&t.stage2.late_topic());
+    let [record] = late.as_slice() else { panic!("one late record, got {}", late.len()) };
+    let header = |name: &str| record.headers.iter().find(|(k, _)| k == name).map(|(_, v)| String::from_utf8_lossy(v).into_owned());
+    assert_eq!(header("late.operator").as_deref(), Some("rank"));
+    assert!(header("error").is_some_and(|e| e.contains("the day 2026-11-24 had closed")), "{:?}", header("error"));
+    // Within the grace (4 h after the end of the day in New York), yesterday still takes changes.
+    let yesterday = change("2026-11-29", "3.0000", "2026-11-29T20:00:00Z");
+    t.stage2.pipe(DAILY_CHANGES_TOPIC, Some("X"), &yesterday).expect("pipe");
+    assert!(t.stage2.read_output(&t.stage2.late_topic()).is_empty());
+    assert_eq!(t.top10().iter().map(|l| l.date.to_string()).collect::<Vec<_>>(), ["2026-11-29"]);
+}
+
+#[test]
 fn the_golden_scenario_produces_the_expected_file() {
     let (batches, expected) = support::golden();
     let mut t = Ticker::new(4);

@@ -218,9 +218,9 @@ pub fn run(scenario: Scenario, guarantee: Guarantee, opts: &Options) -> anyhow::
     }
 
     let updates = read_all(&bs, &format!("{prefix}{DAILY_STATS_TOPIC}"))?;
-    let dead = read_all(&bs, "stock-ticker.dlq")?;
+    let dead = read_all(&bs, &format!("{prefix}stock-ticker.dlq"))?;
     let dead_letters = dead.iter().filter(|r| r.headers.get("source.topic") == Some(&input)).count() as u64;
-    let late = read_all(&bs, "stock-ticker.late")?;
+    let late = read_all(&bs, &format!("{prefix}stock-ticker.late"))?;
     let late = late
         .iter()
         .filter(|r| {

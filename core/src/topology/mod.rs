@@ -299,6 +299,13 @@ impl TopologyBuilder {
         GlobalTable { store: store.to_owned(), codec: Arc::new(codec) }
     }
 
+    /// Declare that a processor of this topology writes to `<service>.late` itself
+    /// ([`ProcessorContext::send_late`](crate::ProcessorContext::send_late)), so the topic is created; windowed
+    /// aggregations declare it on their own.
+    pub fn late_records(&self) {
+        self.graph.borrow_mut().late_records = true;
+    }
+
     /// Create the sink topic `topic` with `partitions` partitions instead of the input's count, and refuse to run
     /// if it exists with another: how a stage that needs to see every record in one task (a global top-10) gets
     /// a single-partition topic.

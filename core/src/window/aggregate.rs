@@ -21,7 +21,7 @@ use super::store::{is_window_key, window_key, OBSERVED_TIME_KEY};
 use super::{DailyWindows, TimeWindows, Window};
 use crate::error::ProcessError;
 use crate::processor::{Processor, ProcessorContext};
-use crate::record::{OutgoingRecord, Record};
+use crate::record::Record;
 use crate::state::{Order, StoreError, StoreSpec};
 use crate::time::{EventTime, TimestampKind};
 use std::collections::BTreeSet;
@@ -185,35 +185,6 @@ where
         }
         Ok(())
     }
-
-    /// The refused record, on its way to `<service>.late`.
-    fn late_record(
-        &self,
-        record: &Record<V>,
-        key: &str,
-        observed: i64,
-        ctx: &ProcessorContext<'_, '_, Windowed<A>>,
-    ) -> Result<OutgoingRecord, ProcessError> {
-        let value = serde_json::to_vec(&record.value).map_err(|e| ProcessError::Fatal(format!("encoding a late record: {e}")))?;
-        let pos = ctx.position();
-        let header = |k: &str, v: String| (k.to_owned(), v.into_bytes());
-        Ok(OutgoingRecord {
-            topic: String::new(),
-            partition: None,
-            key: Some(key.as_bytes().to_vec()),
-            value: Some(value),
-            headers: vec![
-                header("error", format!("every window of this record closed before it arrived (grace {} ms)", self.spec.grace_ms)),
-                header(LATE_OPERATOR_HEADER, self.name.clone()),
-                header("event.time", record.time.millis.to_string()),
-                header("observed.time", observed.to_string()),
-                header("source.topic", pos.topic.clone()),
-                header("source.partition", pos.partition.to_string()),
-                header("source.offset", pos.offset.to_string()),
-            ],
-            timestamp: None,
-        })
-    }
 }
 
 impl<V, A, W> Processor for WindowedAggregator<V, A, W>
@@ -259,9 +230,8 @@ where
         let windows: Vec<Window> =
             self.spec.windows.windows_for(record.time.millis).into_iter().filter(|w| w.end.saturating_add(grace) > observed).collect();
         if windows.is_empty() {
-            let late = self.late_record(&record, &key, observed, ctx)?;
-            ctx.send_late(late);
-            return Ok(());
+            let reason = format!("every window of this record closed before it arrived (grace {} ms)", self.spec.grace_ms);
+            return ctx.send_late(&record, &self.name, reason, observed);
         }
         let store_name = self.spec.store.name.clone();
         // Every window's new aggregate first, so a record one of them refuses changes none of them.

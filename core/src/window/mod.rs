@@ -108,8 +108,12 @@ impl DailyWindows {
     /// The day containing `ts`, with the date it stands for.
     pub fn window_for(&self, ts: i64) -> Option<(NaiveDate, Window)> {
         let date = self.date_of(ts)?;
-        let next = date.succ_opt()?;
-        Some((date, Window { start: self.day_start(date)?, end: self.day_start(next)? }))
+        Some((date, self.window_of(date)?))
+    }
+
+    /// The window of a local date: its first instant to the next day's.
+    pub fn window_of(&self, date: NaiveDate) -> Option<Window> {
+        Some(Window { start: self.day_start(date)?, end: self.day_start(date.succ_opt()?)? })
     }
 
     /// The first instant of a local date. Where a zone skips midnight (DST starting at 00:00, as Brazil's did),
