@@ -26,6 +26,8 @@ pub enum Outcome {
 /// What every task of a runtime shares: how to read time, where dead and late records go, the global tables.
 #[derive(Clone)]
 pub(crate) struct TaskConfig {
+    /// The source topics' partition count: where murmur2 puts a table's keys.
+    pub(crate) input_partitions: i32,
     pub(crate) timestamp_mode: TimestampMode,
     pub(crate) dead_letter_topic: String,
     pub(crate) late_topic: String,
@@ -89,6 +91,14 @@ impl Task {
         };
         let outcome = match (source.decode)(input, self.config.timestamp_mode) {
             Err(reason) => Outcome::DeadLettered(reason),
+            Ok(_) if self.misplaced(source.keyed, input) => Outcome::DeadLettered(format!(
+                "key {:?} belongs on partition {} of {} by murmur2 (the Java client's partitioner), not {}: the producer \
+                 partitioned it otherwise, and the task that joins this key would never see it",
+                String::from_utf8_lossy(input.key.as_deref().unwrap_or_default()),
+                crate::partition::partition_for(input.key.as_deref().unwrap_or_default(), self.config.input_partitions),
+                input.position.topic,
+                input.position.partition,
+            )),
             Ok(record) if self.too_far_ahead(record.time.millis) => Outcome::DeadLettered(format!(
                 "event time {} is more than {} ms ahead of the wall clock ({})",
                 crate::time::rfc3339(record.time.millis),
@@ -147,6 +157,15 @@ impl Task {
             ))),
             None => Ok(()),
         }
+    }
+
+    /// Whether a table record is on another partition than murmur2 gives its key.
+    fn misplaced(&self, keyed: bool, input: &InputRecord) -> bool {
+        keyed
+            && input
+                .key
+                .as_deref()
+                .is_some_and(|k| crate::partition::partition_for(k, self.config.input_partitions.max(1)) != input.position.partition)
     }
 
     /// Whether an event time is beyond the bound ahead of the wall clock (as of the last punctuation, so within a

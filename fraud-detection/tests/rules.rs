@@ -292,3 +292,26 @@ fn an_amount_the_running_statistics_cannot_hold_is_dead_lettered_and_the_card_go
     assert!(matches!(reasons.as_slice(), [r] if r.contains("too far from the mean")), "{reasons:?}");
     assert!(txn(&mut d, "next", "c9", "2", T0 + 2 * MIN, NYC).is_empty(), "the card's next transaction is judged as before");
 }
+
+#[test]
+fn a_profile_on_a_partition_murmur2_does_not_give_its_key_is_dead_lettered_not_silently_missed() {
+    let settings = Settings {
+        application_id: "fraud-detection".into(),
+        topic_prefix: String::new(),
+        thresholds: Thresholds::default(),
+        fx: "EUR=1.10".parse().expect("fx"),
+        without_profile: prometheus::IntCounter::new("t", "t").expect("counter"),
+    };
+    let mut d = TopologyTestDriver::new(build_topology(&settings).expect("topology")).with_partitions(4);
+    let right = streamcore::partition::partition_for(b"c7", 4);
+    let wrong = (right + 1) % 4;
+    let v = json!({"card_id": "c7", "customer_id": "cust-c7", "home_country": "US", "daily_limit": "100"}).to_string();
+    // librdkafka's default partitioner (consistent_random) may put the key anywhere else.
+    let outcome = d.pipe_with(PROFILES_TOPIC, wrong, Some("c7"), Some(v.as_bytes()), RecordTimestamp::CreateTime(T0)).expect("pipe");
+    assert!(matches!(&outcome, Outcome::DeadLettered(r) if r.contains(&format!("belongs on partition {right}"))), "{outcome:?}");
+    let tombstone = d.pipe_with(PROFILES_TOPIC, wrong, Some("c7"), None, RecordTimestamp::CreateTime(T0 + 1)).expect("pipe");
+    assert!(matches!(tombstone, Outcome::DeadLettered(_)), "a closure there would be missed too: {tombstone:?}");
+    let placed = d.pipe_with(PROFILES_TOPIC, right, Some("c7"), Some(v.as_bytes()), RecordTimestamp::CreateTime(T0)).expect("pipe");
+    assert_eq!(placed, Outcome::Processed);
+    assert_eq!(d.read_output("fraud-detection.dlq").len(), 2);
+}

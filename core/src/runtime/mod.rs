@@ -141,8 +141,9 @@ impl StreamsConfig {
         format!("{}{}.late", self.topic_prefix, self.service)
     }
 
-    fn task_config(&self, globals: &global::GlobalTables) -> TaskConfig {
+    fn task_config(&self, globals: &global::GlobalTables, input_partitions: i32) -> TaskConfig {
         TaskConfig {
+            input_partitions,
             timestamp_mode: self.timestamp_mode,
             dead_letter_topic: self.dead_letter_topic(),
             late_topic: self.late_topic(),
@@ -431,7 +432,9 @@ impl Runtime {
         }
         let restore_consumer: BaseConsumer = restore_cfg.create().map_err(StreamError::kafka("creating the restore consumer"))?;
         let outputs = topics_to_create(&self.topology, cfg).into_iter().map(|t| t.name);
+        let input_partitions = self.partitions.load(Ordering::SeqCst);
         let engine = Arc::new(Engine {
+            input_partitions,
             config: cfg.clone(),
             topology: self.topology.clone(),
             metrics: self.metrics.clone(),
@@ -580,6 +583,8 @@ struct EngineState {
 /// What the poll loop and the rebalance callbacks share.
 struct Engine {
     config: StreamsConfig,
+    /// The source topics' partition count.
+    input_partitions: i32,
     topology: Arc<Topology>,
     metrics: Metrics,
     consumed: TopicCounters,
@@ -950,7 +955,7 @@ impl Engine {
                 self.stores.register(p, backend.clone());
                 stores.insert(spec.name.clone(), LoggedStore::new(backend, changelog, p));
             }
-            let task = Task::new(self.topology.clone(), p, stores, self.config.task_config(&self.globals))?;
+            let task = Task::new(self.topology.clone(), p, stores, self.config.task_config(&self.globals, self.input_partitions))?;
             tracing::info!(partition = p, "task created");
             self.lock().tasks.insert(p, Slot { task, pending: None, backlog: VecDeque::new(), paused: false });
         }

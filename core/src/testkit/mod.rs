@@ -157,6 +157,7 @@ impl TopologyTestDriver {
                 dead_letter_topic: self.dead_letter_topic(),
                 late_topic: self.late_topic(),
                 max_future_ms: self.max_future_ms,
+                input_partitions: self.partitions,
                 max_record_bytes: crate::record::DEFAULT_MAX_RECORD_BYTES,
                 clock: Clock::Manual(self.wall_clock.clone()),
                 globals: self.globals.clone(),

@@ -53,6 +53,9 @@ pub(crate) struct SourceSpec {
     pub(crate) topic: String,
     pub(crate) node: usize,
     pub(crate) decode: Decoder,
+    /// A table's source: each key must be on the partition murmur2 gives it, or the task joining that key never
+    /// sees it.
+    pub(crate) keyed: bool,
 }
 
 /// Headers carrying an event time, and its kind, across a repartition topic.
@@ -184,7 +187,7 @@ impl Graph {
         if self.sources.iter().any(|s| s.topic == topic) {
             self.errors.push(format!("topic {topic:?} has two sources"));
         }
-        self.sources.push(SourceSpec { topic: topic.to_owned(), node, decode });
+        self.sources.push(SourceSpec { topic: topic.to_owned(), node, decode, keyed: false });
         node
     }
 }
@@ -275,6 +278,9 @@ impl TopologyBuilder {
             Ok(Record { key, value: Box::new(value) as Value, time })
         });
         let node = self.graph.borrow_mut().add_source(&format!("{topic}-source"), topic, decode, clone_as::<Option<V>>);
+        if let Some(source) = self.graph.borrow_mut().sources.last_mut() {
+            source.keyed = true;
+        }
         let updates: Stream<Option<V>> = Stream { graph: self.graph.clone(), node, _v: PhantomData };
         let name = store.name.clone();
         let changes =
