@@ -7,12 +7,8 @@
 //! of each symbol must equal the oracle's statistics.
 
 use crate::workload::Workload;
-use rdkafka::consumer::{BaseConsumer, Consumer};
-use rdkafka::error::KafkaError;
-use rdkafka::message::{Headers, Message};
-use rdkafka::{ClientConfig, Offset, TopicPartitionList};
-use std::collections::{BTreeMap, BTreeSet};
-use std::time::{Duration, Instant};
+use std::collections::BTreeMap;
+use std::time::Duration;
 use stock_ticker::model::DailyStats;
 
 /// What the committed outputs show.
@@ -42,45 +38,9 @@ pub struct Read {
 
 /// Every committed record of `topic`, from the beginning to the end of each partition.
 pub fn read_all(bootstrap: &str, topic: &str) -> anyhow::Result<Vec<Read>> {
-    let c: BaseConsumer = ClientConfig::new()
-        .set("bootstrap.servers", bootstrap)
-        .set("group.id", "faults-verifier")
-        .set("isolation.level", "read_committed")
-        .set("enable.partition.eof", "true")
-        .set("enable.auto.commit", "false")
-        .create()?;
-    let md = c.fetch_metadata(Some(topic), Duration::from_secs(10))?;
-    let partitions: Vec<i32> = md.topics().iter().flat_map(|t| t.partitions().iter().map(|p| p.id())).collect();
-    anyhow::ensure!(!partitions.is_empty(), "topic {topic} has no partitions");
-    let mut tpl = TopicPartitionList::new();
-    for p in &partitions {
-        tpl.add_partition_offset(topic, *p, Offset::Beginning)?;
-    }
-    c.assign(&tpl)?;
-    let mut at_end: BTreeSet<i32> = BTreeSet::new();
-    let mut out = Vec::new();
-    let deadline = Instant::now() + Duration::from_secs(300);
-    while at_end.len() < partitions.len() {
-        anyhow::ensure!(Instant::now() < deadline, "{topic} not read to its end in 5 minutes");
-        match c.poll(Duration::from_millis(500)) {
-            Some(Ok(m)) => {
-                let headers = m
-                    .headers()
-                    .map(|h| {
-                        h.iter().map(|h| (h.key.to_owned(), String::from_utf8_lossy(h.value.unwrap_or_default()).into_owned())).collect()
-                    })
-                    .unwrap_or_default();
-                out.push(Read { value: m.payload().unwrap_or_default().to_vec(), headers });
-                at_end.remove(&m.partition());
-            }
-            Some(Err(KafkaError::PartitionEOF(p))) => {
-                at_end.insert(p);
-            }
-            Some(Err(e)) => return Err(e.into()),
-            None => {}
-        }
-    }
-    Ok(out)
+    let records = streamcore::testkit::kafka::read_to_end(bootstrap, topic, Duration::from_secs(300))
+        .map_err(|e| anyhow::anyhow!("reading {topic} to its end: {e}"))?;
+    Ok(records.into_iter().map(|r| Read { value: r.value.unwrap_or_default(), headers: r.headers }).collect())
 }
 
 /// Holds the committed `updates` (the daily-statistics topic), dead letters and late records against `workload`.

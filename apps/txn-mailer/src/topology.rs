@@ -14,7 +14,10 @@
 //! An email is a side effect outside Kafka: it cannot be part of a commit or rolled back (invariant 10,
 //! docs/src/invariants.md). So:
 //! 1. Before sending, `notify` looks the `txn_id` up in the changelogged `sent-txns` store; if it is there, the
-//!    email went out before (an earlier run, a duplicate record) and only the audit record is written again.
+//!    email went out before. If the entry was written for this very input record (the same repartition topic,
+//!    partition and offset: a replay after a crash), the audit record is written again, since it may have been
+//!    lost with the crash; a repeated transaction (another record with the same `txn_id`) writes nothing, so the
+//!    audit topic holds one record per email sent.
 //! 2. Otherwise it sends. If the server is down, the record is retried with backoff, its partition waits, and no
 //!    offset is committed past it: no alert is lost.
 //! 3. Once the server accepted the mail, `notify` writes `sent-txns` and *flushes*: it waits for the broker to
@@ -122,10 +125,14 @@ impl Processor for Notify {
             ctx.store(STATS_STORE)?.put_json(STATS_KEY, &stats)?;
             return Ok(());
         }
-        if let Some(sent) = ctx.store(SENT_STORE)?.get_json::<Alert>(&txn.txn_id)? {
-            // Sent before: write the audit record again (it may have been lost with a crash), never the email.
+        let here = source_of(ctx.position());
+        if let Some(sent) = ctx.store(SENT_STORE)?.get_json::<Sent>(&txn.txn_id)? {
+            // Sent before, never again. A replay of the record that sent it writes the audit record again (the crash
+            // may have lost it; entries from before sources were kept count as replays); another copy nothing.
             ctx.store(STATS_STORE)?.put_json(STATS_KEY, &stats)?;
-            ctx.forward(r.with_value(sent));
+            if sent.source.as_ref().is_none_or(|s| *s == here) {
+                ctx.forward(r.with_value(sent.alert));
+            }
             return Ok(());
         }
         let mut alert = Alert {
@@ -144,7 +151,7 @@ impl Processor for Notify {
             Err(e @ MailError::Transient(_)) => return Err(ProcessError::Retry(e.to_string())),
             Err(e) => return Err(ProcessError::Invalid(e.to_string())),
         }
-        ctx.store(SENT_STORE)?.put_json(&alert.txn_id, &alert)?;
+        ctx.store(SENT_STORE)?.put_json(&alert.txn_id, &Sent { alert: alert.clone(), source: Some(here) })?;
         stats.alerted += 1;
         stats.alerted_usd = stats.alerted_usd.saturating_add(alert.amount_usd);
         ctx.store(STATS_STORE)?.put_json(STATS_KEY, &stats)?;
@@ -160,6 +167,21 @@ impl Processor for Notify {
         ctx.forward(r.with_value(alert));
         Ok(())
     }
+}
+
+/// An entry of `sent-txns`: the alert, and the input record that sent it (`topic/partition/offset`).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Sent {
+    /// The alert as sent.
+    #[serde(flatten)]
+    pub alert: Alert,
+    /// The record that sent it; absent in entries written before it was kept.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source: Option<String>,
+}
+
+fn source_of(p: &streamcore::record::SourcePosition) -> String {
+    format!("{}/{}/{}", p.topic, p.partition, p.offset)
 }
 
 /// The mailer's topology.

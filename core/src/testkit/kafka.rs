@@ -1,5 +1,6 @@
 //! Helpers for integration tests and benchmarks against a *real* broker (the one `scripts/kafka` starts):
-//! topic creation, producing, reading topics to a count, and waiting for a consumer group to catch up.
+//! topic creation, producing, reading topics to a count or to their end, and waiting for a consumer group to catch
+//! up.
 //!
 //! There is no fallback: without `KAFKA_BOOTSTRAP` the helpers panic with instructions, so a test run without a
 //! broker fails loudly instead of skipping.
@@ -110,6 +111,60 @@ impl Consumed {
     }
 }
 
+/// Every committed record of `topic` (read_committed), from the beginning to the end of each partition as it is
+/// when each partition is reached: the whole topic, once its writer has caught up, without waiting out a timeout.
+/// Fails if the end is not reached within `timeout`.
+pub fn read_to_end(bootstrap: &str, topic: &str, timeout: Duration) -> Result<Vec<Consumed>, KafkaError> {
+    let c: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", bootstrap)
+        .set("group.id", unique("reader"))
+        .set("isolation.level", "read_committed")
+        .set("enable.partition.eof", "true")
+        .set("enable.auto.commit", "false")
+        .create()?;
+    let md = c.fetch_metadata(Some(topic), Duration::from_secs(10))?;
+    let partitions: Vec<i32> = md.topics().iter().flat_map(|t| t.partitions().iter().map(|p| p.id())).collect();
+    let mut tpl = TopicPartitionList::new();
+    for p in &partitions {
+        tpl.add_partition_offset(topic, *p, Offset::Beginning)?;
+    }
+    c.assign(&tpl)?;
+    let mut at_end = std::collections::BTreeSet::new();
+    let mut out = Vec::new();
+    let deadline = Instant::now() + timeout;
+    while at_end.len() < partitions.len() {
+        if Instant::now() > deadline {
+            return Err(KafkaError::MessageConsumption(RDKafkaErrorCode::OperationTimedOut));
+        }
+        match c.poll(Duration::from_millis(200)) {
+            Some(Ok(m)) => {
+                at_end.remove(&m.partition());
+                out.push(consumed(&m));
+            }
+            Some(Err(KafkaError::PartitionEOF(p))) => {
+                at_end.insert(p);
+            }
+            Some(Err(e)) => return Err(e),
+            None => {}
+        }
+    }
+    Ok(out)
+}
+
+fn consumed(m: &rdkafka::message::BorrowedMessage<'_>) -> Consumed {
+    let headers = m
+        .headers()
+        .map(|h| h.iter().map(|h| (h.key.to_owned(), String::from_utf8_lossy(h.value.unwrap_or_default()).into_owned())).collect())
+        .unwrap_or_default();
+    Consumed {
+        partition: m.partition(),
+        offset: m.offset(),
+        key: m.key().map(|k| String::from_utf8_lossy(k).into_owned()),
+        value: m.payload().map(<[u8]>::to_vec),
+        headers,
+    }
+}
+
 /// Read `topic` from the beginning (read_committed) until `n` records arrived or `timeout` passed; returns what
 /// arrived (the caller asserts on the count, so a shortfall fails with the records in the message).
 pub fn read_topic(bootstrap: &str, topic: &str, n: usize, timeout: Duration) -> Vec<Consumed> {
@@ -126,17 +181,7 @@ pub fn read_topic(bootstrap: &str, topic: &str, n: usize, timeout: Duration) -> 
     let deadline = Instant::now() + timeout;
     while out.len() < n && Instant::now() < deadline {
         if let Some(Ok(m)) = c.poll(Duration::from_millis(200)) {
-            let headers = m
-                .headers()
-                .map(|h| h.iter().map(|h| (h.key.to_owned(), String::from_utf8_lossy(h.value.unwrap_or_default()).into_owned())).collect())
-                .unwrap_or_default();
-            out.push(Consumed {
-                partition: m.partition(),
-                offset: m.offset(),
-                key: m.key().map(|k| String::from_utf8_lossy(k).into_owned()),
-                value: m.payload().map(<[u8]>::to_vec),
-                headers,
-            });
+            out.push(consumed(&m));
         }
     }
     out

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 use streamcore::runtime::Guarantee;
-pub use streamcore::testkit::kafka::{bootstrap, create_topic, produce, read_topic, unique, wait_caught_up};
+pub use streamcore::testkit::kafka::{bootstrap, create_topic, produce, read_to_end, read_topic, unique, wait_caught_up};
 pub use streamcore::testkit::process::ServiceProcess;
 
 /// The SMTP server's URL and Maildir, from `scripts/test`. Panics (fails) without them.
