@@ -24,6 +24,10 @@ pub enum ProcessError {
     /// Local state failed: the task cannot go on.
     #[error(transparent)]
     Store(#[from] StoreError),
+    /// Writing to Kafka failed during a processor's `flush` (a broker outage): the runtime treats it as it treats
+    /// the same failure at a commit (a thread restart, or an abort under exactly-once), not as a bug.
+    #[error(transparent)]
+    Sink(Box<StreamError>),
     /// A bug or a broken invariant: the runtime stops without committing.
     #[error("fatal: {0}")]
     Fatal(String),

@@ -207,8 +207,9 @@ impl<Out: Send + 'static> ProcessorContext<'_, '_, Out> {
     /// For side effects outside Kafka (an email): record the effect in a store, then `flush`, so the record that
     /// says "done" is durable as soon as possible after the effect. Costs a round trip; use it sparingly.
     pub fn flush(&mut self) -> Result<(), ProcessError> {
-        self.node.state.drain_outputs(self.node.sink).map_err(|e| ProcessError::Fatal(e.to_string()))?;
-        self.node.state.drain_changelogs(self.node.sink).map_err(|e| ProcessError::Fatal(e.to_string()))?;
-        self.node.sink.flush().map_err(|e| ProcessError::Fatal(e.to_string()))
+        let sink = |e| ProcessError::Sink(Box::new(e));
+        self.node.state.drain_outputs(self.node.sink).map_err(sink)?;
+        self.node.state.drain_changelogs(self.node.sink).map_err(sink)?;
+        self.node.sink.flush().map_err(sink)
     }
 }

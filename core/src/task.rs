@@ -126,6 +126,7 @@ impl Task {
                         return Ok(Outcome::Retry(reason));
                     }
                     Err(ProcessError::Store(e)) => return Err(StreamError::Store(e)),
+                    Err(ProcessError::Sink(e)) => return Err(*e),
                     Err(e) => return Err(StreamError::Process(e.to_string())),
                 }
             }
@@ -340,4 +341,67 @@ pub(crate) fn dead_letter(input: &InputRecord, reason: &str, topic: &str, max_re
         }
     }
     record
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::codec::Json;
+    use crate::time::{EventTime, RecordTimestamp};
+    use crate::{Processor, ProcessorContext, TopologyBuilder};
+
+    /// A broker that is down: sends are queued, acknowledgements never come.
+    struct Outage;
+
+    impl RecordSink for Outage {
+        fn send(&mut self, _: OutgoingRecord) -> Result<(), StreamError> {
+            Ok(())
+        }
+        fn flush(&mut self) -> Result<(), StreamError> {
+            Err(StreamError::Delivery("high-value-alerts [0]: Local: Message timed out".into()))
+        }
+    }
+
+    /// Flushes for every record, as the mailer does after an email.
+    struct Flushing;
+
+    impl Processor for Flushing {
+        type In = u64;
+        type Out = u64;
+        fn process(&mut self, r: Record<u64>, ctx: &mut ProcessorContext<'_, '_, u64>) -> Result<(), ProcessError> {
+            ctx.flush()?;
+            ctx.forward(r);
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn a_sink_failure_during_a_flush_is_the_sink_error_the_runtime_restarts_on_not_a_processing_bug() {
+        let b = TopologyBuilder::new("flushing");
+        b.source("in", Json::<u64>::new(), |_: &u64| EventTime { millis: 0, kind: crate::time::TimestampKind::CreateTime })
+            .process("flush", &[], || Flushing)
+            .to("sink", "out", Json::new(), |_: &Record<u64>| None);
+        let topology = Arc::new(b.build().expect("topology"));
+        let config = TaskConfig {
+            input_partitions: 1,
+            timestamp_mode: TimestampMode::Payload,
+            dead_letter_topic: "flushing.dlq".into(),
+            late_topic: "flushing.late".into(),
+            max_future_ms: None,
+            max_record_bytes: crate::record::DEFAULT_MAX_RECORD_BYTES,
+            clock: Clock::System,
+            globals: BTreeMap::new(),
+        };
+        let mut task = Task::new(topology, 0, BTreeMap::new(), config).expect("task");
+        let input = InputRecord {
+            position: SourcePosition { topic: "in".into(), partition: 0, offset: 0 },
+            key: None,
+            value: Some(b"1".to_vec()),
+            timestamp: RecordTimestamp::CreateTime(0),
+            headers: Vec::new(),
+        };
+        let err = task.process(&input, &mut Outage).expect_err("the flush fails");
+        assert!(matches!(err, StreamError::Delivery(_)), "{err:?}");
+        assert_eq!(task.consumed().get("in"), None, "not consumed: the record is processed again after the restart");
+    }
 }
