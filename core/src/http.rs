@@ -93,10 +93,7 @@ fn owner_elsewhere(routes: &[KeyedRoute], req: &Request) -> Option<String> {
     } else {
         let index = route.path.split('/').position(|s| s == format!("{{{}}}", route.param))?;
         let raw = req.uri().path().split('/').nth(index)?;
-        if raw.contains('%') {
-            return None; // an escaped key is served here rather than decoded twice
-        }
-        (route.normalize)(raw)
+        (route.normalize)(&path_key(raw)?)
     };
     match route.routing.owner(&key) {
         crate::routing::Owner::Remote(url) => Some(url),
@@ -104,8 +101,20 @@ fn owner_elsewhere(routes: &[KeyedRoute], req: &Request) -> Option<String> {
     }
 }
 
+/// A path segment as the key it stands for: percent-decoded once (the request is forwarded with the segment as
+/// it came, so the owner decodes it once too). `None` when it is not UTF-8: served here, where the route says 400.
+fn path_key(raw: &str) -> Option<String> {
+    percent_encoding::percent_decode_str(raw).decode_utf8().ok().map(std::borrow::Cow::into_owned)
+}
+
+/// How long a forwarded query may take, connection included, before the caller gets a 502.
+const FORWARD_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
 async fn forward(url: &str, target: &str) -> Response {
-    match http_get(url, target, &[(crate::routing::FORWARDED_HEADER, "1")]).await {
+    let answer = tokio::time::timeout(FORWARD_TIMEOUT, http_get(url, target, &[(crate::routing::FORWARDED_HEADER, "1")]))
+        .await
+        .unwrap_or_else(|_| Err(std::io::Error::new(std::io::ErrorKind::TimedOut, format!("no answer within {FORWARD_TIMEOUT:?}"))));
+    match answer {
         Ok((status, body)) => {
             let status = StatusCode::from_u16(status).unwrap_or(StatusCode::BAD_GATEWAY);
             (status, [(axum::http::header::CONTENT_TYPE, "application/json")], body).into_response()
@@ -207,5 +216,19 @@ async fn topology_text(State(c): State<Common>, Query(q): Query<TopologyQuery>) 
         None | Some("text") => c.text.to_string().into_response(),
         Some("mermaid") => c.mermaid.to_string().into_response(),
         Some(other) => ApiError::bad_request(format!("unknown format {other:?}: use text or mermaid")).into_response(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::path_key;
+
+    #[test]
+    fn escaped_keys_route_by_what_they_stand_for() {
+        assert_eq!(path_key("card-1").as_deref(), Some("card-1"));
+        assert_eq!(path_key("acc%2042").as_deref(), Some("acc 42"));
+        assert_eq!(path_key("50%25").as_deref(), Some("50%"));
+        assert_eq!(path_key("%E2%82%AC").as_deref(), Some("€"));
+        assert_eq!(path_key("%FF"), None, "not UTF-8: served locally, where the route answers 400");
     }
 }

@@ -1023,6 +1023,9 @@ impl Engine {
         self.abandoned.store(true, Ordering::SeqCst);
         let all: BTreeSet<i32> = self.lock().tasks.keys().copied().collect();
         self.remove_tasks(&all);
+        // The thread restarts with nothing, so the instance no longer owns these: a query for one of them must go
+        // to whoever owns it now (or wait for this thread to get it back), not be answered from nothing with 404.
+        self.owned.lock().unwrap_or_else(|p| p.into_inner()).retain(|p| !all.contains(p));
     }
 
     /// Close the tasks of `partitions` and forget them, committing nothing.
