@@ -110,12 +110,25 @@ fn constant_time_eq(expected: &[u8], given: &[u8]) -> bool {
     std::hint::black_box(diff) == 0
 }
 
-#[derive(serde::Deserialize)]
+/// The body of a command request: `{"action", "reason"}`, nothing else.
+#[derive(Debug, serde::Deserialize)]
 #[serde(deny_unknown_fields)]
-struct Request {
-    action: String,
+pub struct CommandRequest {
+    /// The action's name, checked against the device's kind once the device is known.
+    pub action: String,
+    /// Why, for the command's record.
     #[serde(default)]
-    reason: Option<String>,
+    pub reason: Option<String>,
+}
+
+impl CommandRequest {
+    /// Decode a body of at most [`MAX_BODY`] bytes, or say why not.
+    pub fn parse(body: &[u8]) -> Result<Self, String> {
+        if body.len() > MAX_BODY {
+            return Err(format!("the body is over {MAX_BODY} bytes"));
+        }
+        serde_json::from_slice(body).map_err(|e| format!("body must be {{\"action\", \"reason\"}}: {e}"))
+    }
 }
 
 /// The 202 body.
@@ -149,8 +162,7 @@ async fn issue(
         return Err(too_large());
     }
     check_id("device_id", &device_id)?;
-    let req: Request =
-        serde_json::from_slice(&body).map_err(|e| ApiError::bad_request(format!("body must be {{\"action\", \"reason\"}}: {e}")))?;
+    let req = CommandRequest::parse(&body).map_err(ApiError::bad_request)?;
     let device: Device = api
         .stores
         .get_json(DEVICES_STORE, &device_id)?
