@@ -193,3 +193,24 @@ fn a_stream_table_join_refuses_topics_that_are_not_co_partitioned() {
     let message = err.to_string();
     assert!(message.contains("not co-partitioned") && message.contains(&stream) && message.contains(&table), "{message}");
 }
+
+#[test]
+fn a_repartition_topic_with_other_partitions_than_the_input_is_refused_at_start() {
+    let bs = bootstrap();
+    let (input, app) = (unique("orders"), unique("rekey"));
+    create_topic(&bs, &input, 2, false);
+    let b = TopologyBuilder::new(app.clone());
+    let events = b.source(&input, Json::<Event>::new(), |e: &Event| EventTime::payload(&e.ts));
+    let rekeyed = events.repartition("by-id", |r: &Record<Event>| Some(r.value.id.clone()));
+    rekeyed.to("sink", &unique("out"), Json::new(), |r: &Record<Event>| r.key.clone());
+    drop((events, rekeyed));
+    let topology = b.build().expect("topology");
+    // Left behind by an earlier run of the application with more input partitions.
+    create_topic(&bs, &topology.internal_topics()[0], 3, false);
+    let state = tempfile::tempdir().expect("state");
+    let mut cfg = StreamsConfig::new("rekey", &bs);
+    cfg.state_dir = state.path().to_path_buf();
+    let rt = Runtime::new(topology, cfg, &prometheus::Registry::new()).expect("runtime");
+    let message = rt.run().expect_err("must refuse to start").to_string();
+    assert!(message.contains("has 3 partitions but the input has 2"), "{message}");
+}

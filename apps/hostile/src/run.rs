@@ -79,8 +79,10 @@ pub fn run(service: Service, bootstrap: &str, prefix: &str, app: &str, state: &s
     let mut running = Vec::new();
     let mut stores = Vec::new();
     let mut groups = Vec::new();
+    let mut internal = Vec::new();
     for topology in service.topologies {
         let group = topology.name().to_owned();
+        internal.extend(topology.internal_topics().iter().map(|t| (group.clone(), t.clone())));
         let rt = Runtime::new(topology, crate::services::config(service.name, bootstrap, prefix, state), &registry)?;
         stores.push(rt.stores());
         let stop = rt.shutdown_handle();
@@ -108,10 +110,10 @@ pub fn run(service: Service, bootstrap: &str, prefix: &str, app: &str, state: &s
             input.topic
         );
     }
-    // A later stage (the top-10) catches up on what the first wrote.
-    for group in groups.iter().filter(|g| g.as_str() != app) {
-        let changes = format!("{prefix}stock-daily-changes");
-        anyhow::ensure!(wait_caught_up(bootstrap, group, &changes, Duration::from_secs(120)), "{group} did not catch up");
+    // What the inputs were repartitioned into, and a later stage (the top-10) on what the first wrote.
+    let later_stages = groups.iter().filter(|g| g.as_str() != app).map(|g| (g.clone(), format!("{prefix}stock-daily-changes")));
+    for (group, topic) in internal.into_iter().chain(later_stages) {
+        anyhow::ensure!(wait_caught_up(bootstrap, &group, &topic, Duration::from_secs(300)), "{group} did not catch up on {topic}");
     }
     let ctx = Context { bootstrap, prefix, stores: &stores };
     // Outputs that live in stores are applied right after the commit: await the count rather than a moment.

@@ -22,6 +22,9 @@ pub struct TopicSpec {
     pub compacted: bool,
     /// A changelog: it needs a partition for every input partition.
     pub changelog: bool,
+    /// A repartition topic: it needs exactly the input's partitions (with more, records written to the others would
+    /// reach no task; with fewer, keys would land where no task of theirs reads).
+    pub repartition: bool,
     /// A fixed partition count the topology requires (a single-partition stage), or `None` for the input's.
     pub partitions: Option<i32>,
 }
@@ -31,10 +34,16 @@ pub struct TopicSpec {
 /// compacted when missing: reference data the user fills). The runtime creates the missing ones with the input's partition count; the demo creates
 /// them through the mock cluster's own API from this same list.
 pub fn topics_to_create(topology: &Topology, config: &StreamsConfig) -> Vec<TopicSpec> {
-    let spec = |name: String, compacted| TopicSpec { partitions: topology.required_partitions(&name), name, compacted, changelog: false };
+    let spec = |name: String, compacted| TopicSpec {
+        partitions: topology.required_partitions(&name),
+        name,
+        compacted,
+        changelog: false,
+        repartition: false,
+    };
     let mut topics: Vec<TopicSpec> =
         topology.stores().iter().map(|s| TopicSpec { changelog: true, ..spec(s.changelog_topic(topology.name()), true) }).collect();
-    topics.extend(topology.internal_topics().iter().map(|t| spec(t.clone(), false)));
+    topics.extend(topology.internal_topics().iter().map(|t| TopicSpec { repartition: true, ..spec(t.clone(), false) }));
     topics.push(spec(config.dead_letter_topic(), false));
     if topology.has_late_records() {
         topics.push(spec(config.late_topic(), false));
@@ -43,7 +52,7 @@ pub fn topics_to_create(topology: &Topology, config: &StreamsConfig) -> Vec<Topi
     topics.extend(topology.global_topics().into_iter().map(|t| spec(t.to_owned(), true)));
     if config.advertised_url.is_some() {
         let name = crate::routing::owners_topic(topology.name());
-        topics.push(TopicSpec { name, compacted: true, changelog: false, partitions: Some(1) });
+        topics.push(TopicSpec { name, compacted: true, changelog: false, repartition: false, partitions: Some(1) });
     }
     topics
 }
@@ -81,6 +90,13 @@ pub(crate) fn ensure(
         match existing.get(&w.name) {
             Some(&n) if w.changelog && n < partitions => {
                 return Err(StreamError::Config(format!("changelog {} has {n} partitions but the input has {partitions}", w.name)));
+            }
+            Some(&n) if w.repartition && w.partitions.is_none() && n != partitions => {
+                return Err(StreamError::Config(format!(
+                    "repartition topic {} has {n} partitions but the input has {partitions}: its records would not all reach \
+                     the tasks that own their keys (delete it, or give the input the same count)",
+                    w.name
+                )));
             }
             Some(&n) if w.partitions.is_some_and(|p| p != n) => {
                 return Err(StreamError::Config(format!("topic {} has {n} partitions; this topology needs {:?}", w.name, w.partitions)));
