@@ -37,6 +37,8 @@ pub struct Metrics {
     pub produced: IntCounterVec,
     /// Records sent to the dead-letter topic, per source topic.
     pub dead_lettered: IntCounterVec,
+    /// Of those, records dead-lettered because the broker kept refusing their outputs, per source topic.
+    pub refused: IntCounterVec,
     /// Records that arrived after their windows closed (written to `<service>.late`), per windowed operator.
     pub late: IntCounterVec,
     /// Processing attempts that asked to be retried, per source topic.
@@ -96,6 +98,11 @@ impl Metrics {
             dead_lettered: counter(
                 "streamcore_dead_lettered_total",
                 "Records sent to the dead-letter topic, per source topic",
+                &["topic"],
+            )?,
+            refused: counter(
+                "streamcore_refused_records_total",
+                "Records dead-lettered because the broker kept refusing their outputs, per source topic",
                 &["topic"],
             )?,
             late: counter(

@@ -134,14 +134,32 @@ impl Task {
         if let Outcome::DeadLettered(reason) = &outcome {
             sink.send(dead_letter(input, reason, &self.config.dead_letter_topic, self.config.max_record_bytes))?;
         }
-        let next = input.position.offset + 1;
-        match self.consumed.get_mut(&input.position.topic) {
+        self.advance(&input.position);
+        Ok(outcome)
+    }
+
+    /// Dead-letter `input` without processing it: the broker keeps refusing its outputs (see
+    /// [`crate::runtime`]'s refusals). The copy has no timestamp of its own, since the input's may be what the
+    /// broker refused; the header `source.timestamp` keeps it (milliseconds since the epoch).
+    pub(crate) fn refuse(&mut self, input: &InputRecord, reason: &str, sink: &mut dyn RecordSink) -> Result<(), StreamError> {
+        let mut letter = dead_letter(input, reason, &self.config.dead_letter_topic, self.config.max_record_bytes);
+        if let Some(ts) = letter.timestamp.take() {
+            letter.headers.push(("source.timestamp".into(), ts.to_string().into_bytes()));
+        }
+        sink.send(letter)?;
+        self.advance(&input.position);
+        Ok(())
+    }
+
+    /// The input at `position` is done with: the next commit moves past it.
+    fn advance(&mut self, position: &SourcePosition) {
+        let next = position.offset + 1;
+        match self.consumed.get_mut(&position.topic) {
             Some(offset) => *offset = next,
             None => {
-                self.consumed.insert(input.position.topic.clone(), next);
+                self.consumed.insert(position.topic.clone(), next);
             }
         }
-        Ok(outcome)
     }
 
     /// An output the producer would refuse (over `message.max.bytes`) is the input record's fault, known before

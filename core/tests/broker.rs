@@ -7,8 +7,11 @@ use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::time::Duration;
 use streamcore::codec::Json;
+use streamcore::runtime::Guarantee;
 use streamcore::state::StoreSpec;
-use streamcore::testkit::kafka::{bootstrap, create_topic, produce, read_topic, unique, wait_caught_up};
+use streamcore::testkit::kafka::{
+    bootstrap, create_topic, create_topic_with, delete_records, produce, read_to_end, read_topic, unique, wait_caught_up,
+};
 use streamcore::time::EventTime;
 use streamcore::{ProcessError, Processor, ProcessorContext, Record, Runtime, StreamsConfig, TopologyBuilder};
 
@@ -71,8 +74,13 @@ struct Run {
 }
 
 fn start(app: &str, input: &str, output: &str, state: &std::path::Path) -> Run {
+    start_with(app, input, output, state, Guarantee::AtLeastOnce)
+}
+
+fn start_with(app: &str, input: &str, output: &str, state: &std::path::Path, guarantee: Guarantee) -> Run {
     let _ = tracing_subscriber::fmt().with_test_writer().with_env_filter("info").try_init();
     let mut cfg = StreamsConfig::new("counter", &bootstrap());
+    cfg.guarantee = guarantee;
     cfg.state_dir = state.to_path_buf();
     cfg.commit_interval = Duration::from_millis(200);
     cfg.kafka_properties = vec![("message.max.bytes".into(), "500000".into())];
@@ -213,4 +221,153 @@ fn a_repartition_topic_with_other_partitions_than_the_input_is_refused_at_start(
     let rt = Runtime::new(topology, cfg, &prometheus::Registry::new()).expect("runtime");
     let message = rt.run().expect_err("must refuse to start").to_string();
     assert!(message.contains("has 3 partitions but the input has 2"), "{message}");
+}
+
+/// Records the broker takes in and then refuses out, every time: an output larger than its topic's
+/// `max.message.bytes` (below the producer's own limit, so only the broker can say no), and a record stamped two
+/// days ahead whose dead-letter copy keeps that timestamp, which the dead-letter topic refuses (Kafka 4 takes
+/// timestamps at most an hour ahead by default). Each is retried alone a bounded number of times, then
+/// dead-lettered with the broker's reason; everything around it is counted exactly once under exactly-once, and
+/// the runtime neither stops (at-least-once) nor aborts forever (exactly-once).
+#[test]
+fn records_the_broker_keeps_refusing_are_dead_lettered_and_everything_else_flows() {
+    use rdkafka::producer::{BaseRecord, Producer};
+    for guarantee in [Guarantee::AtLeastOnce, Guarantee::ExactlyOnce] {
+        let bs = bootstrap();
+        let (input, output, app) = (unique("events"), unique("counts"), unique("refused-app"));
+        create_topic_with(&bs, &input, 1, &[("message.timestamp.after.max.ms", &i64::MAX.to_string())]);
+        create_topic_with(&bs, &output, 1, &[("max.message.bytes", "4096")]);
+        let long_id = "L".repeat(5000);
+        let producer = streamcore::testkit::kafka::producer(&bs);
+        let ahead = chrono::Utc::now().timestamp_millis() + 2 * 86_400_000;
+        let mut sent = 0;
+        for (i, (key, value, ts)) in (0..12)
+            .map(|i| match i {
+                4 => (long_id.clone(), event(&long_id, 1).1, None),
+                8 => ("ahead".to_owned(), b"{not json".to_vec(), Some(ahead)),
+                _ => (format!("id-{}", i % 3), event(&format!("id-{}", i % 3), i).1, None),
+            })
+            .enumerate()
+        {
+            let mut record: BaseRecord<'_, str, [u8]> = BaseRecord::to(&input).key(key.as_str()).payload(value.as_slice());
+            if let Some(ts) = ts {
+                record = record.timestamp(ts);
+            }
+            producer.send(record).unwrap_or_else(|(e, _)| panic!("record {i}: {e}"));
+            sent += 1;
+        }
+        producer.flush(Duration::from_secs(30)).expect("flush");
+        assert_eq!(sent, 12);
+
+        let state = tempfile::tempdir().expect("tempdir");
+        let run = start_with(&app, &input, &output, state.path(), guarantee);
+        assert!(
+            wait_caught_up(&bs, &app, &input, Duration::from_secs(120)),
+            "{guarantee}: offsets were not committed past the refused records"
+        );
+        let registry = run.stop();
+        let out = read_to_end(&bs, &output, Duration::from_secs(30)).expect("outputs");
+        assert_eq!(last_counts(&out), BTreeMap::from([("id-0".into(), 4), ("id-1".into(), 3), ("id-2".into(), 3)]), "{guarantee}");
+        if guarantee == Guarantee::ExactlyOnce {
+            assert_eq!(out.len(), 10, "exactly one output per good record");
+        }
+        let dlq = read_to_end(&bs, "counter.dlq", Duration::from_secs(30)).expect("dead letters");
+        let ours: BTreeMap<&str, &streamcore::testkit::kafka::Consumed> =
+            dlq.iter().filter(|r| r.headers.get("source.topic") == Some(&input)).map(|r| (r.key.as_deref().expect("key"), r)).collect();
+        assert_eq!(ours.len(), 2, "{guarantee}: both refused records dead-lettered once: {:?}", ours.keys());
+        let big = &ours[long_id.as_str()].headers["error"];
+        assert!(big.contains("refused this record's output 3 times") && big.contains(&output) && big.contains("too large"), "{big}");
+        let late = &ours["ahead"].headers;
+        assert!(late["error"].contains("refused this record's output 3 times") && late["error"].contains("timestamp"), "{late:?}");
+        assert_eq!(late["source.timestamp"], ahead.to_string(), "the input's timestamp kept in a header");
+        assert_eq!(metric(&registry, "streamcore_refused_records_total"), 2.0, "{guarantee}");
+        assert_eq!(metric(&registry, "streamcore_thread_restarts_total"), 0.0, "{guarantee}: no thread restarted");
+    }
+}
+
+fn end_of(bootstrap: &str, topic: &str) -> i64 {
+    use rdkafka::consumer::{BaseConsumer, Consumer};
+    let c: BaseConsumer = rdkafka::ClientConfig::new().set("bootstrap.servers", bootstrap).create().expect("consumer");
+    c.fetch_watermarks(topic, 0, Duration::from_secs(10)).expect("watermarks").1
+}
+
+/// A store whose checkpoint lies below its changelog's start (records deleted under it, by retention or
+/// `kafka-delete-records`) is rebuilt from what the changelog holds, not patched from its start: the local copy
+/// would keep keys whose only records (their tombstones among them) are gone.
+#[test]
+fn a_checkpoint_below_the_changelogs_start_rebuilds_the_store() {
+    let bs = bootstrap();
+    let (input, output, app) = (unique("events"), unique("counts"), unique("trimmed-app"));
+    create_topic(&bs, &input, 1, false);
+    let changelog = format!("{app}-counts-changelog");
+    // Compacted and with retention, as a changelog may be configured: only then does its start move (the broker
+    // refuses DeleteRecords on a topic that is compacted only).
+    create_topic_with(&bs, &changelog, 1, &[("cleanup.policy", "compact,delete"), ("retention.ms", "-1")]);
+    let (first, second) = (tempfile::tempdir().expect("tempdir"), tempfile::tempdir().expect("tempdir"));
+
+    // The first instance counts x and stops, its checkpoint at the changelog's end.
+    produce(&bs, &input, &[event("x", 1), event("x", 1)]);
+    let run = start(&app, &input, &output, first.path());
+    assert!(wait_caught_up(&bs, &app, &input, Duration::from_secs(120)));
+    run.stop();
+    let checkpoint = end_of(&bs, &changelog);
+
+    // Another instance, with state of its own, counts y and z; then the changelog loses x and one of them.
+    produce(&bs, &input, &[event("y", 1), event("z", 1)]);
+    let run = start(&app, &input, &output, second.path());
+    assert!(wait_caught_up(&bs, &app, &input, Duration::from_secs(120)));
+    run.stop();
+    let low = delete_records(&bs, &changelog, 0, rdkafka::Offset::Offset(checkpoint + 1));
+    assert!(low > checkpoint, "the changelog now starts above the first instance's checkpoint");
+    let kept = last_counts(&read_to_end(&bs, &changelog, Duration::from_secs(30)).expect("changelog"));
+    assert_eq!(kept.len(), 1, "one of y and z is left: {kept:?}");
+
+    // The first instance comes back on its old state.
+    produce(&bs, &input, &[event("x", 1), event("y", 1), event("z", 1)]);
+    let run = start(&app, &input, &output, first.path());
+    let out = read_topic(&bs, &output, 7, Duration::from_secs(120));
+    assert!(wait_caught_up(&bs, &app, &input, Duration::from_secs(120)));
+    run.stop();
+    assert_eq!(out.len(), 7);
+    let last = last_counts(&out[4..]);
+    for id in ["x", "y", "z"] {
+        assert_eq!(last[id], kept.get(id).copied().unwrap_or(0) + 1, "{id}: counted on from what the changelog holds, {kept:?}");
+    }
+}
+
+/// A global table whose records all expired (low watermark = end > 0) is read to its end at once: the runtime
+/// starts and joins against the empty table, instead of waiting for a position no record reports.
+#[test]
+fn a_global_table_whose_records_all_expired_is_bootstrapped_at_once() {
+    let bs = bootstrap();
+    let (orders, discounts, joined, app) = (unique("orders"), unique("discounts"), unique("joined"), unique("expired-app"));
+    create_topic(&bs, &orders, 1, false);
+    create_topic(&bs, &discounts, 2, false);
+    let entries: Vec<_> = (0..10).map(|i| event(&format!("id-{i}"), i)).collect();
+    produce(&bs, &discounts, &entries);
+    for partition in 0..2 {
+        delete_records(&bs, &discounts, partition, rdkafka::Offset::End);
+    }
+    let b = TopologyBuilder::new(app.clone());
+    let table = b.global_table(&discounts, Json::<Event>::new(), "discounts");
+    let events = b.source(&orders, Json::<Event>::new(), |e: &Event| EventTime::payload(&e.ts));
+    let out = events.join_global(
+        "join",
+        &table,
+        |r: &Record<Event>| Some(r.value.id.clone()),
+        |r: Record<Event>, d: Option<Event>| (r.value.n, d.map(|d| d.n)),
+    );
+    out.to("sink", &joined, Json::new(), |r: &Record<(i64, Option<i64>)>| r.key.clone());
+    drop((events, out));
+    let state = tempfile::tempdir().expect("state");
+    let mut cfg = StreamsConfig::new("expired", &bs);
+    cfg.state_dir = state.path().to_path_buf();
+    let rt = Runtime::new(b.build().expect("topology"), cfg, &prometheus::Registry::new()).expect("runtime");
+    let shutdown = rt.shutdown_handle();
+    let handle = rt.spawn().expect("spawn");
+    produce(&bs, &orders, &[event("id-3", 7)]);
+    let out = read_topic(&bs, &joined, 1, Duration::from_secs(90));
+    shutdown.trigger();
+    handle.join().expect("stream thread panicked").expect("runtime failed");
+    assert_eq!(out.iter().map(|r| r.json()).collect::<Vec<_>>(), vec![serde_json::json!([7, null])], "joined against the empty table");
 }

@@ -5,6 +5,7 @@
 //! So the tracker remembers, per changelog partition, the highest acknowledged offset, and keeps every delivery failure
 //! until the next commit looks.
 
+use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::Message;
 use rdkafka::producer::{DeliveryResult, ProducerContext};
 use rdkafka::ClientContext;
@@ -15,13 +16,42 @@ use std::sync::Mutex;
 pub(crate) struct DeliveryTracker {
     /// changelog topic -> partition -> highest acknowledged offset.
     acked: Mutex<HashMap<String, HashMap<i32, i64>>>,
-    failures: Mutex<Vec<String>>,
+    failures: Mutex<Failures>,
+}
+
+/// The delivery opaque of a record no single input caused (changelog writes, punctuation outputs).
+pub(crate) const NO_ORIGIN: usize = usize::MAX;
+
+/// Delivery failures since the last look.
+#[derive(Debug, Default)]
+pub(crate) struct Failures {
+    /// Every failure, described.
+    pub(crate) all: Vec<String>,
+    /// The refusals the broker would repeat, as (the causing input's index, the broker's reason).
+    pub(crate) refused: Vec<(usize, String)>,
+}
+
+/// Whether the broker refused the record itself, so that sending it again can only fail again: too large for the
+/// topic, a timestamp outside its bounds, a record its validation rejects.
+fn is_refusal(err: &KafkaError) -> bool {
+    matches!(
+        err,
+        KafkaError::MessageProduction(
+            RDKafkaErrorCode::InvalidMessage
+                | RDKafkaErrorCode::InvalidMessageSize
+                | RDKafkaErrorCode::MessageSizeTooLarge
+                | RDKafkaErrorCode::MessageBatchTooLarge
+                | RDKafkaErrorCode::InvalidTimestamp
+                | RDKafkaErrorCode::UnsupportedForMessageFormat
+                | RDKafkaErrorCode::InvalidRecord
+        )
+    )
 }
 
 impl DeliveryTracker {
     pub(crate) fn new(changelog_topics: impl IntoIterator<Item = String>) -> Self {
         let acked = changelog_topics.into_iter().map(|t| (t, HashMap::new())).collect();
-        DeliveryTracker { acked: Mutex::new(acked), failures: Mutex::new(Vec::new()) }
+        DeliveryTracker { acked: Mutex::new(acked), failures: Mutex::default() }
     }
 
     /// The changelog offset a restore of `(topic, partition)` would resume from: one past the last acknowledged.
@@ -31,7 +61,7 @@ impl DeliveryTracker {
     }
 
     /// Failures since the last call.
-    pub(crate) fn take_failures(&self) -> Vec<String> {
+    pub(crate) fn take_failures(&self) -> Failures {
         std::mem::take(&mut *self.failures.lock().unwrap_or_else(|p| p.into_inner()))
     }
 }
@@ -39,9 +69,9 @@ impl DeliveryTracker {
 impl ClientContext for DeliveryTracker {}
 
 impl ProducerContext for DeliveryTracker {
-    type DeliveryOpaque = ();
+    type DeliveryOpaque = usize;
 
-    fn delivery(&self, result: &DeliveryResult<'_>, _: ()) {
+    fn delivery(&self, result: &DeliveryResult<'_>, origin: usize) {
         match result {
             Ok(msg) => {
                 let mut acked = self.acked.lock().unwrap_or_else(|p| p.into_inner());
@@ -51,8 +81,11 @@ impl ProducerContext for DeliveryTracker {
                 }
             }
             Err((err, msg)) => {
-                let failure = format!("{} [{}]: {err}", msg.topic(), msg.partition());
-                self.failures.lock().unwrap_or_else(|p| p.into_inner()).push(failure);
+                let mut failures = self.failures.lock().unwrap_or_else(|p| p.into_inner());
+                if origin != NO_ORIGIN && is_refusal(err) {
+                    failures.refused.push((origin, format!("{} refused it: {err}", msg.topic())));
+                }
+                failures.all.push(format!("{} [{}]: {err}", msg.topic(), msg.partition()));
             }
         }
     }

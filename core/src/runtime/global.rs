@@ -42,21 +42,24 @@ impl GlobalTables {
         let consumer: BaseConsumer = config.create().map_err(StreamError::kafka("creating the global-table consumer"))?;
         let mut tpl = TopicPartitionList::new();
         let mut ends = BTreeMap::new();
+        // Each partition starts at its low watermark: one whose records all expired (low = high > 0) is read to
+        // its end before any record or position says so.
+        let mut position: BTreeMap<(String, i32), i64> = BTreeMap::new();
         for topic in by_topic.keys() {
             let md = consumer.fetch_metadata(Some(topic), Duration::from_secs(30)).map_err(StreamError::kafka("global-table metadata"))?;
             for t in md.topics() {
                 for p in t.partitions() {
                     tpl.add_partition_offset(topic, p.id(), Offset::Beginning).map_err(StreamError::kafka("global-table assignment"))?;
                     // Retried: a topic just created (the owners topic, by the first instance) may have no leader yet.
-                    let (_, high) = super::restore::watermarks(&consumer, topic, p.id())?;
+                    let (low, high) = super::restore::watermarks(&consumer, topic, p.id())?;
                     ends.insert((topic.clone(), p.id()), high);
+                    position.insert((topic.clone(), p.id()), low);
                 }
             }
         }
         consumer.assign(&tpl).map_err(StreamError::kafka("assigning global-table partitions"))?;
         let tables = GlobalTables { consumer: Some(consumer), stores, by_topic };
         let deadline = Instant::now() + Duration::from_secs(300);
-        let mut position: BTreeMap<(String, i32), i64> = BTreeMap::new();
         while ends.iter().any(|(k, &end)| position.get(k).copied().unwrap_or(0) < end) {
             if Instant::now() > deadline {
                 return Err(StreamError::Config("global tables not read to their end within 5 minutes".into()));

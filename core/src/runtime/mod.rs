@@ -26,6 +26,7 @@ mod global;
 pub mod guarantee;
 mod properties;
 mod rebalance;
+mod refusal;
 mod restore;
 pub mod status;
 mod topics;
@@ -47,12 +48,12 @@ use crate::task::{Outcome, Task, TaskConfig};
 use crate::time::{Clock, TimestampMode};
 use crate::topology::Topology;
 use crate::window::aggregate::LATE_OPERATOR_HEADER;
-use delivery::DeliveryTracker;
+use delivery::{DeliveryTracker, NO_ORIGIN};
 use guarantee::{Recovery, CALL_TIMEOUT, TRANSACTION_TIMEOUT};
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::{BorrowedMessage, Header, Headers, Message, OwnedHeaders};
-use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
+use rdkafka::producer::{BaseProducer, BaseRecord, Producer, PurgeConfig};
 use rdkafka::{ClientConfig, Offset, TopicPartitionList};
 use rebalance::StreamContext;
 use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
@@ -216,6 +217,8 @@ pub struct Runtime {
     partitions: Arc<AtomicI32>,
     /// The partitions this instance's threads own.
     owned: Arc<Mutex<BTreeSet<i32>>>,
+    /// Inputs whose outputs the broker refused, across thread restarts.
+    refusals: Arc<refusal::Refusals>,
 }
 
 impl Runtime {
@@ -232,6 +235,7 @@ impl Runtime {
             shutdown: Shutdown::default(),
             partitions: Arc::new(AtomicI32::new(0)),
             owned: Arc::default(),
+            refusals: Arc::default(),
         })
     }
 
@@ -292,7 +296,10 @@ impl Runtime {
             let owners = crate::routing::owners_topic(self.topology.name());
             tables.push((owners.clone(), owners));
         }
-        let globals = Arc::new(global::GlobalTables::bootstrap(&self.restore_config(), &tables, &self.stores)?);
+        // A global table is the topic itself: if its records expire under the reader, it reads on from the oldest.
+        let mut global_cfg = self.restore_config();
+        global_cfg.set("auto.offset.reset", "earliest");
+        let globals = Arc::new(global::GlobalTables::bootstrap(&global_cfg, &tables, &self.stores)?);
         let instance = self.instance_id()?;
         let threads = self.config.threads.max(1);
         if threads == 1 {
@@ -338,7 +345,11 @@ impl Runtime {
         c.set("bootstrap.servers", &self.config.bootstrap)
             .set("group.id", format!("{}-restore", self.topology.name()))
             .set("enable.auto.commit", "false")
-            .set("enable.auto.offset.store", "false");
+            .set("enable.auto.offset.store", "false")
+            // A restore whose offset fell out of range (retention or DeleteRecords removed records under it) must
+            // fail, not jump to the end and checkpoint that with data missing: the restarted restore then finds its
+            // checkpoint below the changelog's start, and rebuilds the store.
+            .set("auto.offset.reset", "error");
         for (k, v) in &self.config.kafka_properties {
             c.set(k, v);
         }
@@ -453,6 +464,9 @@ impl Runtime {
             globals: globals.clone(),
             late_topic: cfg.late_topic(),
             exactly_once,
+            refusals: self.refusals.clone(),
+            origins: Mutex::default(),
+            rewind_requested: AtomicBool::new(false),
             commit_requested: AtomicBool::new(false),
             abandoned: AtomicBool::new(false),
             state: Mutex::new(EngineState::default()),
@@ -601,6 +615,12 @@ struct Engine {
     late_topic: String,
     /// Under exactly-once the producer is transactional and a commit is a transaction's commit.
     exactly_once: bool,
+    /// Inputs whose outputs the broker refused (see [`refusal`]).
+    refusals: Arc<refusal::Refusals>,
+    /// The inputs processed since the last commit; an output's delivery opaque is its input's index here.
+    origins: Mutex<Vec<SourcePosition>>,
+    /// A refusal was pinned on an input: go back to the last commit, also under at-least-once.
+    rewind_requested: AtomicBool,
     /// A processor flushed: under exactly-once, commit right after the record in hand (see [`ProducerSink`]).
     commit_requested: AtomicBool,
     /// The thread failed and dropped its tasks: nothing may be committed any more.
@@ -664,12 +684,43 @@ impl Engine {
 
     /// Processes one record and sends what it produced. Returns false when the record must be retried.
     fn run_record(&self, consumer: &GroupConsumer, slot: &mut Slot, input: InputRecord, attempts: u32) -> Result<bool, StreamError> {
+        let verdict = self.refusals.verdict(&input.position);
+        let alone = verdict == refusal::Verdict::Alone;
+        let mut sink = ProducerSink { engine: self, origin: self.origin(&input.position) };
+        match verdict {
+            refusal::Verdict::Process => {}
+            // Alone: what came before is acknowledged first, so a refusal now is this record's own.
+            refusal::Verdict::Alone => self.await_acks()?,
+            refusal::Verdict::DeadLetter(reason) => {
+                slot.task.refuse(&input, &reason, &mut sink)?;
+                if self.refusals.first_dead_letter(&input.position) {
+                    self.metrics.dead_lettered.with_label_values(&[&input.position.topic]).inc();
+                    self.metrics.refused.with_label_values(&[&input.position.topic]).inc();
+                }
+                tracing::warn!(position = ?input.position, %reason, "dead-lettered: the broker keeps refusing its output");
+                return Ok(true);
+            }
+            refusal::Verdict::Stuck(reason) => {
+                return Err(StreamError::Config(format!(
+                    "the dead-letter topic {} refused the dead letter of {}[{}]@{} as well ({reason}): check its max.message.bytes \
+                     and timestamp settings",
+                    self.config.dead_letter_topic(),
+                    input.position.topic,
+                    input.position.partition,
+                    input.position.offset
+                )))
+            }
+        }
         // Time one record in LATENCY_SAMPLE: reading the clock for every record costs more than the figure is worth.
         let sampled = input.position.offset % LATENCY_SAMPLE == 0;
         let started = sampled.then(Instant::now);
-        let outcome = slot.task.process(&input, &mut ProducerSink(self))?;
+        let outcome = slot.task.process(&input, &mut sink)?;
         if let Some(started) = started {
             self.metrics.process_latency.observe(started.elapsed().as_secs_f64());
+        }
+        if alone {
+            self.await_acks()?;
+            self.refusals.cleared(&input.position);
         }
         match outcome {
             Outcome::Processed => Ok(true),
@@ -722,13 +773,21 @@ impl Engine {
     fn punctuate(&self) -> Result<(), StreamError> {
         let mut guard = self.lock();
         for slot in guard.tasks.values_mut().filter(|s| s.pending.is_none()) {
-            slot.task.punctuate(&mut ProducerSink(self))?;
+            slot.task.punctuate(&mut ProducerSink { engine: self, origin: NO_ORIGIN })?;
         }
         Ok(())
     }
 
-    fn send(&self, r: OutgoingRecord) -> Result<(), StreamError> {
-        let mut record: BaseRecord<'_, [u8], [u8]> = BaseRecord::to(&r.topic);
+    /// Index `position` among the inputs since the last commit: its outputs' delivery opaque.
+    fn origin(&self, position: &SourcePosition) -> usize {
+        let mut origins = self.origins.lock().unwrap_or_else(|p| p.into_inner());
+        origins.push(position.clone());
+        origins.len() - 1
+    }
+
+    /// Send `r`, caused by the input at index `origin` of `origins` (or [`NO_ORIGIN`]).
+    fn send(&self, r: OutgoingRecord, origin: usize) -> Result<(), StreamError> {
+        let mut record: BaseRecord<'_, [u8], [u8], usize> = BaseRecord::with_opaque_to(&r.topic, origin);
         if let Some(k) = &r.key {
             record = record.key(k.as_slice());
         }
@@ -766,15 +825,33 @@ impl Engine {
         Ok(())
     }
 
-    /// Wait until every record sent so far is acknowledged; any delivery failure fails the wait.
+    /// Wait until every record sent so far is acknowledged; any delivery failure fails the wait. A refusal the
+    /// broker would repeat is pinned on its input first, and asks for a rewind (see [`refusal`]).
     fn await_acks(&self) -> Result<(), StreamError> {
         self.producer.flush(Duration::from_secs(120)).map_err(StreamError::kafka("waiting for acknowledgements"))?;
         let failures = self.producer.context().take_failures();
-        match failures.first() {
+        self.pin_refusals(&failures);
+        match failures.all.first() {
             None => Ok(()),
-            Some(first) if failures.len() == 1 => Err(StreamError::Delivery(first.clone())),
-            Some(first) => Err(StreamError::Delivery(format!("{} records, the first {first}", failures.len()))),
+            Some(first) if failures.all.len() == 1 => Err(StreamError::Delivery(first.clone())),
+            Some(first) => Err(StreamError::Delivery(format!("{} records, the first {first}", failures.all.len()))),
         }
+    }
+
+    /// Pin each refusal the broker would repeat on the input that caused it, and ask for a rewind.
+    fn pin_refusals(&self, failures: &delivery::Failures) {
+        if failures.refused.is_empty() {
+            return;
+        }
+        let origins = self.origins.lock().unwrap_or_else(|p| p.into_inner());
+        let mut pinned = BTreeSet::new();
+        for (origin, reason) in &failures.refused {
+            if let Some(position) = origins.get(*origin).filter(|_| pinned.insert(*origin)) {
+                tracing::warn!(?position, %reason, "the broker refused an output of this input");
+                self.refusals.refused(position, reason);
+            }
+        }
+        self.rewind_requested.store(true, Ordering::SeqCst);
     }
 
     /// The commit protocol (see the module docs), for all tasks or only `only`.
@@ -783,10 +860,18 @@ impl Engine {
         // One transaction holds every task's writes, so it commits them all or none.
         let only = if self.exactly_once { None } else { only };
         let selected = |p: &i32| only.is_none_or(|o| o.contains(p));
+        if !self.exactly_once {
+            // Outputs first: a refusal found now is rewound (see `refusal`) before the changelogs hold the writes
+            // of the records it rewinds, which a rebuilt task would restore and then count again. Under
+            // exactly-once those writes would be aborted with the transaction anyway.
+            self.await_acks()?;
+        }
         for (_, slot) in self.lock().tasks.iter_mut().filter(|(p, _)| selected(p)) {
-            slot.task.drain_changelogs(&mut ProducerSink(self))?;
+            slot.task.drain_changelogs(&mut ProducerSink { engine: self, origin: NO_ORIGIN })?;
         }
         self.await_acks()?;
+        // Every record sent so far is acknowledged: no delivery report will name these inputs any more.
+        self.origins.lock().unwrap_or_else(|p| p.into_inner()).clear();
         let mut guard = self.lock();
         let EngineState { tasks, committed, .. } = &mut *guard;
         let mut tpl = TopicPartitionList::new();
@@ -808,11 +893,15 @@ impl Engine {
                     .map_err(StreamError::kafka("adding the offsets to the transaction"))?;
             }
             self.producer.commit_transaction(CALL_TIMEOUT).map_err(StreamError::kafka("committing the transaction"))?;
+            self.forget_refusals(&advanced);
             committed.extend(advanced);
             self.producer.begin_transaction().map_err(StreamError::kafka("beginning a transaction"))?;
         } else if tpl.count() > 0 {
             match consumer.commit(&tpl, CommitMode::Sync) {
-                Ok(()) => committed.extend(advanced),
+                Ok(()) => {
+                    self.forget_refusals(&advanced);
+                    committed.extend(advanced);
+                }
                 // Cooperative rebalancing keeps tasks processing while the group rebalances, and the coordinator
                 // refuses plain offset commits in that window: while the member waits for the new generation
                 // (rebalance in progress), or when the commit left just before the member learnt it (illegal
@@ -838,10 +927,21 @@ impl Engine {
         Ok(())
     }
 
+    /// Committed past these: their refusals are history.
+    fn forget_refusals(&self, advanced: &[((String, i32), i64)]) {
+        for ((topic, partition), next) in advanced {
+            self.refusals.committed(topic, *partition, *next);
+        }
+    }
+
     /// Get past a failed step: under exactly-once, abort or retry as [`guarantee::recovery`] says; anything else
     /// (and every error under at-least-once) stops the thread. The tasks of `leaving` (partitions being revoked) are
     /// not rebuilt after an abort.
     fn recover(&self, consumer: &GroupConsumer, e: StreamError, leaving: &BTreeSet<i32>) -> Result<(), StreamError> {
+        if self.rewind_requested.swap(false, Ordering::SeqCst) && matches!(e, StreamError::Delivery(_)) {
+            // A refusal pinned on an input: go back and process the suspect alone (see `refusal`).
+            return self.abort(consumer, &e, leaving);
+        }
         if !self.exactly_once {
             return Err(e);
         }
@@ -862,14 +962,32 @@ impl Engine {
         Err(e)
     }
 
-    /// Abort the open transaction and go back to the last commit: every task is rebuilt from its stores (which
-    /// never saw the aborted writes) and the consumer is sought back to the committed offsets.
+    /// Go back to the last commit: under exactly-once, abort the open transaction; every task is rebuilt from its
+    /// stores (which never saw the uncommitted writes) and the consumer is sought back to the committed offsets.
+    /// Under at-least-once the outputs already acknowledged stay, and are written again (a rewind after a refusal).
     fn abort(&self, consumer: &GroupConsumer, cause: &dyn std::fmt::Display, leaving: &BTreeSet<i32>) -> Result<(), StreamError> {
-        tracing::warn!(error = %cause, "aborting the transaction; processing again from the committed offsets");
-        self.producer.abort_transaction(CALL_TIMEOUT).map_err(StreamError::kafka("aborting the transaction"))?;
-        self.metrics.aborted_transactions.inc();
-        let _ = self.producer.context().take_failures();
-        self.producer.begin_transaction().map_err(StreamError::kafka("beginning a transaction"))?;
+        tracing::warn!(error = %cause, "going back to the last commit; processing again from the committed offsets");
+        if self.exactly_once {
+            // What is still queued can only be aborted: purged, its delivery reports served here (librdkafka's abort
+            // cannot serve them itself, as the client polls its own event queue), and what is in flight awaited, so
+            // that the abort finds nothing outstanding. Those reports name their inputs: a refusal that caused this
+            // abort is pinned (later sends fail only with the transaction's state).
+            self.producer.purge(PurgeConfig::default().queue());
+            if let Err(e) = self.producer.flush(CALL_TIMEOUT) {
+                tracing::debug!(error = %e, "records still outstanding before the abort");
+            }
+            self.pin_refusals(&self.producer.context().take_failures());
+            self.producer.abort_transaction(CALL_TIMEOUT).map_err(StreamError::kafka("aborting the transaction"))?;
+            self.metrics.aborted_transactions.inc();
+        } else {
+            self.producer.flush(CALL_TIMEOUT).map_err(StreamError::kafka("waiting for acknowledgements"))?;
+        }
+        self.pin_refusals(&self.producer.context().take_failures());
+        self.rewind_requested.store(false, Ordering::SeqCst);
+        self.origins.lock().unwrap_or_else(|p| p.into_inner()).clear();
+        if self.exactly_once {
+            self.producer.begin_transaction().map_err(StreamError::kafka("beginning a transaction"))?;
+        }
         let all: BTreeSet<i32> = self.lock().tasks.keys().copied().collect();
         self.remove_tasks(&all);
         let partitions: BTreeSet<i32> = all.difference(leaving).copied().collect();
@@ -921,7 +1039,7 @@ impl Engine {
         match restore::restore(&self.restore_consumer, backend.as_ref(), &changelog, partition, &self.metrics)? {
             restore::Restored::Records(_) => Ok(backend),
             restore::Restored::StaleCheckpoint { checkpoint, end } => {
-                tracing::warn!(store = %spec.name, partition, checkpoint, end, "local state is ahead of its changelog (recreated topic?); rebuilding it from the changelog");
+                tracing::warn!(store = %spec.name, partition, checkpoint, end, "local state is outside its changelog (recreated topic, or records deleted below it); rebuilding it from the changelog");
                 drop(backend);
                 let dir = self.store_dir(spec, partition);
                 std::fs::remove_dir_all(&dir).map_err(|source| crate::state::StoreError::Io { path: dir, source })?;
@@ -974,14 +1092,17 @@ impl Engine {
         let partitions = self.lock().tasks.keys().copied().collect();
         let claim = crate::routing::Claim { url: advertised.url.clone(), partitions, at: chrono::Utc::now().timestamp_millis() };
         let value = serde_json::to_vec(&claim).map_err(|e| StreamError::Config(format!("encoding the ownership claim: {e}")))?;
-        self.send(OutgoingRecord {
-            topic: advertised.topic.clone(),
-            partition: None,
-            key: Some(advertised.claim_key.clone().into_bytes()),
-            value: Some(value),
-            headers: Vec::new(),
-            timestamp: None,
-        })
+        self.send(
+            OutgoingRecord {
+                topic: advertised.topic.clone(),
+                partition: None,
+                key: Some(advertised.claim_key.clone().into_bytes()),
+                value: Some(value),
+                headers: Vec::new(),
+                timestamp: None,
+            },
+            NO_ORIGIN,
+        )
     }
 
     /// Commit and close the tasks of revoked partitions.
@@ -1075,18 +1196,23 @@ impl Engine {
 /// record). Acknowledged is durable under at-least-once; under exactly-once a write counts only once its
 /// transaction commits, so there a flush asks for a commit right after the record in hand instead (waiting for
 /// acknowledgements first would buy nothing: the commit waits for them).
-struct ProducerSink<'a>(&'a Engine);
+///
+/// Each record sent carries `origin`, the index of the input that caused it (see [`refusal`]).
+struct ProducerSink<'a> {
+    engine: &'a Engine,
+    origin: usize,
+}
 
 impl crate::processor::RecordSink for ProducerSink<'_> {
     fn send(&mut self, record: OutgoingRecord) -> Result<(), StreamError> {
-        self.0.send(record)
+        self.engine.send(record, self.origin)
     }
     fn flush(&mut self) -> Result<(), StreamError> {
-        if self.0.exactly_once {
-            self.0.commit_requested.store(true, Ordering::SeqCst);
+        if self.engine.exactly_once {
+            self.engine.commit_requested.store(true, Ordering::SeqCst);
             Ok(())
         } else {
-            self.0.await_acks()
+            self.engine.await_acks()
         }
     }
 }

@@ -53,8 +53,10 @@ pub(crate) fn watermarks(consumer: &BaseConsumer, topic: &str, partition: i32) -
 pub(crate) enum Restored {
     /// Replayed this many changelog records (0: the local state was current).
     Records(u64),
-    /// The local checkpoint is beyond the changelog's end: the changelog was recreated or truncated, so the local
-    /// data belongs to another history. The caller must discard it and restore again from scratch.
+    /// The local checkpoint is outside the changelog: beyond its end (the changelog was recreated or truncated,
+    /// so the local data belongs to another history), or below its start (records the local data lacks were
+    /// deleted, tombstones among them, so replaying from the start would keep keys the changelog deleted). The
+    /// caller must discard it and restore again from scratch.
     StaleCheckpoint { checkpoint: i64, end: i64 },
 }
 
@@ -68,7 +70,7 @@ pub(crate) fn restore(
 ) -> Result<Restored, StreamError> {
     let (low, high) = watermarks(consumer, topic, partition)?;
     let checkpoint = store.checkpoint()?;
-    if let Some(cp) = checkpoint.filter(|cp| *cp > high) {
+    if let Some(cp) = checkpoint.filter(|cp| *cp > high || *cp < low) {
         return Ok(Restored::StaleCheckpoint { checkpoint: cp, end: high });
     }
     let from = checkpoint.unwrap_or(low).max(low);

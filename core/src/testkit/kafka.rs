@@ -32,9 +32,13 @@ pub fn unique(prefix: &str) -> String {
 
 /// Create a topic (compacted or not) and wait until its metadata is visible.
 pub fn create_topic(bootstrap: &str, name: &str, partitions: i32, compacted: bool) {
+    create_topic_with(bootstrap, name, partitions, if compacted { &[("cleanup.policy", "compact")] } else { &[] });
+}
+
+/// Create a topic with these topic-level settings and wait until its metadata is visible.
+pub fn create_topic_with(bootstrap: &str, name: &str, partitions: i32, config: &[(&str, &str)]) {
     let admin: AdminClient<DefaultClientContext> = ClientConfig::new().set("bootstrap.servers", bootstrap).create().expect("admin client");
-    let topic = NewTopic::new(name, partitions, TopicReplication::Fixed(1));
-    let topic = if compacted { topic.set("cleanup.policy", "compact") } else { topic };
+    let topic = config.iter().fold(NewTopic::new(name, partitions, TopicReplication::Fixed(1)), |t, (k, v)| t.set(k, v));
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
     let res = rt
         .block_on(admin.create_topics(&[topic], &AdminOptions::new().operation_timeout(Some(Duration::from_secs(30)))))
@@ -52,6 +56,24 @@ pub fn create_topic(bootstrap: &str, name: &str, partitions: i32, compacted: boo
         }
     }
     panic!("topic {name} did not appear");
+}
+
+/// Delete the records of `topic`/`partition` below `before` (`Offset::End`: all of them), as retention or an
+/// operator's `kafka-delete-records` would; returns the partition's new low watermark.
+pub fn delete_records(bootstrap: &str, topic: &str, partition: i32, before: Offset) -> i64 {
+    let admin: AdminClient<DefaultClientContext> = ClientConfig::new().set("bootstrap.servers", bootstrap).create().expect("admin client");
+    let mut tpl = TopicPartitionList::new();
+    tpl.add_partition_offset(topic, partition, before).expect("offset");
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
+    let done = rt
+        .block_on(admin.delete_records(&tpl, &AdminOptions::new().operation_timeout(Some(Duration::from_secs(30)))))
+        .expect("delete_records");
+    let e = done.elements_for_topic(topic).into_iter().next().expect("the partition's result");
+    e.error().unwrap_or_else(|err| panic!("deleting records of {topic}[{partition}]: {err}"));
+    match e.offset() {
+        Offset::Offset(low) => low,
+        other => panic!("deleting records of {topic}[{partition}]: no low watermark ({other:?})"),
+    }
 }
 
 /// A plain producer with the partitioner the runtime uses (murmur2, like the Java client).
