@@ -18,7 +18,7 @@ struct Cli {
     #[arg(long, env = "KAFKA_RUN_DIR")]
     kafka_run_dir: Option<PathBuf>,
     /// Scenarios, comma-separated.
-    #[arg(long, value_enum, value_delimiter = ',', default_values_t = [Scenario::Sigkill, Scenario::Sigstop, Scenario::BrokerTerm, Scenario::BrokerKill, Scenario::LostState])]
+    #[arg(long, value_enum, value_delimiter = ',', default_values_t = [Scenario::Sigkill, Scenario::Sigstop, Scenario::BrokerTerm, Scenario::BrokerKill, Scenario::LostState, Scenario::Poison])]
     scenarios: Vec<Scenario>,
     /// Guarantees, comma-separated.
     #[arg(long, value_enum, value_delimiter = ',', default_values_t = [Guarantee::AtLeastOnce, Guarantee::ExactlyOnce])]

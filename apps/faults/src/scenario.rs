@@ -13,7 +13,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 use stock_ticker::topology::{BY_SYMBOL, DAILY_STATS_TOPIC, TRADES_TOPIC};
 use streamcore::runtime::Guarantee;
-use streamcore::testkit::kafka::{create_topic, unique, wait_caught_up};
+use streamcore::testkit::kafka::{create_topic, create_topic_with, unique, wait_caught_up};
 use streamcore::topology::repartition_topic;
 
 /// Input partitions: two instances own two tasks each.
@@ -32,7 +32,13 @@ pub enum Scenario {
     BrokerKill,
     /// Stop an instance, delete its state directory, start it again.
     LostState,
+    /// Write records the broker takes in and then refuses out: malformed trades stamped two days ahead (the input
+    /// topic allows it), whose dead-letter copies keep the stamp and are refused by the dead-letter topic.
+    Poison,
 }
+
+/// Poison records in the poison scenario, one for each of the first symbols.
+const POISON: usize = PARTITIONS as usize;
 
 impl std::fmt::Display for Scenario {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -42,6 +48,7 @@ impl std::fmt::Display for Scenario {
             Scenario::BrokerTerm => "SIGTERM broker",
             Scenario::BrokerKill => "SIGKILL broker",
             Scenario::LostState => "state dir deleted",
+            Scenario::Poison => "poison records",
         })
     }
 }
@@ -142,6 +149,20 @@ fn drive(bootstrap: &str, topic: &str, workload: &Workload, rate: u64, sent: &At
     Ok(())
 }
 
+/// Writes [`POISON`] malformed trades stamped two days ahead of now, one per symbol from the first.
+fn poison(bootstrap: &str, topic: &str, symbols: usize) -> anyhow::Result<()> {
+    let producer: BaseProducer = ClientConfig::new().set("bootstrap.servers", bootstrap).set("partitioner", "murmur2_random").create()?;
+    let ahead = chrono::Utc::now().timestamp_millis() + 2 * 86_400_000;
+    for i in 0..POISON {
+        let symbol = format!("S{:03}", i % symbols.max(1));
+        let value = format!(r#"{{"symbol":"{symbol}","price":"#);
+        let record = BaseRecord::<String, String>::to(topic).key(&symbol).payload(&value).timestamp(ahead);
+        producer.send(record).map_err(|(e, _)| anyhow::anyhow!("producing a poison record: {e}"))?;
+    }
+    producer.flush(Duration::from_secs(30))?;
+    Ok(())
+}
+
 /// Waits until `sent` reaches `n`, or the driver finished.
 fn wait_sent(sent: &AtomicUsize, n: usize, driver: &std::thread::JoinHandle<anyhow::Result<()>>) {
     while sent.load(Ordering::SeqCst) < n && !driver.is_finished() {
@@ -155,7 +176,11 @@ pub fn run(scenario: Scenario, guarantee: Guarantee, opts: &Options) -> anyhow::
     let prefix = format!("{}.", unique("faults"));
     let app = unique("faults-ticker");
     let input = format!("{prefix}{TRADES_TOPIC}");
-    create_topic(&bs, &input, PARTITIONS, false);
+    if scenario == Scenario::Poison {
+        create_topic_with(&bs, &input, PARTITIONS, &[("message.timestamp.after.max.ms", &i64::MAX.to_string())]);
+    } else {
+        create_topic(&bs, &input, PARTITIONS, false);
+    }
     let dir = tempfile::tempdir()?;
     let mut cluster = Cluster::new(&opts.ticker, &bs, &app, &prefix, guarantee, dir.path(), 2);
     cluster.start(0);
@@ -206,6 +231,12 @@ pub fn run(scenario: Scenario, guarantee: Guarantee, opts: &Options) -> anyhow::
             cluster.start(0);
             note(progress.recovered_since(t0, &mut cluster, timeout)?);
         }
+        Scenario::Poison => {
+            wait_sent(&sent, opts.records / 4, &driver);
+            let t0 = Instant::now();
+            poison(&bs, &input, opts.symbols)?;
+            note(progress.recovered_since(t0, &mut cluster, timeout)?);
+        }
     }
     driver.join().map_err(|_| anyhow::anyhow!("the driver panicked"))??;
 
@@ -228,11 +259,17 @@ pub fn run(scenario: Scenario, guarantee: Guarantee, opts: &Options) -> anyhow::
         })
         .count() as u64;
     let verdict = verdict(&workload, &updates, dead_letters, late)?;
+    let injected_poison = if scenario == Scenario::Poison { POISON } else { 0 };
+    let refused = dead.iter().filter(|r| r.headers.get("error").is_some_and(|e| e.contains("the broker refused"))).count();
+    anyhow::ensure!(
+        refused == injected_poison || (guarantee == Guarantee::AtLeastOnce && refused > injected_poison && injected_poison > 0),
+        "{refused} dead letters say the broker refused them, for {injected_poison} poison records"
+    );
     let row = Row {
         scenario,
         guarantee,
         records: workload.updates(),
-        malformed: workload.malformed,
+        malformed: workload.malformed + injected_poison,
         late: workload.late,
         verdict,
         recovery,
