@@ -10,7 +10,7 @@ use streamcore::codec::Json;
 use streamcore::runtime::Guarantee;
 use streamcore::state::StoreSpec;
 use streamcore::testkit::kafka::{
-    bootstrap, create_topic, create_topic_with, delete_records, produce, read_to_end, read_topic, unique, wait_caught_up,
+    add_partitions, bootstrap, create_topic, create_topic_with, delete_records, produce, read_to_end, read_topic, unique, wait_caught_up,
 };
 use streamcore::time::EventTime;
 use streamcore::{ProcessError, Processor, ProcessorContext, Record, Runtime, StreamsConfig, TopologyBuilder};
@@ -370,4 +370,21 @@ fn a_global_table_whose_records_all_expired_is_bootstrapped_at_once() {
     shutdown.trigger();
     handle.join().expect("stream thread panicked").expect("runtime failed");
     assert_eq!(out.iter().map(|r| r.json()).collect::<Vec<_>>(), vec![serde_json::json!([7, null])], "joined against the empty table");
+}
+
+/// A source topic that gains partitions while the application runs stops it with the reason: the new partitions
+/// would be read out of step with the other sources, and keys would move away from their state.
+#[test]
+fn a_source_topic_that_gains_partitions_stops_the_runtime_with_the_reason() {
+    let bs = bootstrap();
+    let (input, output, app) = (unique("events"), unique("counts"), unique("growing-app"));
+    create_topic(&bs, &input, 1, false);
+    let state = tempfile::tempdir().expect("tempdir");
+    let run = start(&app, &input, &output, state.path());
+    produce(&bs, &input, &[event("id-0", 1)]);
+    assert_eq!(read_topic(&bs, &output, 1, Duration::from_secs(60)).len(), 1, "running");
+    add_partitions(&bs, &input, 2);
+    let err = run.handle.join().expect("stream thread panicked").expect_err("must stop");
+    let message = err.to_string();
+    assert!(message.contains(&format!("source topic {input} now has 2 partitions where the application started with 1")), "{message}");
 }

@@ -77,6 +77,9 @@ const MAX_QUICK_RESTARTS: u32 = 10;
 /// How often tasks get their processing-time hook ([`crate::Processor::punctuate`]).
 const PUNCTUATION_INTERVAL: Duration = Duration::from_secs(1);
 
+/// How often thread 0 checks that the sources kept their partition count.
+const PARTITION_CHECK_INTERVAL: Duration = Duration::from_secs(10);
+
 /// How far ahead of the wall clock an event time may be, unless configured otherwise: a day.
 pub const DEFAULT_MAX_FUTURE: Duration = Duration::from_secs(86_400);
 
@@ -478,6 +481,7 @@ impl Runtime {
 
         let mut last_commit = Instant::now();
         let mut last_punctuation = Instant::now();
+        let mut last_partition_check = Instant::now();
         let mut step = || -> Result<(), StreamError> {
             if let Some(e) = engine.take_fatal() {
                 return Err(e);
@@ -495,6 +499,11 @@ impl Runtime {
             if index == 0 {
                 // The threads share the global tables; one keeps them current.
                 engine.globals.poll()?;
+                // And one watches the sources' partition counts.
+                if last_partition_check.elapsed() >= PARTITION_CHECK_INTERVAL {
+                    topics::check_partitions_unchanged(&consumer, &sources, input_partitions)?;
+                    last_partition_check = Instant::now();
+                }
             }
             engine.retry_due(&consumer)?;
             if last_punctuation.elapsed() >= PUNCTUATION_INTERVAL {

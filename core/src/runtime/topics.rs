@@ -72,6 +72,37 @@ pub(crate) fn wait_for_sources(consumer: &BaseConsumer, sources: &[&str], timeou
     }
 }
 
+/// While running: every source topic must still have the partition count the application started with. One
+/// that gained partitions has partitions no task reads in step with the others (a task joins partition p of each
+/// source, and a key's partition, its state and its changelog partition all follow the count), so it is an
+/// error with the reason, never a silent gap. A metadata request that fails (a broker away) decides nothing.
+pub(crate) fn check_partitions_unchanged<C: rdkafka::consumer::ConsumerContext>(
+    consumer: &rdkafka::consumer::BaseConsumer<C>,
+    sources: &[&str],
+    started_with: i32,
+) -> Result<(), StreamError> {
+    let md = match consumer.fetch_metadata(None, Duration::from_secs(10)) {
+        Ok(md) => md,
+        Err(e) => {
+            tracing::debug!(error = %e, "metadata not available for the partition check; trying again later");
+            return Ok(());
+        }
+    };
+    for t in md.topics().iter().filter(|t| t.error().is_none() && sources.contains(&t.name())) {
+        let now = t.partitions().len() as i32;
+        if now != started_with {
+            return Err(StreamError::Config(format!(
+                "source topic {} now has {now} partitions where the application started with {started_with}: a task \
+                 reads partition p of every source, so partitions {started_with}.. would be read out of step with the \
+                 others and keys would move away from their state. Stopping; give every source topic the same count \
+                 and reprocess into a new application id (the start-up check says what is left to do)",
+                t.name()
+            )));
+        }
+    }
+    Ok(())
+}
+
 /// Partition counts of existing topics.
 pub(crate) fn partition_counts(consumer: &BaseConsumer, timeout: Duration) -> Result<BTreeMap<String, i32>, StreamError> {
     let md = consumer.fetch_metadata(None, timeout).map_err(StreamError::kafka("fetching metadata"))?;

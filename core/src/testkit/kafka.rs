@@ -5,7 +5,7 @@
 //! There is no fallback: without `KAFKA_BOOTSTRAP` the helpers panic with instructions, so a test run without a
 //! broker fails loudly instead of skipping.
 
-use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+use rdkafka::admin::{AdminClient, AdminOptions, NewPartitions, NewTopic, TopicReplication};
 use rdkafka::client::DefaultClientContext;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
@@ -56,6 +56,21 @@ pub fn create_topic_with(bootstrap: &str, name: &str, partitions: i32, config: &
         }
     }
     panic!("topic {name} did not appear");
+}
+
+/// Grow `topic` to `partitions` partitions, as an operator's `kafka-topics --alter` would.
+pub fn add_partitions(bootstrap: &str, topic: &str, partitions: usize) {
+    let admin: AdminClient<DefaultClientContext> = ClientConfig::new().set("bootstrap.servers", bootstrap).create().expect("admin client");
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
+    let res = rt
+        .block_on(admin.create_partitions(
+            &[NewPartitions::new(topic, partitions)],
+            &AdminOptions::new().operation_timeout(Some(Duration::from_secs(30))),
+        ))
+        .expect("create_partitions");
+    for r in res {
+        r.unwrap_or_else(|(t, e)| panic!("adding partitions to {t}: {e}"));
+    }
 }
 
 /// Delete the records of `topic`/`partition` below `before` (`Offset::End`: all of them), as retention or an
