@@ -9,15 +9,18 @@ use streamcore::task::Outcome;
 use streamcore::testkit::TopologyTestDriver;
 use streamcore::time::RecordTimestamp;
 
-fn driver() -> TopologyTestDriver {
-    let settings = Settings {
+fn settings() -> Settings {
+    Settings {
         application_id: "fraud-detection".into(),
         topic_prefix: String::new(),
         thresholds: Thresholds::default(),
         fx: "EUR=1.10".parse().expect("fx"),
         without_profile: prometheus::IntCounter::new("t", "t").expect("counter"),
-    };
-    TopologyTestDriver::new(build_topology(&settings).expect("topology"))
+    }
+}
+
+fn driver() -> TopologyTestDriver {
+    TopologyTestDriver::new(build_topology(&settings()).expect("topology"))
 }
 
 const T0: i64 = 1_790_000_000_000; // 2026-09-21T...Z, a Monday
@@ -295,14 +298,7 @@ fn an_amount_the_running_statistics_cannot_hold_is_dead_lettered_and_the_card_go
 
 #[test]
 fn a_profile_on_a_partition_murmur2_does_not_give_its_key_is_dead_lettered_not_silently_missed() {
-    let settings = Settings {
-        application_id: "fraud-detection".into(),
-        topic_prefix: String::new(),
-        thresholds: Thresholds::default(),
-        fx: "EUR=1.10".parse().expect("fx"),
-        without_profile: prometheus::IntCounter::new("t", "t").expect("counter"),
-    };
-    let mut d = TopologyTestDriver::new(build_topology(&settings).expect("topology")).with_partitions(4);
+    let mut d = TopologyTestDriver::new(build_topology(&settings()).expect("topology")).with_partitions(4);
     let right = streamcore::partition::partition_for(b"c7", 4);
     let wrong = (right + 1) % 4;
     let v = json!({"card_id": "c7", "customer_id": "cust-c7", "home_country": "US", "daily_limit": "100"}).to_string();

@@ -5,7 +5,7 @@
 use crate::cases::{Case, Expect};
 use crate::services::{Context, Service};
 use std::time::{Duration, Instant};
-use streamcore::testkit::kafka::{create_topic, produce, read_to_end, wait_caught_up};
+use streamcore::testkit::kafka::{create_topic, produce, read_to_end, send_raw, wait_caught_up};
 use streamcore::Runtime;
 
 /// One service's row of the report.
@@ -190,8 +190,7 @@ pub fn run(service: Service, bootstrap: &str, prefix: &str, app: &str, state: &s
 /// check that the topic grew by exactly as many records (a producer drops a refused batch without a word).
 fn produce_raw(bootstrap: &str, topic: &str, records: &[Raw]) -> anyhow::Result<()> {
     use rdkafka::consumer::{BaseConsumer, Consumer};
-    use rdkafka::error::{KafkaError, RDKafkaErrorCode};
-    use rdkafka::producer::{BaseRecord, Producer};
+    use rdkafka::producer::Producer;
     let p = streamcore::testkit::kafka::producer(bootstrap);
     let probe: BaseConsumer = rdkafka::ClientConfig::new().set("bootstrap.servers", bootstrap).create()?;
     let size = |probe: &BaseConsumer| -> anyhow::Result<i64> {
@@ -210,24 +209,7 @@ fn produce_raw(bootstrap: &str, topic: &str, records: &[Raw]) -> anyhow::Result<
         if large {
             p.flush(Duration::from_secs(60))?;
         }
-        let mut rec: BaseRecord<'_, [u8], [u8]> = BaseRecord::to(topic);
-        if let Some(k) = k {
-            rec = rec.key(k.as_slice());
-        }
-        if let Some(v) = v {
-            rec = rec.payload(v.as_slice());
-        }
-        let mut rec = rec;
-        loop {
-            match p.send(rec) {
-                Ok(()) => break,
-                Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), back)) => {
-                    rec = back;
-                    p.poll(Duration::from_millis(10));
-                }
-                Err((e, _)) => anyhow::bail!("producing to {topic}: {e}"),
-            }
-        }
+        send_raw(&p, topic, k.as_deref(), v.as_deref()).map_err(|e| anyhow::anyhow!("producing to {topic}: {e}"))?;
         if large {
             p.flush(Duration::from_secs(60))?;
         }

@@ -106,24 +106,31 @@ pub fn producer(bootstrap: &str) -> BaseProducer {
 pub fn produce(bootstrap: &str, topic: &str, records: &[(Option<String>, Vec<u8>)]) {
     let p = producer(bootstrap);
     for (k, v) in records {
-        let mut rec: BaseRecord<'_, str, [u8]> = BaseRecord::to(topic).payload(v.as_slice());
-        if let Some(k) = k {
-            rec = rec.key(k.as_str());
-        }
-        let mut rec = rec;
-        loop {
-            match p.send(rec) {
-                Ok(()) => break,
-                Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), back)) => {
-                    rec = back;
-                    p.poll(Duration::from_millis(10));
-                }
-                Err((e, _)) => panic!("producing to {topic}: {e}"),
-            }
-        }
+        send_raw(&p, topic, k.as_deref().map(str::as_bytes), Some(v)).unwrap_or_else(|e| panic!("producing to {topic}: {e}"));
         p.poll(Duration::ZERO);
     }
     p.flush(Duration::from_secs(60)).expect("flush");
+}
+
+/// Hand one record (any bytes, or none, as key and value) to `p`, waiting while its queue is full.
+pub fn send_raw(p: &BaseProducer, topic: &str, key: Option<&[u8]>, value: Option<&[u8]>) -> Result<(), KafkaError> {
+    let mut rec: BaseRecord<'_, [u8], [u8]> = BaseRecord::to(topic);
+    if let Some(k) = key {
+        rec = rec.key(k);
+    }
+    if let Some(v) = value {
+        rec = rec.payload(v);
+    }
+    loop {
+        match p.send(rec) {
+            Ok(()) => return Ok(()),
+            Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), back)) => {
+                rec = back;
+                p.poll(Duration::from_millis(10));
+            }
+            Err((e, _)) => return Err(e),
+        }
+    }
 }
 
 /// A record read back from a topic.
