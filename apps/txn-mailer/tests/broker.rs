@@ -142,29 +142,16 @@ fn sigkill_mid_stream_loses_no_email() {
 /// flush asks for a commit): the same one-email window, and the audit topic, read committed, has each alert once.
 #[test]
 fn sigkill_mid_stream_under_exactly_once_audits_each_alert_once() {
-    let audited = sigkill_mid_stream(Guarantee::ExactlyOnce);
-    let mut ids: BTreeMap<String, usize> = BTreeMap::new();
-    for a in &audited {
-        *ids.entry(a.json()["txn_id"].as_str().expect("txn_id").to_owned()).or_default() += 1;
-    }
-    let repeated: Vec<_> = ids.iter().filter(|(_, &n)| n > 1).collect();
-    assert!(repeated.is_empty(), "audited twice under exactly-once: {repeated:?}");
+    sigkill_mid_stream(Guarantee::ExactlyOnce);
 }
 
-/// Kills the mailer a third of the way through and restarts it; checks the emails, returns the committed audit
-/// records.
-fn sigkill_mid_stream(guarantee: Guarantee) -> Vec<streamcore::testkit::kafka::Consumed> {
+/// Kills the mailer a third of the way through and restarts it; checks the emails and the committed audit records.
+fn sigkill_mid_stream(guarantee: Guarantee) {
     let bs = bootstrap();
     let (smtp_url, maildir) = smtp();
     let (input, alerts, app, state) = setup("kill", 4);
-    // A seed of its own per run (printed, to replay a failure), so reruns against one Maildir never mix.
-    let seed = 0x5_0000_0000 + u64::from(std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).expect("clock").subsec_nanos());
-    eprintln!("sigkill: seed {seed:#x}");
-    let opts = Options { seed, count: 600, high_value_share: 0.3, ..Options::default() };
-    let expected = oracle(&opts);
-    let records: Vec<_> = generate(&opts).map(|g| (g.key, g.value)).collect();
+    let Workload { records, expected, needle } = workload(600);
     produce(&bs, &input, &records);
-    let needle = format!("-{:x}", opts.seed);
     let args = MailerArgs { guarantee, ..MailerArgs::new(&app, &input, &alerts, &smtp_url, state.path()) };
 
     let mailer = Mailer::start(&args);
@@ -177,18 +164,103 @@ fn sigkill_mid_stream(guarantee: Guarantee) -> Vec<streamcore::testkit::kafka::C
 
     let mailer = Mailer::start(&args);
     assert!(mailer.wait_caught_up(&input), "restarted mailer did not finish");
-    let mails = wait_emails(&maildir, &needle, expected.len(), WAIT);
+    eprintln!("sigkill: {sent_before} sent before the kill");
+    assert_each_emailed(&maildir, &needle, &expected);
+    drop(mailer);
+    audited_once_each(&bs, &alerts, &expected, guarantee);
+}
+
+/// Every expected alert emailed; at most one twice, the one a kill can catch between SMTP's acceptance and its
+/// "sent" record's acknowledgement; nothing unexpected.
+fn assert_each_emailed(maildir: &std::path::Path, needle: &str, expected: &BTreeSet<String>) {
+    let mails = wait_emails(maildir, needle, expected.len(), WAIT);
     let missing: Vec<_> = expected.iter().filter(|t| !mails.contains_key(*t)).collect();
     let duplicated: Vec<_> = mails.iter().filter(|(_, &n)| n > 1).collect();
-    eprintln!("sigkill: {} expected, {sent_before} sent before the kill, missing {missing:?}, duplicated {duplicated:?}", expected.len());
+    eprintln!("{} expected, missing {missing:?}, duplicated {duplicated:?}", expected.len());
     assert!(missing.is_empty(), "emails lost: {missing:?}");
-    assert_eq!(mails.keys().cloned().collect::<BTreeSet<_>>(), expected, "no unexpected emails");
-    // One kill can cost at most the one email caught between SMTP's acceptance and its "sent" record's ack.
+    assert_eq!(&mails.keys().cloned().collect::<BTreeSet<_>>(), expected, "no unexpected emails");
     assert!(duplicated.len() <= 1 && duplicated.iter().all(|(_, &n)| n == 2), "duplicates beyond the documented window: {duplicated:?}");
+}
+
+/// The committed audit records name every expected alert; under exactly-once, each once.
+fn audited_once_each(bootstrap: &str, alerts: &str, expected: &BTreeSet<String>, guarantee: Guarantee) {
+    let audited = read_to_end(bootstrap, alerts, WAIT).expect("audit topic");
+    let mut ids: BTreeMap<String, usize> = BTreeMap::new();
+    for a in &audited {
+        *ids.entry(a.json()["txn_id"].as_str().expect("txn_id").to_owned()).or_default() += 1;
+    }
+    assert_eq!(&ids.keys().cloned().collect::<BTreeSet<_>>(), expected);
+    if guarantee == Guarantee::ExactlyOnce {
+        let repeated: Vec<_> = ids.iter().filter(|(_, &n)| n > 1).collect();
+        assert!(repeated.is_empty(), "audited twice under exactly-once: {repeated:?}");
+    }
+}
+
+/// A workload of its own per run (the seed printed, to replay a failure), so reruns against one Maildir never mix.
+struct Workload {
+    records: Vec<(Option<String>, Vec<u8>)>,
+    /// The txn ids that must be emailed.
+    expected: BTreeSet<String>,
+    /// What finds this run's emails among the subjects.
+    needle: String,
+}
+
+fn workload(count: u64) -> Workload {
+    let seed = 0x5_0000_0000 + u64::from(std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).expect("clock").subsec_nanos());
+    eprintln!("seed {seed:#x}");
+    let opts = Options { seed, count, high_value_share: 0.3, ..Options::default() };
+    Workload { records: generate(&opts).map(|g| (g.key, g.value)).collect(), expected: oracle(&opts), needle: format!("-{seed:x}") }
+}
+
+/// Two mailers share the transactions; the first is SIGKILLed while the group rebalances for the second (it has
+/// handed over the tasks that move, and still runs the others). The second takes everything over: no email is
+/// lost, at most the one in flight at the kill goes twice, and none twice because a task moved.
+#[test]
+fn two_mailers_one_killed_during_a_rebalance_lose_no_email() {
+    for guarantee in [Guarantee::AtLeastOnce, Guarantee::ExactlyOnce] {
+        let bs = bootstrap();
+        let (smtp_url, maildir) = smtp();
+        let (input, alerts, app, first) = setup("rebalance", 4);
+        let second = tempfile::tempdir().expect("state dir");
+        let Workload { records, expected, needle } = workload(600);
+        produce(&bs, &input, &records);
+        let a = Mailer::start(&MailerArgs { guarantee, ..MailerArgs::new(&app, &input, &alerts, &smtp_url, first.path()) });
+        assert!(read_topic(&bs, &alerts, expected.len() / 3, WAIT).len() >= expected.len() / 3, "{guarantee}: progress");
+        let b = Mailer::start(&MailerArgs { guarantee, ..MailerArgs::new(&app, &input, &alerts, &smtp_url, second.path()) });
+        // The cooperative rebalance's first step: A has given up the tasks that move to B.
+        a.wait_metric("streamcore_revoked_tasks_total", 1.0);
+        a.kill();
+        assert!(b.wait_caught_up(&input), "{guarantee}: the survivor did not finish");
+        assert_each_emailed(&maildir, &needle, &expected);
+        drop(b);
+        audited_once_each(&bs, &alerts, &expected, guarantee);
+    }
+}
+
+/// The broker dies while the mailer is emailing, each email followed by a flush of its "sent" record, and comes
+/// back on its data. The flush waits it out or the thread starts over with new clients (a sink failure during a
+/// flush is the Kafka error it is, not a processing bug that stops the instance): the process never exits, no
+/// email is lost and at most the one caught mid-flush goes twice.
+#[test]
+fn a_broker_outage_while_the_mailer_flushes_loses_no_email_and_stops_nothing() {
+    let dir = tempfile::tempdir().expect("broker dir");
+    let broker = KafkaBroker::start(&dir.path().join("kafka"));
+    let bs = broker.bootstrap.clone();
+    let (smtp_url, maildir) = smtp();
+    let (input, alerts, app) = (unique("outage-txns"), unique("outage-alerts"), unique("outage-app"));
+    create_topic(&bs, &input, 2, false);
+    let state = tempfile::tempdir().expect("state dir");
+    let Workload { records, expected, needle } = workload(300);
+    produce(&bs, &input, &records);
+    let mut mailer =
+        Mailer::start(&MailerArgs { bootstrap: bs.clone(), ..MailerArgs::new(&app, &input, &alerts, &smtp_url, state.path()) });
+    assert!(wait_emails(&maildir, &needle, expected.len() / 3, WAIT).values().sum::<usize>() >= expected.len() / 3, "progress");
+    broker.kill_and_restart();
+    assert!(mailer.wait_caught_up(&input), "the mailer did not finish after the broker came back");
+    assert_each_emailed(&maildir, &needle, &expected);
+    assert!(!mailer.exited(), "the mailer stayed up through the outage");
     drop(mailer);
-    let audited = read_to_end(&bs, &alerts, WAIT).expect("audit topic");
-    assert_eq!(audited.iter().filter_map(|a| a.json()["txn_id"].as_str().map(str::to_owned)).collect::<BTreeSet<_>>(), expected);
-    audited
+    audited_once_each(&bs, &alerts, &expected, Guarantee::AtLeastOnce);
 }
 
 #[test]

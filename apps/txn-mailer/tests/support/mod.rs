@@ -51,6 +51,35 @@ impl Drop for SmtpServer {
     }
 }
 
+/// A private Kafka broker (for tests that stop and start it), via the project's own script.
+pub struct KafkaBroker {
+    dir: PathBuf,
+    pub bootstrap: String,
+}
+
+impl KafkaBroker {
+    pub fn start(dir: &Path) -> Self {
+        let out = Command::new(script("kafka")).arg("start").arg(dir).output().expect("scripts/kafka");
+        assert!(out.status.success(), "scripts/kafka start: {}", String::from_utf8_lossy(&out.stderr));
+        let text = String::from_utf8_lossy(&out.stdout);
+        let bootstrap = text.lines().find_map(|l| l.strip_prefix("KAFKA_BOOTSTRAP=")).expect("KAFKA_BOOTSTRAP").to_owned();
+        KafkaBroker { dir: dir.to_path_buf(), bootstrap }
+    }
+    /// SIGKILL the broker, then start it again on its port and data.
+    pub fn kill_and_restart(&self) {
+        for action in ["kill", "start"] {
+            let out = Command::new(script("kafka")).arg(action).arg(&self.dir).output().expect("scripts/kafka");
+            assert!(out.status.success(), "scripts/kafka {action}: {}", String::from_utf8_lossy(&out.stderr));
+        }
+    }
+}
+
+impl Drop for KafkaBroker {
+    fn drop(&mut self) {
+        let _ = Command::new(script("kafka")).arg("stop").arg(&self.dir).output();
+    }
+}
+
 fn script(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../../scripts").join(name)
 }
@@ -87,9 +116,12 @@ pub fn wait_emails(maildir: &Path, needle: &str, n: usize, timeout: Duration) ->
 pub struct Mailer {
     process: ServiceProcess,
     pub app: String,
+    bootstrap: String,
 }
 
 pub struct MailerArgs<'a> {
+    /// The broker: the one `scripts/test` started, unless a test runs its own.
+    pub bootstrap: String,
     pub app: &'a str,
     pub input: &'a str,
     pub alerts: &'a str,
@@ -101,7 +133,7 @@ pub struct MailerArgs<'a> {
 impl<'a> MailerArgs<'a> {
     /// At-least-once, the services' default.
     pub fn new(app: &'a str, input: &'a str, alerts: &'a str, smtp_url: &'a str, state: &'a Path) -> Self {
-        MailerArgs { app, input, alerts, smtp_url, state, guarantee: Guarantee::AtLeastOnce }
+        MailerArgs { bootstrap: bootstrap(), app, input, alerts, smtp_url, state, guarantee: Guarantee::AtLeastOnce }
     }
 }
 
@@ -116,7 +148,7 @@ impl Mailer {
     pub fn start(a: &MailerArgs<'_>) -> Self {
         let args: Vec<String> = [
             "--bootstrap",
-            &bootstrap(),
+            &a.bootstrap,
             "--application-id",
             a.app,
             "--input-topic",
@@ -139,7 +171,8 @@ impl Mailer {
         .iter()
         .map(|s| s.to_string())
         .collect();
-        Mailer { process: ServiceProcess::start(env!("CARGO_BIN_EXE_txn-mailer"), &args), app: a.app.to_owned() }
+        let process = ServiceProcess::start(env!("CARGO_BIN_EXE_txn-mailer"), &args);
+        Mailer { process, app: a.app.to_owned(), bootstrap: a.bootstrap.clone() }
     }
 
     /// Poll `path` until `done` holds for its JSON, or fail after 60 s.
@@ -149,13 +182,27 @@ impl Mailer {
 
     /// Wait until both stages (input and repartition topic) are processed and committed.
     pub fn wait_caught_up(&self, input: &str) -> bool {
-        let bs = bootstrap();
+        let bs = &self.bootstrap;
         let repartition = streamcore::topology::repartition_topic(&self.app, txn_mailer::topology::BY_TXN_ID);
-        [input, repartition.as_str()].iter().all(|t| wait_caught_up(&bs, &self.app, t, Duration::from_secs(90)))
+        [input, repartition.as_str()].iter().all(|t| wait_caught_up(bs, &self.app, t, Duration::from_secs(90)))
     }
 
     pub fn kill(self) {
         self.process.kill()
+    }
+
+    /// Whether the process has exited (on its own: nothing here stops it).
+    pub fn exited(&mut self) -> bool {
+        self.process.exited()
+    }
+
+    /// Wait until the metric `name` reaches `at_least`, or fail after 60 s.
+    pub fn wait_metric(&self, name: &str, at_least: f64) {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while self.process.metric(name) < at_least {
+            assert!(Instant::now() < deadline, "{name} did not reach {at_least}");
+            std::thread::sleep(Duration::from_millis(50));
+        }
     }
 
     /// SIGTERM, and the exit status.
