@@ -73,7 +73,7 @@ pub(crate) fn restore(
     if let Some(cp) = checkpoint.filter(|cp| *cp > high || *cp < low) {
         return Ok(Restored::StaleCheckpoint { checkpoint: cp, end: high });
     }
-    let from = checkpoint.unwrap_or(low).max(low);
+    let from = checkpoint.unwrap_or(low);
     let remaining = metrics.restore_remaining.with_label_values(&[store.name(), &partition.to_string()]);
     if from >= high {
         if checkpoint != Some(high) {

@@ -77,26 +77,24 @@ pub(crate) fn wait_for_sources(consumer: &BaseConsumer, sources: &[&str], timeou
 /// source, and a key's partition, its state and its changelog partition all follow the count), so it is an
 /// error with the reason, never a silent gap. A metadata request that fails (a broker away) decides nothing.
 pub(crate) fn check_partitions_unchanged<C: rdkafka::consumer::ConsumerContext>(
-    consumer: &rdkafka::consumer::BaseConsumer<C>,
+    consumer: &BaseConsumer<C>,
     sources: &[&str],
     started_with: i32,
 ) -> Result<(), StreamError> {
-    let md = match consumer.fetch_metadata(None, Duration::from_secs(10)) {
-        Ok(md) => md,
+    let counts = match partition_counts(consumer, Duration::from_secs(10)) {
+        Ok(counts) => counts,
         Err(e) => {
             tracing::debug!(error = %e, "metadata not available for the partition check; trying again later");
             return Ok(());
         }
     };
-    for t in md.topics().iter().filter(|t| t.error().is_none() && sources.contains(&t.name())) {
-        let now = t.partitions().len() as i32;
-        if now != started_with {
+    for (topic, now) in counts.iter().filter(|(t, _)| sources.contains(&t.as_str())) {
+        if *now != started_with {
             return Err(StreamError::Config(format!(
-                "source topic {} now has {now} partitions where the application started with {started_with}: a task \
-                 reads partition p of every source, so partitions {started_with}.. would be read out of step with the \
-                 others and keys would move away from their state. Stopping; give every source topic the same count \
-                 and reprocess into a new application id (the start-up check says what is left to do)",
-                t.name()
+                "source topic {topic} now has {now} partitions where the application started with {started_with}: a \
+                 task reads partition p of every source, so partitions {started_with}.. would be read out of step with \
+                 the others and keys would move away from their state. Stopping; give every source topic the same \
+                 count and reprocess into a new application id (the start-up check says what is left to do)"
             )));
         }
     }
@@ -104,7 +102,10 @@ pub(crate) fn check_partitions_unchanged<C: rdkafka::consumer::ConsumerContext>(
 }
 
 /// Partition counts of existing topics.
-pub(crate) fn partition_counts(consumer: &BaseConsumer, timeout: Duration) -> Result<BTreeMap<String, i32>, StreamError> {
+pub(crate) fn partition_counts<C: rdkafka::consumer::ConsumerContext>(
+    consumer: &BaseConsumer<C>,
+    timeout: Duration,
+) -> Result<BTreeMap<String, i32>, StreamError> {
     let md = consumer.fetch_metadata(None, timeout).map_err(StreamError::kafka("fetching metadata"))?;
     Ok(md.topics().iter().filter(|t| t.error().is_none()).map(|t| (t.name().to_owned(), t.partitions().len() as i32)).collect())
 }
