@@ -69,21 +69,23 @@ pub fn route_by_key(router: Router, routes: Vec<KeyedRoute>) -> Router {
     router.route_layer(axum::middleware::from_fn(move |req: Request, next: Next| {
         let routes = routes.clone();
         async move {
-            match owner_elsewhere(&routes, &req) {
-                Some(url) => {
+            match owner(&routes, &req) {
+                Some(crate::routing::Owner::Remote(url)) => {
                     let target = req.uri().path_and_query().map_or("/", |p| p.as_str()).to_owned();
                     drop(req);
                     forward(&url, &target).await
                 }
-                None => next.run(req).await,
+                Some(crate::routing::Owner::Restoring) => restoring(),
+                Some(crate::routing::Owner::Local) | None => next.run(req).await,
             }
         }
     }))
 }
 
-/// The owner's URL, when the request is a keyed GET not forwarded already and another instance owns the key.
-fn owner_elsewhere(routes: &[KeyedRoute], req: &Request) -> Option<String> {
-    if req.method() != axum::http::Method::GET || req.headers().contains_key(crate::routing::FORWARDED_HEADER) {
+/// Who serves a keyed GET: another instance only when the request was not forwarded already (the instance it was
+/// forwarded to answers it, whatever it knows).
+fn owner(routes: &[KeyedRoute], req: &Request) -> Option<crate::routing::Owner> {
+    if req.method() != axum::http::Method::GET {
         return None;
     }
     let matched = req.extensions().get::<MatchedPath>()?.as_str();
@@ -96,9 +98,18 @@ fn owner_elsewhere(routes: &[KeyedRoute], req: &Request) -> Option<String> {
         (route.normalize)(&path_key(raw)?)
     };
     match route.routing.owner(&key) {
-        crate::routing::Owner::Remote(url) => Some(url),
-        crate::routing::Owner::Local => None,
+        crate::routing::Owner::Remote(_) if req.headers().contains_key(crate::routing::FORWARDED_HEADER) => None,
+        owner => Some(owner),
     }
+}
+
+/// How long a caller should wait before asking again for a key whose task is restoring.
+const RESTORING_RETRY_AFTER_SECS: &str = "1";
+
+/// 503 with `Retry-After`: the key's task is restoring, so its answer would be incomplete, and a 404 would be wrong.
+fn restoring() -> Response {
+    let body = Json(serde_json::json!({ "error": "the task that owns this key is restoring its state; try again shortly" }));
+    (StatusCode::SERVICE_UNAVAILABLE, [(axum::http::header::RETRY_AFTER, RESTORING_RETRY_AFTER_SECS)], body).into_response()
 }
 
 /// A path segment as the key it stands for: percent-decoded once (the request is forwarded with the segment as
@@ -198,7 +209,8 @@ pub fn with_common_routes(service: Router, registry: Registry, runtimes: &[&crat
 async fn readyz(State(c): State<Common>) -> Response {
     let phases: Vec<String> = c.statuses.iter().map(|s| format!("{:?}", s.phase())).collect();
     let tasks: usize = c.statuses.iter().map(RuntimeStatus::tasks).sum();
-    let body = Json(serde_json::json!({ "phase": phases.join(","), "tasks": tasks }));
+    let restoring: Vec<i32> = c.statuses.iter().flat_map(RuntimeStatus::restoring).collect();
+    let body = Json(serde_json::json!({ "phase": phases.join(","), "tasks": tasks, "restoring": restoring }));
     let code = if c.statuses.iter().all(RuntimeStatus::is_ready) { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
     (code, body).into_response()
 }
@@ -221,7 +233,52 @@ async fn topology_text(State(c): State<Common>, Query(q): Query<TopologyQuery>) 
 
 #[cfg(test)]
 mod tests {
-    use super::path_key;
+    use super::*;
+    use crate::query::StoreRegistry;
+    use std::collections::BTreeSet;
+    use std::future::IntoFuture;
+    use std::sync::atomic::AtomicI32;
+    use std::sync::Mutex;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    /// The whole HTTP answer, head and body, to a GET of `target` with `headers`.
+    async fn raw_get(addr: std::net::SocketAddr, target: &str, headers: &str) -> String {
+        let mut s = tokio::net::TcpStream::connect(addr).await.expect("connect");
+        let request = format!("GET {target} HTTP/1.1\r\nHost: test\r\nConnection: close\r\n{headers}\r\n");
+        s.write_all(request.as_bytes()).await.expect("write");
+        let mut answer = String::new();
+        s.read_to_string(&mut answer).await.expect("read");
+        answer.to_ascii_lowercase()
+    }
+
+    #[tokio::test]
+    async fn a_key_whose_task_is_restoring_answers_503_with_retry_after_not_404() {
+        let status = RuntimeStatus::default();
+        let routing = crate::routing::Routing {
+            url: "http://this-instance".into(),
+            store: "owners".into(),
+            stores: StoreRegistry::default(),
+            partitions: Arc::new(AtomicI32::new(4)),
+            local: Arc::new(Mutex::new((0..4).collect())),
+            status: status.clone(),
+        };
+        let on = |p: i32| (0..).map(|i| format!("k{i}")).find(|k| crate::partition::partition_for(k.as_bytes(), 4) == p).expect("key");
+        let (restoring_key, running_key) = (on(1), on(2));
+        status.thread(0).set_restoring(BTreeSet::from([1]));
+        let things = Router::new().route("/things/{id}", get(|| async { ApiError::not_found("no such thing") }));
+        let route = KeyedRoute { path: "/things/{id}", param: "id", normalize: str::to_owned, routing };
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let addr = listener.local_addr().expect("address");
+        tokio::spawn(axum::serve(listener, route_by_key(things, vec![route])).into_future());
+
+        let restoring = raw_get(addr, &format!("/things/{restoring_key}"), "").await;
+        assert!(restoring.starts_with("http/1.1 503"), "{restoring}");
+        assert!(restoring.contains("retry-after: 1\r\n") && restoring.contains("restoring its state"), "{restoring}");
+        let forwarded = raw_get(addr, &format!("/things/{restoring_key}"), &format!("{}: 1\r\n", crate::routing::FORWARDED_HEADER)).await;
+        assert!(forwarded.starts_with("http/1.1 503"), "a query forwarded to the owner gets the 503 too: {forwarded}");
+        let running = raw_get(addr, &format!("/things/{running_key}"), "").await;
+        assert!(running.starts_with("http/1.1 404"), "a running task's unknown key is a plain 404: {running}");
+    }
 
     #[test]
     fn escaped_keys_route_by_what_they_stand_for() {

@@ -45,6 +45,8 @@ pub enum Owner {
     Local,
     /// By the instance at this URL.
     Remote(String),
+    /// By this instance, whose task for the key is restoring its state: nothing can be answered yet.
+    Restoring,
 }
 
 /// A runtime's view of who owns what, for its HTTP layer.
@@ -55,6 +57,8 @@ pub struct Routing {
     pub(crate) stores: StoreRegistry,
     pub(crate) partitions: Arc<AtomicI32>,
     pub(crate) local: Arc<Mutex<BTreeSet<i32>>>,
+    /// The runtime's status: which of the local partitions are restoring.
+    pub(crate) status: crate::runtime::RuntimeStatus,
 }
 
 impl Routing {
@@ -65,6 +69,9 @@ impl Routing {
             return Owner::Local;
         }
         let p = crate::partition::partition_for(key.as_bytes(), partitions);
+        if self.status.restoring().contains(&p) {
+            return Owner::Restoring;
+        }
         if self.local.lock().unwrap_or_else(|e| e.into_inner()).contains(&p) {
             return Owner::Local;
         }

@@ -1,6 +1,6 @@
 //! The runtime against a real Kafka broker (started by `scripts/test`): keyed state in RocksDB with its changelog,
-//! dead letters with the contract's headers, restore after the state directory is lost, and resuming from the
-//! local checkpoint (no replay) when it is intact.
+//! dead letters with the contract's headers, restore after the state directory is lost, resuming from the local
+//! checkpoint (no replay) when it is intact, and a restoring task that holds up none of the others.
 
 use chrono::{DateTime, FixedOffset};
 use serde::{Deserialize, Serialize};
@@ -71,6 +71,7 @@ struct Run {
     handle: std::thread::JoinHandle<Result<(), streamcore::StreamError>>,
     shutdown: streamcore::runtime::Shutdown,
     registry: prometheus::Registry,
+    status: streamcore::runtime::RuntimeStatus,
 }
 
 fn start(app: &str, input: &str, output: &str, state: &std::path::Path) -> Run {
@@ -86,8 +87,8 @@ fn start_with(app: &str, input: &str, output: &str, state: &std::path::Path, gua
     cfg.kafka_properties = vec![("message.max.bytes".into(), "500000".into())];
     let registry = prometheus::Registry::new();
     let rt = Runtime::new(topology(app, input, output), cfg, &registry).expect("runtime");
-    let shutdown = rt.shutdown_handle();
-    Run { handle: rt.spawn().expect("spawn"), shutdown, registry }
+    let (shutdown, status) = (rt.shutdown_handle(), rt.status());
+    Run { handle: rt.spawn().expect("spawn"), shutdown, registry, status }
 }
 
 impl Run {
@@ -387,4 +388,185 @@ fn a_source_topic_that_gains_partitions_stops_the_runtime_with_the_reason() {
     let err = run.handle.join().expect("stream thread panicked").expect_err("must stop");
     let message = err.to_string();
     assert!(message.contains(&format!("source topic {input} now has 2 partitions where the application started with 1")), "{message}");
+}
+
+/// The first `<prefix>-<n>` that the runtime's partitioner puts on `partition` of `partitions`.
+fn key_on(prefix: &str, partition: i32, partitions: i32) -> String {
+    (0..)
+        .map(|i| format!("{prefix}-{i}"))
+        .find(|k| streamcore::partition::partition_for(k.as_bytes(), partitions) == partition)
+        .expect("some key lands on every partition")
+}
+
+fn count_json(id: &str, count: u64) -> Vec<u8> {
+    serde_json::to_vec(&Count { id: id.to_owned(), count, sum: count as i64 }).expect("json")
+}
+
+/// Fill `partition` (of 2) of the counts changelog with `n` counts of keys that belong there, the last one 5 for
+/// `last`.
+fn preload_changelog(bs: &str, changelog: &str, partition: i32, n: u64, last: &str) {
+    use rdkafka::producer::Producer;
+    let plain = streamcore::testkit::kafka::producer(bs);
+    let old = (0..).map(|i| format!("old-{i}")).filter(|k| streamcore::partition::partition_for(k.as_bytes(), 2) == partition);
+    for (id, count) in old.take(n as usize - 1).map(|k| (k, 1)).chain([(last.to_owned(), 5)]) {
+        let record = count_json(&id, count);
+        streamcore::testkit::kafka::send_raw(&plain, changelog, Some(id.as_bytes()), Some(&record)).expect("send");
+        plain.poll(Duration::ZERO);
+    }
+    plain.flush(Duration::from_secs(60)).expect("flush");
+}
+
+#[test]
+fn a_task_restoring_its_stores_holds_up_none_of_the_others() {
+    use rdkafka::consumer::{BaseConsumer, Consumer};
+    let bs = bootstrap();
+    let (input, output, app) = (unique("events"), unique("counts"), unique("restoring-app"));
+    create_topic(&bs, &input, 2, false);
+    create_topic(&bs, &output, 2, false);
+    let changelog = format!("{app}-counts-changelog");
+    create_topic(&bs, &changelog, 2, true);
+    let (busy, restored) = (key_on("busy", 0, 2), key_on("restored", 1, 2));
+
+    // Partition 1's store as a previous owner left it: 500,000 counts, the last one `restored`'s. Partition 0's
+    // store is empty, so its task is restored at once.
+    const CHANGELOG: u64 = 500_000;
+    preload_changelog(&bs, &changelog, 1, CHANGELOG, &restored);
+    let mut events: Vec<_> = (1..=200).map(|n| event(&busy, n)).collect();
+    events.push(event(&restored, 1));
+    produce(&bs, &input, &events);
+
+    // Reading the output from before the start, to see what arrives before the runtime is ready.
+    let reader: BaseConsumer = rdkafka::ClientConfig::new()
+        .set("bootstrap.servers", &bs)
+        .set("group.id", unique("reader"))
+        .set("auto.offset.reset", "earliest")
+        .create()
+        .expect("reader");
+    reader.subscribe(&[output.as_str()]).expect("subscribe");
+    let state = tempfile::tempdir().expect("tempdir");
+    let run = start(&app, &input, &output, state.path());
+    let (mut before_ready, mut seen_restoring) = (0, false);
+    while !run.status.is_ready() {
+        seen_restoring |= run.status.restoring() == std::collections::BTreeSet::from([1]);
+        if let Some(msg) = reader.poll(Duration::from_millis(20)) {
+            msg.expect("output");
+            // Not ready means partition 1 is still restoring: with restores inside the rebalance callback, no task
+            // processes anything until every restore of the rebalance has ended.
+            if !run.status.is_ready() {
+                before_ready += 1;
+            }
+        }
+        assert!(!run.handle.is_finished(), "the runtime stopped");
+    }
+    assert!(seen_restoring, "/readyz named partition 1 as restoring");
+    assert!(before_ready > 0, "the running task produced output while the other restored {CHANGELOG} records");
+
+    let out = read_topic(&bs, &output, 201, Duration::from_secs(60));
+    assert_eq!(out.len(), 201, "every event counted once");
+    assert_eq!(last_counts(&out)[&restored], 6, "counted on from the restored 5");
+    assert!(wait_caught_up(&bs, &app, &input, Duration::from_secs(60)), "offsets committed to the end");
+    let registry = run.stop();
+    assert_eq!(metric(&registry, "streamcore_restored_records_total"), CHANGELOG as f64, "every changelog record restored");
+}
+
+/// Wait until `done` holds, for at most `timeout`; whether it did. (A runtime's status has no change events.)
+fn wait_until(timeout: Duration, done: impl Fn() -> bool) -> bool {
+    let deadline = std::time::Instant::now() + timeout;
+    while !done() {
+        if std::time::Instant::now() > deadline {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    true
+}
+
+/// The counter beside a count per key in 10-second windows that close once the partition is quiet for 2 s.
+fn windowed_topology(app: &str, input: &str, counts: &str, windows: &str) -> streamcore::Topology {
+    use streamcore::window::{TimeWindows, Window, Windowed, WindowedAggregation};
+    let b = TopologyBuilder::new(app);
+    let events = b.source(input, Json::<Event>::new(), |e: &Event| EventTime::payload(&e.ts));
+    let counted = events.process("count", &[StoreSpec::persistent("counts")], || Counter);
+    counted.to("counts-sink", counts, Json::new(), |r: &Record<Count>| Some(r.value.id.clone()));
+    let spec =
+        WindowedAggregation::new(TimeWindows::tumbling(chrono::Duration::seconds(10)).expect("windows"), StoreSpec::persistent("per-10s"))
+            .close_when_idle(Duration::from_secs(2));
+    let per_window = events.aggregate_windowed("per-10s", spec, |n: Option<u64>, _: &Record<Event>, _: &Window| Ok(n.unwrap_or(0) + 1));
+    per_window.to("windows-sink", windows, Json::new(), |r: &Record<Windowed<u64>>| r.key.clone());
+    drop((events, counted, per_window));
+    b.build().expect("topology")
+}
+
+#[test]
+fn a_takeover_restore_does_not_close_the_running_tasks_windows_as_idle() {
+    use rdkafka::producer::Producer;
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::Arc;
+    let bs = bootstrap();
+    let (input, counts, windows, app) = (unique("events"), unique("counts"), unique("windows"), unique("idle-app"));
+    create_topic(&bs, &input, 2, false);
+    let changelog = format!("{app}-counts-changelog");
+    create_topic(&bs, &changelog, 2, true);
+    for p in 0..2 {
+        preload_changelog(&bs, &changelog, p, 500_000, &key_on("restored", p, 2));
+    }
+
+    let start_instance = |state: &std::path::Path| {
+        let _ = tracing_subscriber::fmt().with_test_writer().with_env_filter("info").try_init();
+        let mut cfg = StreamsConfig::new("counter", &bs);
+        cfg.state_dir = state.to_path_buf();
+        cfg.commit_interval = Duration::from_millis(200);
+        let registry = prometheus::Registry::new();
+        let rt = Runtime::new(windowed_topology(&app, &input, &counts, &windows), cfg, &registry).expect("runtime");
+        let (shutdown, status) = (rt.shutdown_handle(), rt.status());
+        Run { handle: rt.spawn().expect("spawn"), shutdown, registry, status }
+    };
+    let (state_a, state_b) = (tempfile::tempdir().expect("tempdir"), tempfile::tempdir().expect("tempdir"));
+    let a = start_instance(state_a.path());
+    assert!(wait_until(Duration::from_secs(120), || a.status.is_ready() && a.status.tasks() == 2), "A runs both tasks");
+    let b = start_instance(state_b.path());
+    assert!(
+        wait_until(Duration::from_secs(120), || b.status.is_ready() && b.status.tasks() == 1 && a.status.tasks() == 1),
+        "B took a task over"
+    );
+    // The sticky assignor chooses which: B's state directory holds its store.
+    let moved = (0..2).find(|p| state_b.path().join(&app).join(p.to_string()).exists()).expect("B's task's state");
+    let busy = key_on("busy", 1 - moved, 2);
+
+    // A's other partition stays busy: an event every 50 ms, all in the window [14:30:00, 14:30:10) and near its end, so
+    // that two quiet seconds would close it (idle closing moves the partition's time on by the quiet time).
+    let feeding = Arc::new(AtomicBool::new(true));
+    let feeder = {
+        let (bs, input, busy, feeding) = (bs.clone(), input.clone(), busy.clone(), feeding.clone());
+        std::thread::spawn(move || {
+            let p = streamcore::testkit::kafka::producer(&bs);
+            let mut sent = 0u64;
+            while feeding.load(Ordering::SeqCst) {
+                let v = serde_json::json!({"id": busy, "n": 1, "ts": "2026-11-24T14:30:09.900Z"});
+                streamcore::testkit::kafka::send_raw(&p, &input, Some(busy.as_bytes()), Some(&serde_json::to_vec(&v).expect("json")))
+                    .expect("send");
+                sent += 1;
+                p.flush(Duration::from_secs(10)).expect("flush");
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            sent
+        })
+    };
+    // A's copy of the moved task's stores goes (as a clean-up of tasks moved away would remove it), and B leaves:
+    // after the session timeout A takes the task back and restores its 500,000 records from scratch. With
+    // restores inside the rebalance callback, the busy partition gets no poll for that long, and its first
+    // punctuation after it closes the window on the wall clock.
+    std::fs::remove_dir_all(state_a.path().join(&app).join(moved.to_string())).expect("remove A's copy");
+    b.stop();
+    assert!(wait_until(Duration::from_secs(120), || a.status.is_ready() && a.status.tasks() == 2), "A took the task back");
+    feeding.store(false, Ordering::SeqCst);
+    let sent = feeder.join().expect("feeder");
+    assert!(wait_caught_up(&bs, &app, &input, Duration::from_secs(60)), "offsets committed to the end");
+    let registry = a.stop();
+    assert!(metric(&registry, "streamcore_restored_records_total") >= 1_500_000.0, "A restored the moved task again from scratch");
+    assert_eq!(metric(&registry, "streamcore_late_records_total"), 0.0, "no record of the busy partition was late");
+    let out = read_to_end(&bs, &windows, Duration::from_secs(30)).expect("windows");
+    let last: serde_json::Value =
+        serde_json::from_slice(out.last().and_then(|r| r.value.as_deref()).expect("a window update")).expect("json");
+    assert_eq!(last["value"].as_u64(), Some(sent), "every event of the busy partition counted in its window: {last}");
 }

@@ -11,6 +11,9 @@
 //! `bench fraud-detection` does the same with card transactions and their profiles, and `bench iot-controller`
 //! with telemetry and the device registry.
 //!
+//! `bench restore` measures restoring instead: a pre-loaded changelog read into an empty state directory, beside a
+//! plain read of the same records (see `restore`).
+//!
 //! `bench stock-ticker` pre-loads trades over many symbols instead and runs the plain loop beside the whole stock
 //! ticker (both stages, two runtimes in this process), reporting trades per second and peak memory (the process's
 //! peak resident set, reset before each run).
@@ -37,6 +40,7 @@ use streamcore::{ProcessError, Processor, ProcessorContext, Record, Runtime, Str
 mod fraud_detection;
 mod iot_controller;
 mod memory;
+mod restore;
 mod stock_ticker;
 mod timed;
 
@@ -86,6 +90,12 @@ enum Bench {
         /// Devices (half thermostats, half washers).
         #[arg(long, default_value_t = 10_000)]
         devices: u32,
+    },
+    /// Restoring the keyed-state store from a pre-loaded changelog on an empty state directory.
+    Restore {
+        /// Stream threads of the restoring runtime.
+        #[arg(long, default_value_t = 1)]
+        threads: usize,
     },
 }
 
@@ -151,6 +161,7 @@ fn main() -> anyhow::Result<()> {
         }
         Some(Bench::FraudDetection { cards }) => fraud_detection::run(&cli.bootstrap, cli.records, cli.partitions, cards),
         Some(Bench::IotController { devices }) => iot_controller::run(&cli.bootstrap, cli.records, cli.partitions, devices),
+        Some(Bench::Restore { threads }) => restore::run(&cli.bootstrap, cli.records, cli.partitions, threads),
     }
 }
 

@@ -51,7 +51,7 @@ impl GlobalTables {
                 for p in t.partitions() {
                     tpl.add_partition_offset(topic, p.id(), Offset::Beginning).map_err(StreamError::kafka("global-table assignment"))?;
                     // Retried: a topic just created (the owners topic, by the first instance) may have no leader yet.
-                    let (low, high) = super::restore::watermarks(&consumer, topic, p.id())?;
+                    let (low, high) = super::partition_end::watermarks(&consumer, topic, p.id())?;
                     ends.insert((topic.clone(), p.id()), high);
                     position.insert((topic.clone(), p.id()), low);
                 }
@@ -64,13 +64,13 @@ impl GlobalTables {
             if Instant::now() > deadline {
                 return Err(StreamError::Config("global tables not read to their end within 5 minutes".into()));
             }
-            match tables.poll_one(super::restore::POLL)? {
+            match tables.poll_one(super::partition_end::POLL)? {
                 Some((topic, partition, offset)) => {
                     position.insert((topic, partition), offset + 1);
                 }
                 None => {
                     if let Some(consumer) = &tables.consumer {
-                        for (topic, partition, o) in super::restore::positions(consumer)? {
+                        for (topic, partition, o) in super::partition_end::positions(consumer)? {
                             let p = position.entry((topic, partition)).or_insert(o);
                             *p = (*p).max(o);
                         }

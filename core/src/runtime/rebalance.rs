@@ -14,7 +14,7 @@
 //! (the coordinator checks the member, not the partitions).
 //!
 //! What cooperative buys (invariant 5, docs/src/invariants.md): when an instance joins or leaves, only the tasks that
-//! move are committed and closed ([`Engine::revoke`]); every other task keeps processing through the rebalance.
+//! move are committed and closed (`Engine::revoke`); every other task keeps processing through the rebalance.
 //! `streamcore_revoked_tasks_total` counts the tasks that moved away. A user who sets
 //! `partition.assignment.strategy=range` gets the eager protocol: the callback then assigns and unassigns everything at
 //! once, with the same tasks.
@@ -28,7 +28,8 @@
 //! because another member may already own the partitions: their tasks are closed as they are, and under
 //! exactly-once the open transaction is aborted.
 
-use super::{partitions_of, Engine, StreamError};
+use super::engine::{partitions_of, Engine};
+use crate::error::StreamError;
 use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext, RebalanceProtocol};
 use rdkafka::error::KafkaResult;
 use rdkafka::statistics::Statistics;
@@ -72,7 +73,7 @@ impl ConsumerContext for StreamContext {
             RDKafkaRespErr::RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS => {
                 tracing::info!(?partitions, cooperative, "partitions assigned");
                 let assigned = if cooperative { consumer.incremental_assign(&tasks) } else { consumer.assign(&tasks) };
-                if let Err(e) = self.start(consumer, assigned, &partitions, &tasks) {
+                if let Err(e) = self.start(consumer, assigned, &partitions) {
                     self.engine.fail(e);
                 }
             }
@@ -94,22 +95,11 @@ impl ConsumerContext for StreamContext {
 }
 
 impl StreamContext {
-    /// Create the tasks of newly assigned partitions, once the consumer has them.
-    fn start(
-        &self,
-        consumer: &BaseConsumer<Self>,
-        assigned: KafkaResult<()>,
-        partitions: &BTreeSet<i32>,
-        tasks: &TopicPartitionList,
-    ) -> Result<(), StreamError> {
+    /// Start restoring the tasks of newly assigned partitions, once the consumer has them.
+    fn start(&self, consumer: &BaseConsumer<Self>, assigned: KafkaResult<()>, partitions: &BTreeSet<i32>) -> Result<(), StreamError> {
         assigned.map_err(StreamError::kafka("assigning partitions"))?;
-        self.engine.await_stable_offsets(consumer, tasks)?;
-        self.engine.assign(partitions)?;
-        // A partition paused by an earlier owner-incarnation must not stay paused.
-        if let Err(e) = consumer.resume(tasks) {
-            tracing::warn!(error = %e, "resume after assignment");
-        }
-        Ok(())
+        // Only starts the restores: the callback returns at once, and the tasks run once restored.
+        self.engine.assign(consumer, partitions)
     }
 
     /// Close the tasks of revoked partitions: committed when the group revoked them, as they are when it lost them.

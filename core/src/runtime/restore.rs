@@ -1,52 +1,27 @@
-//! Restoring a store from its changelog partition before its task processes anything.
+//! Restoring a task's stores from their changelog partitions before the task processes anything.
 //!
-//! The restore resumes from the store's checkpoint (the changelog offset its local data corresponds to), so an
+//! A restore resumes from the store's checkpoint (the changelog offset its local data corresponds to), so an
 //! intact RocksDB directory replays only what it missed; an empty or in-memory store replays from the start.
-//! Writes are applied in batches, each with the offset it reaches, so an interrupted restore also resumes.
+//! Writes are applied in batches, each with the offset it reaches, so an interrupted restore also resumes. The
+//! [`Restorer`] holds what a restore needs, so that it can run on a thread of its own (`state_updater`).
 
+use super::guarantee::{CALL_TIMEOUT, TRANSACTION_TIMEOUT};
+use super::partition_end::{positions, watermarks, POLL};
 use crate::error::StreamError;
 use crate::metrics::Metrics;
-use crate::state::{KeyValueStore, WriteBatch};
+use crate::state::memory::MemoryStore;
+use crate::state::rocksdb::RocksDbStore;
+use crate::state::{Backend, KeyValueStore, StoreSpec, WriteBatch};
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::message::Message;
-use rdkafka::{Offset, TopicPartitionList};
+use rdkafka::{ClientConfig, Offset, TopicPartitionList};
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 const BATCH: usize = 10_000;
 const STALL_TIMEOUT: Duration = Duration::from_secs(60);
-/// How long a reader polls before it asks for its position: short, because a changelog written in transactions
-/// ends in a commit marker, which holds no record, so its end shows only in the position after an empty poll.
-pub(crate) const POLL: Duration = Duration::from_millis(10);
-
-/// Where `consumer` reads next in each assigned partition, as (topic, partition, offset). After an empty poll this
-/// is past the offsets that hold no record (compacted away, or a transaction's marker), which no message reports.
-pub(crate) fn positions(consumer: &BaseConsumer) -> Result<Vec<(String, i32, i64)>, StreamError> {
-    let tpl = consumer.position().map_err(StreamError::kafka("reading the consumer's position"))?;
-    Ok(tpl
-        .elements()
-        .iter()
-        .filter_map(|e| match e.offset() {
-            Offset::Offset(o) => Some((e.topic().to_owned(), e.partition(), o)),
-            _ => None,
-        })
-        .collect())
-}
-
-/// The changelog partition's low and high watermarks, retrying transient errors (a leader moving or not elected
-/// yet) for up to 30 seconds.
-pub(crate) fn watermarks(consumer: &BaseConsumer, topic: &str, partition: i32) -> Result<(i64, i64), StreamError> {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        match consumer.fetch_watermarks(topic, partition, Duration::from_secs(10)) {
-            Ok(w) => return Ok(w),
-            Err(e) if Instant::now() < deadline => {
-                tracing::debug!(topic, partition, error = %e, "watermarks not available yet; retrying");
-                std::thread::sleep(Duration::from_millis(200));
-            }
-            Err(e) => return Err(StreamError::Kafka { context: format!("watermarks of {topic}[{partition}]"), source: e }),
-        }
-    }
-}
 
 /// What a restore found.
 #[derive(Debug, PartialEq, Eq)]
@@ -58,15 +33,18 @@ pub(crate) enum Restored {
     /// deleted, tombstones among them, so replaying from the start would keep keys the changelog deleted). The
     /// caller must discard it and restore again from scratch.
     StaleCheckpoint { checkpoint: i64, end: i64 },
+    /// The task was revoked while it restored: the store is as far as the last batch applied.
+    Cancelled,
 }
 
-/// Replays `topic`/`partition` into `store` from its checkpoint to the current end.
+/// Replays `topic`/`partition` into `store` from its checkpoint to the current end, unless `cancel` is set.
 pub(crate) fn restore(
     consumer: &BaseConsumer,
     store: &dyn KeyValueStore,
     topic: &str,
     partition: i32,
     metrics: &Metrics,
+    cancel: &AtomicBool,
 ) -> Result<Restored, StreamError> {
     let (low, high) = watermarks(consumer, topic, partition)?;
     let checkpoint = store.checkpoint()?;
@@ -91,6 +69,11 @@ pub(crate) fn restore(
     let (mut batch, mut restored, mut counted, mut reached) = (WriteBatch::default(), 0u64, 0u64, from);
     let mut last_progress = Instant::now();
     while reached < high {
+        if cancel.load(Ordering::Relaxed) {
+            store.apply(&batch, Some(reached))?;
+            consumer.unassign().map_err(StreamError::kafka("restore unassign"))?;
+            return Ok(Restored::Cancelled);
+        }
         match consumer.poll(POLL) {
             Some(Ok(msg)) => {
                 if let Some(key) = msg.key() {
@@ -128,4 +111,104 @@ pub(crate) fn restore(
     metrics.restore_seconds.inc_by(started.elapsed().as_secs_f64());
     tracing::info!(store = store.name(), partition, restored, "restore complete");
     Ok(Restored::Records(restored))
+}
+
+/// A task's stores, restored: each with its spec.
+pub(super) type TaskStores = Vec<(StoreSpec, Arc<dyn KeyValueStore>)>;
+
+/// What restoring a task's stores needs, owned, so that a restore can run on a thread of its own.
+#[derive(Clone)]
+pub(super) struct Restorer {
+    /// The application id: stores live in `<state_dir>/<application-id>/<partition>/<store>`.
+    pub(super) application_id: String,
+    pub(super) state_dir: PathBuf,
+    /// The configuration of restore consumers, which only read assigned partitions.
+    pub(super) consumer: ClientConfig,
+    /// Under exactly-once: a client of the application's group, which never joins it, to wait for stable offsets.
+    pub(super) group: Option<ClientConfig>,
+    pub(super) metrics: Metrics,
+}
+
+impl Restorer {
+    /// Open the stores `specs` of partition `partition`'s task and bring them up to their changelogs' end. Under
+    /// exactly-once, first wait until the offsets of the task's input partitions `sources` are stable, that is until
+    /// a previous owner's open transaction committed or aborted, so the changelogs are read to where it ended.
+    /// `None` when `cancel` was set first.
+    pub(super) fn restore_task(
+        &self,
+        specs: &[StoreSpec],
+        partition: i32,
+        sources: &TopicPartitionList,
+        cancel: &AtomicBool,
+    ) -> Result<Option<TaskStores>, StreamError> {
+        if !self.await_stable_offsets(sources, cancel)? {
+            return Ok(None);
+        }
+        let consumer: BaseConsumer = self.consumer.create().map_err(StreamError::kafka("creating a restore consumer"))?;
+        let mut stores = Vec::new();
+        for spec in specs {
+            match self.open_restored(&consumer, spec, partition, cancel)? {
+                Some(backend) => stores.push((spec.clone(), backend)),
+                None => return Ok(None),
+            }
+        }
+        Ok(Some(stores))
+    }
+
+    /// Under exactly-once, wait for stable offsets of `sources`; false when cancelled first.
+    fn await_stable_offsets(&self, sources: &TopicPartitionList, cancel: &AtomicBool) -> Result<bool, StreamError> {
+        let Some(group) = &self.group else { return Ok(true) };
+        let client: BaseConsumer = group.create().map_err(StreamError::kafka("creating a client of the group"))?;
+        let deadline = Instant::now() + TRANSACTION_TIMEOUT + CALL_TIMEOUT;
+        loop {
+            if cancel.load(Ordering::Relaxed) {
+                return Ok(false);
+            }
+            // Short calls, so that a cancel is seen; librdkafka retries an unstable answer until the call times out.
+            match client.committed_offsets(sources.clone(), Duration::from_secs(1)) {
+                Ok(_) => return Ok(true),
+                Err(e) if Instant::now() < deadline => tracing::debug!(error = %e, "offsets not stable yet"),
+                Err(e) => return Err(StreamError::Kafka { context: "waiting for stable offsets".into(), source: e }),
+            }
+        }
+    }
+
+    fn store_dir(&self, spec: &StoreSpec, partition: i32) -> PathBuf {
+        self.state_dir.join(&self.application_id).join(partition.to_string()).join(&spec.name)
+    }
+
+    fn open_store(&self, spec: &StoreSpec, partition: i32) -> Result<Arc<dyn KeyValueStore>, StreamError> {
+        Ok(match spec.backend {
+            Backend::InMemory => Arc::new(MemoryStore::new(spec.name.clone())),
+            Backend::RocksDb => Arc::new(RocksDbStore::open(spec.name.clone(), &self.store_dir(spec, partition))?),
+        })
+    }
+
+    /// Open a store and bring it up to the changelog's end, discarding local data that belongs to another history.
+    fn open_restored(
+        &self,
+        consumer: &BaseConsumer,
+        spec: &StoreSpec,
+        partition: i32,
+        cancel: &AtomicBool,
+    ) -> Result<Option<Arc<dyn KeyValueStore>>, StreamError> {
+        let changelog = spec.changelog_topic(&self.application_id);
+        let backend = self.open_store(spec, partition)?;
+        match restore(consumer, backend.as_ref(), &changelog, partition, &self.metrics, cancel)? {
+            Restored::Records(_) => Ok(Some(backend)),
+            Restored::Cancelled => Ok(None),
+            Restored::StaleCheckpoint { checkpoint, end } => {
+                tracing::warn!(store = %spec.name, partition, checkpoint, end, "local state is outside its changelog (recreated topic, or records deleted below it); rebuilding it from the changelog");
+                drop(backend);
+                let dir = self.store_dir(spec, partition);
+                std::fs::remove_dir_all(&dir).map_err(|source| crate::state::StoreError::Io { path: dir, source })?;
+                let backend = self.open_store(spec, partition)?;
+                match restore(consumer, backend.as_ref(), &changelog, partition, &self.metrics, cancel)? {
+                    Restored::Records(_) => Ok(Some(backend)),
+                    Restored::Cancelled => Ok(None),
+                    Restored::StaleCheckpoint { .. } => Err(StreamError::Config(format!("{changelog}[{partition}] moved while restoring"))),
+                }
+            }
+        }
+    }
 }

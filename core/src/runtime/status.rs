@@ -6,8 +6,9 @@
 //! advanced of the threads that matter (one restoring makes the runtime restoring; a thread that owns nothing yet
 //! does not hold the others back), and its task count is the sum.
 
+use std::collections::BTreeSet;
 use std::sync::atomic::{AtomicU8, AtomicUsize, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 /// Where the runtime is in its life.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -37,6 +38,8 @@ impl Phase {
 struct ThreadStatus {
     phase: AtomicU8,
     tasks: AtomicUsize,
+    /// The partitions whose tasks are restoring.
+    restoring: Mutex<BTreeSet<i32>>,
 }
 
 /// Shared, cheap-to-read status of a runtime and its stream threads.
@@ -64,6 +67,9 @@ impl ThreadHandle {
     }
     pub(crate) fn set_tasks(&self, n: usize) {
         self.status.threads[self.index].tasks.store(n, Ordering::SeqCst);
+    }
+    pub(crate) fn set_restoring(&self, partitions: BTreeSet<i32>) {
+        *self.status.threads[self.index].restoring.lock().unwrap_or_else(|p| p.into_inner()) = partitions;
     }
     /// The whole runtime's status.
     pub(crate) fn runtime(&self) -> &RuntimeStatus {
@@ -100,6 +106,10 @@ impl RuntimeStatus {
     /// Number of tasks owned, over every stream thread.
     pub fn tasks(&self) -> usize {
         self.threads.iter().map(|t| t.tasks.load(Ordering::SeqCst)).sum()
+    }
+    /// The partitions whose tasks are restoring, over every stream thread: their keys cannot be answered yet.
+    pub fn restoring(&self) -> BTreeSet<i32> {
+        self.threads.iter().flat_map(|t| t.restoring.lock().unwrap_or_else(|p| p.into_inner()).clone()).collect()
     }
     /// Partitions assigned (possibly none), state restored, processing.
     pub fn is_ready(&self) -> bool {

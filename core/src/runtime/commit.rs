@@ -1,0 +1,188 @@
+//! The commit protocol, and going back to the last commit when a step fails.
+//!
+//! On the commit interval, on revocation and on shutdown a stream thread commits, in the order that keeps every
+//! guarantee (invariants 1-2, docs/src/invariants.md):
+//!
+//! 1. send the stores' coalesced changelog writes, flush the producer and check that every record was
+//!    acknowledged;
+//! 2. commit the input offsets those records came from;
+//! 3. apply each store's pending batch with the changelog offset it reached (its checkpoint).
+//!
+//! Under exactly-once ([`Guarantee::ExactlyOnce`](super::Guarantee::ExactlyOnce)) steps 1 and 2 are one Kafka
+//! transaction instead: see [`guarantee`] for how it commits, aborts and fences.
+
+use super::delivery::NO_ORIGIN;
+use super::engine::{Engine, EngineState, GroupConsumer};
+use super::guarantee::{self, Recovery, CALL_TIMEOUT};
+use super::record_collector::ProducerSink;
+use crate::error::StreamError;
+use rdkafka::consumer::{CommitMode, Consumer};
+use rdkafka::error::{KafkaError, RDKafkaErrorCode};
+use rdkafka::producer::{Producer, PurgeConfig};
+use rdkafka::{Offset, TopicPartitionList};
+use std::collections::BTreeSet;
+use std::sync::atomic::Ordering;
+use std::time::Instant;
+
+impl Engine {
+    /// The commit protocol (see the module docs), for all tasks or only `only`.
+    pub(super) fn commit(&self, consumer: &GroupConsumer, only: Option<&BTreeSet<i32>>) -> Result<(), StreamError> {
+        let started = Instant::now();
+        // One transaction holds every task's writes, so it commits them all or none.
+        let only = if self.exactly_once { None } else { only };
+        let selected = |p: &i32| only.is_none_or(|o| o.contains(p));
+        if !self.exactly_once {
+            // Outputs first: a refusal found now is rewound (see `refusal`) before the changelogs hold the writes
+            // of the records it rewinds, which a rebuilt task would restore and then count again. Under
+            // exactly-once those writes would be aborted with the transaction anyway.
+            self.await_acks()?;
+        }
+        for (_, slot) in self.lock().tasks.iter_mut().filter(|(p, _)| selected(p)) {
+            slot.task.drain_changelogs(&mut ProducerSink { engine: self, origin: NO_ORIGIN })?;
+        }
+        self.await_acks()?;
+        // Every record sent so far is acknowledged: no delivery report will name these inputs any more.
+        self.origins.lock().unwrap_or_else(|p| p.into_inner()).clear();
+        let mut guard = self.lock();
+        let EngineState { tasks, committed, .. } = &mut *guard;
+        let mut tpl = TopicPartitionList::new();
+        let mut advanced = Vec::new();
+        for (p, slot) in tasks.iter().filter(|(p, _)| selected(p)) {
+            for (topic, &offset) in slot.task.consumed() {
+                let key = (topic.clone(), *p);
+                if committed.get(&key) != Some(&offset) {
+                    tpl.add_partition_offset(topic, *p, Offset::Offset(offset)).map_err(StreamError::kafka("building the commit"))?;
+                    advanced.push((key, offset));
+                }
+            }
+        }
+        if self.exactly_once {
+            if tpl.count() > 0 {
+                let group = consumer.group_metadata().ok_or_else(|| StreamError::Config("no consumer group metadata".into()))?;
+                self.producer
+                    .send_offsets_to_transaction(&tpl, &group, CALL_TIMEOUT)
+                    .map_err(StreamError::kafka("adding the offsets to the transaction"))?;
+            }
+            self.producer.commit_transaction(CALL_TIMEOUT).map_err(StreamError::kafka("committing the transaction"))?;
+            self.forget_refusals(&advanced);
+            committed.extend(advanced);
+            self.producer.begin_transaction().map_err(StreamError::kafka("beginning a transaction"))?;
+        } else if tpl.count() > 0 {
+            match consumer.commit(&tpl, CommitMode::Sync) {
+                Ok(()) => {
+                    self.forget_refusals(&advanced);
+                    committed.extend(advanced);
+                }
+                // Cooperative rebalancing keeps tasks processing while the group rebalances, and the coordinator
+                // refuses plain offset commits in that window: while the member waits for the new generation
+                // (rebalance in progress), or when the commit left just before the member learnt it (illegal
+                // generation, unknown member). Nothing is lost by waiting: the next commit carries these offsets,
+                // and the stores keep their pending batches until then. A member the group really dropped hears
+                // so on its next heartbeat, and its assignment is reported lost (`rebalance`), closing the tasks
+                // uncommitted.
+                Err(KafkaError::ConsumerCommit(
+                    code
+                    @ (RDKafkaErrorCode::RebalanceInProgress | RDKafkaErrorCode::IllegalGeneration | RDKafkaErrorCode::UnknownMemberId),
+                )) => {
+                    tracing::info!(%code, "offsets not committed: the group is rebalancing; the next commit carries them");
+                    return Ok(());
+                }
+                Err(e) => return Err(StreamError::Kafka { context: "committing offsets".into(), source: e }),
+            }
+        }
+        let tracker = self.producer.context();
+        for (p, slot) in tasks.iter_mut().filter(|(p, _)| selected(p)) {
+            slot.task.commit_stores(|changelog| tracker.next_offset(changelog, *p))?;
+        }
+        self.metrics.commit_latency.observe(started.elapsed().as_secs_f64());
+        Ok(())
+    }
+
+    /// Committed past these: their refusals are history.
+    pub(super) fn forget_refusals(&self, advanced: &[((String, i32), i64)]) {
+        for ((topic, partition), next) in advanced {
+            self.refusals.committed(topic, *partition, *next);
+        }
+    }
+
+    /// Get past a failed step: under exactly-once, abort or retry as [`guarantee::recovery`] says; anything else
+    /// (and every error under at-least-once) stops the thread. The tasks of `leaving` (partitions being revoked) are
+    /// not rebuilt after an abort.
+    pub(super) fn recover(&self, consumer: &GroupConsumer, e: StreamError, leaving: &BTreeSet<i32>) -> Result<(), StreamError> {
+        if self.rewind_requested.swap(false, Ordering::SeqCst) && matches!(e, StreamError::Delivery(_)) {
+            // A refusal pinned on an input: go back and process the suspect alone (see `refusal`).
+            return self.abort(consumer, &e, leaving);
+        }
+        if !self.exactly_once {
+            return Err(e);
+        }
+        let mut e = e;
+        for attempt in 1..=5 {
+            match guarantee::recovery(&e) {
+                Recovery::Abort => return self.abort(consumer, &e, leaving),
+                Recovery::Retry => {
+                    tracing::warn!(error = %e, attempt, "commit outcome unknown; retrying it");
+                    match self.commit(consumer, None) {
+                        Ok(()) => return Ok(()),
+                        Err(again) => e = again,
+                    }
+                }
+                Recovery::Rejoin => return Err(e),
+            }
+        }
+        Err(e)
+    }
+
+    /// Go back to the last commit: under exactly-once, abort the open transaction; every task is rebuilt from its
+    /// stores (which never saw the uncommitted writes) and the consumer is sought back to the committed offsets.
+    /// Under at-least-once the outputs already acknowledged stay, and are written again (a rewind after a refusal).
+    pub(super) fn abort(
+        &self,
+        consumer: &GroupConsumer,
+        cause: &dyn std::fmt::Display,
+        leaving: &BTreeSet<i32>,
+    ) -> Result<(), StreamError> {
+        tracing::warn!(error = %cause, "going back to the last commit; processing again from the committed offsets");
+        if self.exactly_once {
+            // What is still queued can only be aborted: purged, its delivery reports served here (librdkafka's abort
+            // cannot serve them itself, as the client polls its own event queue), and what is in flight awaited, so
+            // that the abort finds nothing outstanding. Those reports name their inputs: a refusal that caused this
+            // abort is pinned (later sends fail only with the transaction's state).
+            self.producer.purge(PurgeConfig::default().queue());
+            if let Err(e) = self.producer.flush(CALL_TIMEOUT) {
+                tracing::debug!(error = %e, "records still outstanding before the abort");
+            }
+            self.pin_refusals(&self.producer.context().take_failures());
+            self.producer.abort_transaction(CALL_TIMEOUT).map_err(StreamError::kafka("aborting the transaction"))?;
+            self.metrics.aborted_transactions.inc();
+        } else {
+            self.producer.flush(CALL_TIMEOUT).map_err(StreamError::kafka("waiting for acknowledgements"))?;
+        }
+        self.pin_refusals(&self.producer.context().take_failures());
+        self.rewind_requested.store(false, Ordering::SeqCst);
+        self.origins.lock().unwrap_or_else(|p| p.into_inner()).clear();
+        if self.exactly_once {
+            self.producer.begin_transaction().map_err(StreamError::kafka("beginning a transaction"))?;
+        }
+        let all = self.owned_here();
+        self.remove_tasks(&all);
+        let partitions: BTreeSet<i32> = all.difference(leaving).copied().collect();
+        if partitions.is_empty() {
+            return Ok(());
+        }
+        let committed = consumer
+            .committed_offsets(self.partition_list(&partitions), CALL_TIMEOUT)
+            .map_err(StreamError::kafka("reading the committed offsets"))?;
+        let mut rewind = TopicPartitionList::new();
+        for e in committed.elements() {
+            let offset = match e.offset() {
+                Offset::Offset(o) => Offset::Offset(o),
+                _ => Offset::Beginning,
+            };
+            rewind.add_partition_offset(e.topic(), e.partition(), offset).map_err(StreamError::kafka("building the rewind"))?;
+        }
+        consumer.seek_partitions(rewind, CALL_TIMEOUT).map_err(StreamError::kafka("seeking to the committed offsets"))?;
+        // Restored again (from their checkpoints: a short replay) before they resume.
+        self.assign(consumer, &partitions)
+    }
+}

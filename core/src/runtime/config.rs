@@ -1,0 +1,122 @@
+//! How to run a topology: [`StreamsConfig`], and the Kafka client configurations every thread derives from it.
+
+use super::global;
+use super::Guarantee;
+use crate::task::TaskConfig;
+use crate::time::{Clock, TimestampMode};
+use rdkafka::ClientConfig;
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// How far ahead of the wall clock an event time may be, unless configured otherwise: a day.
+pub const DEFAULT_MAX_FUTURE: Duration = Duration::from_secs(86_400);
+
+/// How to run a topology.
+#[derive(Debug, Clone)]
+pub struct StreamsConfig {
+    /// The service name: prefix of the dead-letter topic `<service>.dlq`.
+    pub service: String,
+    /// Prepended to the dead-letter and late topics' names, as the service prepends it to every topic of its
+    /// contract (`--topic-prefix`).
+    pub topic_prefix: String,
+    /// How far ahead of the wall clock an event time may be; a record further ahead is bad input (a clock or a
+    /// typo in the year must not move stream time to the future). `None`: unbounded.
+    pub max_future: Option<Duration>,
+    /// `bootstrap.servers`.
+    pub bootstrap: String,
+    /// Any other librdkafka properties (SASL, TLS, tuning); they override the runtime's defaults, except those its
+    /// guarantees rest on ([`check_kafka_properties`](super::check_kafka_properties)).
+    pub kafka_properties: Vec<(String, String)>,
+    /// Where RocksDB stores live: `<state_dir>/<application-id>/<partition>/<store>`.
+    pub state_dir: PathBuf,
+    /// How often to commit.
+    pub commit_interval: Duration,
+    /// Which time decides results.
+    pub timestamp_mode: TimestampMode,
+    /// The longest wait between retries of a record that failed transiently.
+    pub max_retry_backoff: Duration,
+    /// Stream threads, each with its own consumer in the group, producer and tasks.
+    pub threads: usize,
+    /// This instance's HTTP address as other instances reach it; when set, ownership is published and queries
+    /// for keys owned elsewhere are forwarded (see [`crate::routing`]).
+    pub advertised_url: Option<String>,
+    /// At-least-once, or exactly-once through transactions.
+    pub guarantee: Guarantee,
+}
+
+impl StreamsConfig {
+    /// Defaults for `service` against `bootstrap`.
+    pub fn new(service: &str, bootstrap: &str) -> Self {
+        StreamsConfig {
+            service: service.to_owned(),
+            topic_prefix: String::new(),
+            max_future: Some(DEFAULT_MAX_FUTURE),
+            bootstrap: bootstrap.to_owned(),
+            kafka_properties: Vec::new(),
+            state_dir: PathBuf::from("state"),
+            commit_interval: Duration::from_secs(1),
+            timestamp_mode: TimestampMode::Payload,
+            max_retry_backoff: Duration::from_secs(5),
+            threads: 1,
+            advertised_url: None,
+            guarantee: Guarantee::AtLeastOnce,
+        }
+    }
+
+    /// `<prefix><service>.dlq`.
+    pub fn dead_letter_topic(&self) -> String {
+        format!("{}{}.dlq", self.topic_prefix, self.service)
+    }
+
+    /// `<prefix><service>.late`: records that arrived after their windows closed.
+    pub fn late_topic(&self) -> String {
+        format!("{}{}.late", self.topic_prefix, self.service)
+    }
+
+    pub(super) fn task_config(&self, globals: &global::GlobalTables, input_partitions: i32) -> TaskConfig {
+        TaskConfig {
+            input_partitions,
+            timestamp_mode: self.timestamp_mode,
+            dead_letter_topic: self.dead_letter_topic(),
+            late_topic: self.late_topic(),
+            max_future_ms: self.max_future.map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX)),
+            max_record_bytes: self.max_record_bytes(),
+            clock: Clock::System,
+            globals: globals.stores().clone(),
+        }
+    }
+
+    /// The producer's `message.max.bytes`: the user's, or librdkafka's default.
+    pub fn max_record_bytes(&self) -> usize {
+        self.kafka_properties
+            .iter()
+            .rev()
+            .find(|(k, _)| k == "message.max.bytes")
+            .and_then(|(_, v)| v.parse().ok())
+            .unwrap_or(crate::record::DEFAULT_MAX_RECORD_BYTES)
+    }
+
+    pub(super) fn client_config(&self) -> ClientConfig {
+        let mut c = ClientConfig::new();
+        c.set("bootstrap.servers", &self.bootstrap);
+        for (k, v) in &self.kafka_properties {
+            c.set(k, v);
+        }
+        c
+    }
+
+    /// A producer's configuration as the runtime's own: idempotent, and partitioning by murmur2 of the key like
+    /// the Java client, so a record a service writes outside the topology (a command from its API) lands on the
+    /// partition the topology's own records for that key use. The user's properties override the defaults.
+    pub fn producer_config(&self) -> ClientConfig {
+        let mut c = ClientConfig::new();
+        c.set("bootstrap.servers", &self.bootstrap)
+            .set("enable.idempotence", "true")
+            .set("partitioner", "murmur2_random")
+            .set("linger.ms", "5");
+        for (k, v) in &self.kafka_properties {
+            c.set(k, v);
+        }
+        c
+    }
+}

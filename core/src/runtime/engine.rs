@@ -1,0 +1,124 @@
+//! What a stream thread's poll loop and its rebalance callbacks share: the [`Engine`], its tasks and its clients.
+//!
+//! The engine's behaviour lives in the files named after each role: `task_executor` (records through tasks),
+//! `record_collector` (outputs to the producer), `commit` (the commit protocol), `task_manager` (tasks created and
+//! closed on rebalances), `restore` (stores brought up to date) and `ownership` (claims for query routing).
+
+use super::delivery::DeliveryTracker;
+use super::ownership::Advertised;
+use super::rebalance::StreamContext;
+use super::restore::Restorer;
+use super::state_updater::StateUpdater;
+use super::{global, refusal, status, StreamsConfig};
+use crate::error::StreamError;
+use crate::metrics::{Metrics, TopicCounters};
+use crate::query::StoreRegistry;
+use crate::record::{InputRecord, SourcePosition};
+use crate::task::Task;
+use crate::topology::Topology;
+use rdkafka::consumer::BaseConsumer;
+use rdkafka::producer::BaseProducer;
+use rdkafka::TopicPartitionList;
+use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
+use std::sync::atomic::AtomicBool;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Instant;
+
+/// A task and what the runtime tracks around it.
+pub(super) struct Slot {
+    pub(super) task: Task,
+    /// A record that failed transiently, and when to try it again.
+    pub(super) pending: Option<Pending>,
+    /// Records polled behind a pending one, in order.
+    pub(super) backlog: VecDeque<InputRecord>,
+    pub(super) paused: bool,
+}
+
+pub(super) struct Pending {
+    pub(super) input: InputRecord,
+    pub(super) attempts: u32,
+    pub(super) retry_at: Instant,
+}
+
+#[derive(Default)]
+pub(super) struct EngineState {
+    pub(super) tasks: BTreeMap<i32, Slot>,
+    pub(super) committed: HashMap<(String, i32), i64>,
+    /// The tasks being restored, not processing yet (see `state_updater`).
+    pub(super) restoring: StateUpdater,
+    pub(super) fatal: Option<StreamError>,
+}
+
+/// What the poll loop and the rebalance callbacks share.
+pub(super) struct Engine {
+    pub(super) config: StreamsConfig,
+    /// The source topics' partition count.
+    pub(super) input_partitions: i32,
+    pub(super) topology: Arc<Topology>,
+    pub(super) metrics: Metrics,
+    pub(super) consumed: TopicCounters,
+    pub(super) produced: TopicCounters,
+    pub(super) status: status::ThreadHandle,
+    pub(super) stores: StoreRegistry,
+    /// The partitions every thread of this instance owns.
+    pub(super) owned: Arc<Mutex<BTreeSet<i32>>>,
+    /// Where this thread publishes its tasks' partitions, when the instance advertises itself.
+    pub(super) advertised: Option<Advertised>,
+    pub(super) producer: BaseProducer<DeliveryTracker>,
+    /// What restores of this thread's new tasks need.
+    pub(super) restorer: Restorer,
+    pub(super) globals: Arc<global::GlobalTables>,
+    pub(super) late_topic: String,
+    /// Under exactly-once the producer is transactional and a commit is a transaction's commit.
+    pub(super) exactly_once: bool,
+    /// Inputs whose outputs the broker refused (see [`refusal`]).
+    pub(super) refusals: Arc<refusal::Refusals>,
+    /// The inputs processed since the last commit; an output's delivery opaque is its input's index here.
+    pub(super) origins: Mutex<Vec<SourcePosition>>,
+    /// A refusal was pinned on an input: go back to the last commit, also under at-least-once.
+    pub(super) rewind_requested: AtomicBool,
+    /// A processor flushed: under exactly-once, commit right after the record in hand (see
+    /// `record_collector::ProducerSink`).
+    pub(super) commit_requested: AtomicBool,
+    /// The thread failed and dropped its tasks: nothing may be committed any more.
+    pub(super) abandoned: AtomicBool,
+    pub(super) state: Mutex<EngineState>,
+}
+
+pub(super) type GroupConsumer = BaseConsumer<StreamContext>;
+
+impl Engine {
+    pub(super) fn lock(&self) -> MutexGuard<'_, EngineState> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    pub(super) fn take_fatal(&self) -> Option<StreamError> {
+        self.lock().fatal.take()
+    }
+
+    pub(super) fn fail(&self, e: StreamError) {
+        tracing::error!(error = %e, "fatal error in a rebalance callback");
+        self.lock().fatal.get_or_insert(e);
+    }
+
+    /// Partition p of every source topic, for each p of `partitions`: what the tasks of `partitions` read.
+    pub(super) fn partition_list<'a>(&self, partitions: impl IntoIterator<Item = &'a i32>) -> TopicPartitionList {
+        let mut tpl = TopicPartitionList::new();
+        for &p in partitions {
+            for t in self.topology.source_topics() {
+                tpl.add_partition(t, p);
+            }
+        }
+        tpl
+    }
+
+    /// The partitions of this thread's tasks, running or restoring.
+    pub(super) fn owned_here(&self) -> BTreeSet<i32> {
+        let state = self.lock();
+        state.tasks.keys().copied().chain(state.restoring.partitions()).collect()
+    }
+}
+
+pub(super) fn partitions_of(tpl: &TopicPartitionList) -> BTreeSet<i32> {
+    tpl.elements().iter().map(|e| e.partition()).collect()
+}

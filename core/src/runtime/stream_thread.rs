@@ -1,0 +1,223 @@
+//! A stream thread: its clients, its poll loop, and its restarts.
+//!
+//! Each thread owns a consumer in the group, a producer (transactional under exactly-once) and the [`Engine`] its
+//! rebalance callbacks and its loop share. The loop polls one record at a time and hands it to its task
+//! (`task_executor`), keeps the producer's delivery reports flowing, retries what waits on a backoff, punctuates,
+//! and commits on the commit interval (`commit`). When the Kafka clients fail, the thread starts over with new
+//! ones (`run_thread`).
+
+use super::delivery::DeliveryTracker;
+use super::engine::{Engine, EngineState};
+use super::guarantee::{CALL_TIMEOUT, TRANSACTION_TIMEOUT};
+use super::ownership::Advertised;
+use super::rebalance::{self, StreamContext};
+use super::restore::Restorer;
+use super::{global, topics, topics_to_create, Guarantee, Runtime};
+use crate::error::StreamError;
+use crate::metrics::TopicCounters;
+use crate::record::{InputRecord, SourcePosition};
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::message::{BorrowedMessage, Headers, Message};
+use rdkafka::producer::{BaseProducer, Producer};
+use rdkafka::ClientConfig;
+use std::collections::BTreeSet;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+/// A thread that ran this long before its clients failed is restarted however often that happened before.
+const STABLE_RUN: Duration = Duration::from_secs(60);
+
+/// Restarts in a row, each within [`STABLE_RUN`] of the last, before a thread gives up and stops the instance.
+const MAX_QUICK_RESTARTS: u32 = 10;
+
+/// How often tasks get their processing-time hook ([`crate::Processor::punctuate`]).
+const PUNCTUATION_INTERVAL: Duration = Duration::from_secs(1);
+
+/// How often thread 0 checks that the sources kept their partition count.
+const PARTITION_CHECK_INTERVAL: Duration = Duration::from_secs(10);
+
+impl Runtime {
+    /// Run stream thread `index`. When the Kafka clients fail (a consumer fenced after a broker restart, commits
+    /// refused, a producer fenced or in a fatal state, records undeliverable), the thread drops its tasks without
+    /// committing, closes its clients and joins the group again with new ones: processing resumes from the committed
+    /// offsets and the checkpointed stores, as after a crash but without one. Store, configuration and processing
+    /// errors stop the instance, and so does a Kafka failure that repeats [`MAX_QUICK_RESTARTS`] times in a row
+    /// without the thread staying up for [`STABLE_RUN`].
+    pub(super) fn run_thread(&self, index: usize, globals: &Arc<global::GlobalTables>, instance: &str) -> Result<(), StreamError> {
+        let mut quick_failures = 0;
+        loop {
+            let started = Instant::now();
+            match self.run_thread_once(index, globals, instance) {
+                Err(e @ (StreamError::Kafka { .. } | StreamError::Delivery(_))) if !self.shutdown.is_triggered() => {
+                    quick_failures = if started.elapsed() >= STABLE_RUN { 1 } else { quick_failures + 1 };
+                    if quick_failures > MAX_QUICK_RESTARTS {
+                        return Err(e);
+                    }
+                    tracing::warn!(error = %e, thread = index, "Kafka client failed; rejoining with new clients");
+                    self.metrics.thread_restarts.inc();
+                    // A pause so that a broker that is down is not hammered by restarts.
+                    std::thread::sleep(Duration::from_secs(1));
+                }
+                other => return other,
+            }
+        }
+    }
+
+    pub(super) fn run_thread_once(&self, index: usize, globals: &Arc<global::GlobalTables>, instance: &str) -> Result<(), StreamError> {
+        let cfg = &self.config;
+        let exactly_once = cfg.guarantee == Guarantee::ExactlyOnce;
+        let member = format!("{instance}-{index}");
+        let sources: Vec<&str> = self.topology.source_topics();
+        let app = self.topology.name();
+
+        let changelogs: Vec<String> = self.topology.stores().iter().map(|s| s.changelog_topic(app)).collect();
+        let mut producer_cfg = cfg.producer_config();
+        if exactly_once {
+            producer_cfg.set("transactional.id", &member).set("transaction.timeout.ms", TRANSACTION_TIMEOUT.as_millis().to_string());
+        }
+        let mut consumer_cfg = ClientConfig::new();
+        consumer_cfg
+            .set("bootstrap.servers", &cfg.bootstrap)
+            .set("group.id", app)
+            .set("group.instance.id", &member)
+            // librdkafka's default, stated: a transaction's records are seen once it committed, never if it aborted.
+            .set("isolation.level", "read_committed")
+            .set("enable.auto.commit", "false")
+            .set("enable.auto.offset.store", "false")
+            .set("auto.offset.reset", "earliest")
+            // The group assigns the lead topic's partitions incrementally; the other sources follow (see `rebalance`).
+            .set("partition.assignment.strategy", rebalance::ASSIGNMENT_STRATEGY)
+            .set("session.timeout.ms", "10000")
+            .set("statistics.interval.ms", "5000");
+        for (k, v) in &cfg.kafka_properties {
+            consumer_cfg.set(k, v);
+        }
+        let producer: BaseProducer<DeliveryTracker> =
+            producer_cfg.create_with_context(DeliveryTracker::new(changelogs)).map_err(StreamError::kafka("creating the producer"))?;
+        if exactly_once {
+            // Fences the previous incarnation of this transactional id and aborts what it left open.
+            producer.init_transactions(CALL_TIMEOUT).map_err(StreamError::kafka("initializing transactions"))?;
+            producer.begin_transaction().map_err(StreamError::kafka("beginning a transaction"))?;
+        }
+        let restorer = Restorer {
+            application_id: app.to_owned(),
+            state_dir: cfg.state_dir.clone(),
+            consumer: self.restore_config(),
+            // A client of the group that never joins it: it reads committed offsets, which must be stable.
+            group: exactly_once.then(|| {
+                let mut c = self.restore_config();
+                c.set("group.id", app).set("isolation.level", "read_committed");
+                c
+            }),
+            metrics: self.metrics.clone(),
+        };
+        let outputs = topics_to_create(&self.topology, cfg).into_iter().map(|t| t.name);
+        let input_partitions = self.partitions.load(Ordering::SeqCst);
+        let engine = Arc::new(Engine {
+            input_partitions,
+            config: cfg.clone(),
+            topology: self.topology.clone(),
+            metrics: self.metrics.clone(),
+            consumed: TopicCounters::new(&self.metrics.consumed, sources.iter().map(|s| s.to_string())),
+            produced: TopicCounters::new(&self.metrics.produced, outputs),
+            status: self.status.thread(index),
+            stores: self.stores.clone(),
+            owned: self.owned.clone(),
+            advertised: cfg.advertised_url.clone().map(|url| Advertised {
+                claim_key: format!("{url}#{index}"),
+                url,
+                topic: crate::routing::owners_topic(app),
+            }),
+            producer,
+            restorer,
+            globals: globals.clone(),
+            late_topic: cfg.late_topic(),
+            exactly_once,
+            refusals: self.refusals.clone(),
+            origins: Mutex::default(),
+            rewind_requested: AtomicBool::new(false),
+            commit_requested: AtomicBool::new(false),
+            abandoned: AtomicBool::new(false),
+            state: Mutex::new(EngineState::default()),
+        });
+        let consumer: BaseConsumer<StreamContext> = consumer_cfg
+            .create_with_context(StreamContext { engine: engine.clone() })
+            .map_err(StreamError::kafka("creating the consumer"))?;
+        consumer.subscribe(&[rebalance::lead_topic(&sources)?]).map_err(StreamError::kafka("subscribing"))?;
+
+        let mut last_commit = Instant::now();
+        let mut last_punctuation = Instant::now();
+        let mut last_partition_check = Instant::now();
+        let mut step = || -> Result<(), StreamError> {
+            if let Some(e) = engine.take_fatal() {
+                return Err(e);
+            }
+            engine.finish_restores(&consumer)?;
+            match consumer.poll(Duration::from_millis(100)) {
+                Some(Ok(msg)) => {
+                    let input = input_of(&msg);
+                    drop(msg);
+                    engine.handle(&consumer, input)?;
+                }
+                Some(Err(e)) => tracing::warn!(error = %e, "consumer error"),
+                None => {}
+            }
+            engine.producer.poll(Duration::ZERO);
+            if index == 0 {
+                // The threads share the global tables; one keeps them current.
+                engine.globals.poll()?;
+                // And one watches the sources' partition counts.
+                if last_partition_check.elapsed() >= PARTITION_CHECK_INTERVAL {
+                    topics::check_partitions_unchanged(&consumer, &sources, input_partitions)?;
+                    last_partition_check = Instant::now();
+                }
+            }
+            engine.retry_due(&consumer)?;
+            if last_punctuation.elapsed() >= PUNCTUATION_INTERVAL {
+                engine.punctuate()?;
+                last_punctuation = Instant::now();
+            }
+            if engine.commit_requested.swap(false, Ordering::SeqCst) || last_commit.elapsed() >= cfg.commit_interval {
+                engine.commit(&consumer, None)?;
+                last_commit = Instant::now();
+            }
+            Ok(())
+        };
+        let mut run = || -> Result<(), StreamError> {
+            while !self.shutdown.is_triggered() {
+                if let Err(e) = step() {
+                    engine.recover(&consumer, e, &BTreeSet::new())?;
+                }
+            }
+            tracing::info!("shutting down: committing and closing tasks");
+            if let Err(e) = engine.commit(&consumer, None) {
+                engine.recover(&consumer, e, &BTreeSet::new())?;
+                engine.commit(&consumer, None)?;
+            }
+            Ok(())
+        };
+        if let Err(e) = run() {
+            engine.abandon();
+            return Err(e);
+        }
+        engine.close_all();
+        consumer.unsubscribe();
+        drop(consumer);
+        engine.take_fatal().map_or(Ok(()), Err)
+    }
+}
+
+fn input_of(msg: &BorrowedMessage<'_>) -> InputRecord {
+    let headers = msg
+        .headers()
+        .map(|h| h.iter().map(|h| (h.key.to_owned(), h.value.map(<[u8]>::to_vec).unwrap_or_default())).collect())
+        .unwrap_or_default();
+    InputRecord {
+        position: SourcePosition { topic: msg.topic().to_owned(), partition: msg.partition(), offset: msg.offset() },
+        key: msg.key().map(<[u8]>::to_vec),
+        value: msg.payload().map(<[u8]>::to_vec),
+        timestamp: msg.timestamp().into(),
+        headers,
+    }
+}
