@@ -497,76 +497,87 @@ fn windowed_topology(app: &str, input: &str, counts: &str, windows: &str) -> str
     b.build().expect("topology")
 }
 
+/// Records in the changelog of the task an instance takes back in
+/// [`a_takeover_restore_holds_up_no_running_task_closes_no_window_as_idle_and_fences_no_transaction`]: enough
+/// for a restore longer than the transaction timeout (10 s) in a debug build.
+const TAKEN_BACK: u64 = 1_500_000;
+
 #[test]
-fn a_takeover_restore_does_not_close_the_running_tasks_windows_as_idle() {
+fn a_takeover_restore_holds_up_no_running_task_closes_no_window_as_idle_and_fences_no_transaction() {
     use rdkafka::producer::Producer;
     use std::sync::atomic::{AtomicBool, Ordering};
     use std::sync::Arc;
-    let bs = bootstrap();
-    let (input, counts, windows, app) = (unique("events"), unique("counts"), unique("windows"), unique("idle-app"));
-    create_topic(&bs, &input, 2, false);
-    let changelog = format!("{app}-counts-changelog");
-    create_topic(&bs, &changelog, 2, true);
-    for p in 0..2 {
-        preload_changelog(&bs, &changelog, p, 500_000, &key_on("restored", p, 2));
+    for guarantee in [Guarantee::AtLeastOnce, Guarantee::ExactlyOnce] {
+        let bs = bootstrap();
+        let (input, counts, windows, app) = (unique("events"), unique("counts"), unique("windows"), unique("idle-app"));
+        create_topic(&bs, &input, 2, false);
+        let changelog = format!("{app}-counts-changelog");
+        create_topic(&bs, &changelog, 2, true);
+        let start_instance = |state: &std::path::Path| {
+            let _ = tracing_subscriber::fmt().with_test_writer().with_env_filter("info").try_init();
+            let mut cfg = StreamsConfig::new("counter", &bs);
+            cfg.state_dir = state.to_path_buf();
+            cfg.commit_interval = Duration::from_millis(200);
+            cfg.guarantee = guarantee;
+            let registry = prometheus::Registry::new();
+            let rt = Runtime::new(windowed_topology(&app, &input, &counts, &windows), cfg, &registry).expect("runtime");
+            let (shutdown, status) = (rt.shutdown_handle(), rt.status());
+            Run { handle: rt.spawn().expect("spawn"), shutdown, registry, status }
+        };
+        let (state_a, state_b) = (tempfile::tempdir().expect("tempdir"), tempfile::tempdir().expect("tempdir"));
+        let a = start_instance(state_a.path());
+        assert!(wait_until(Duration::from_secs(120), || a.status.is_ready() && a.status.tasks() == 2), "{guarantee:?}: A runs both tasks");
+        let b = start_instance(state_b.path());
+        assert!(
+            wait_until(Duration::from_secs(120), || b.status.is_ready() && b.status.tasks() == 1 && a.status.tasks() == 1),
+            "{guarantee:?}: B took a task over"
+        );
+        // The sticky assignor chooses which: B's state directory holds its store.
+        let moved = (0..2).find(|p| state_b.path().join(&app).join(p.to_string()).exists()).expect("B's task's state");
+        let busy = key_on("busy", 1 - moved, 2);
+
+        // A's other task stays busy: an event every 50 ms, all in the window [14:30:00, 14:30:10) and near its end,
+        // so that two quiet seconds would close it (idle closing moves the partition's time on by the quiet time).
+        let feeding = Arc::new(AtomicBool::new(true));
+        let feeder = {
+            let (bs, input, busy, feeding) = (bs.clone(), input.clone(), busy.clone(), feeding.clone());
+            std::thread::spawn(move || {
+                let p = streamcore::testkit::kafka::producer(&bs);
+                let mut sent = 0u64;
+                while feeding.load(Ordering::SeqCst) {
+                    let v = serde_json::json!({"id": busy, "n": 1, "ts": "2026-11-24T14:30:09.900Z"});
+                    let value = serde_json::to_vec(&v).expect("json");
+                    streamcore::testkit::kafka::send_raw(&p, &input, Some(busy.as_bytes()), Some(&value)).expect("send");
+                    sent += 1;
+                    p.flush(Duration::from_secs(10)).expect("flush");
+                    std::thread::sleep(Duration::from_millis(50));
+                }
+                sent
+            })
+        };
+        // The moved task's changelog grows large (B, which gets no input for it, never reads it again), A's copy of
+        // it goes (as a clean-up of tasks moved away would remove it), and B leaves: after the session timeout A
+        // takes the task back and restores it from scratch. With restores inside the rebalance callback the busy
+        // task gets no poll for that long: its first punctuation after it closes the window on the wall clock, and
+        // under exactly-once its open transaction passes its timeout.
+        preload_changelog(&bs, &changelog, moved, TAKEN_BACK, &key_on("restored", moved, 2));
+        std::fs::remove_dir_all(state_a.path().join(&app).join(moved.to_string())).expect("remove A's copy");
+        b.stop();
+        assert!(
+            wait_until(Duration::from_secs(180), || a.status.is_ready() && a.status.tasks() == 2),
+            "{guarantee:?}: A took the task back"
+        );
+        feeding.store(false, Ordering::SeqCst);
+        let sent = feeder.join().expect("feeder");
+        assert!(wait_caught_up(&bs, &app, &input, Duration::from_secs(60)), "{guarantee:?}: offsets committed to the end");
+        let registry = a.stop();
+        assert!(metric(&registry, "streamcore_restored_records_total") >= TAKEN_BACK as f64, "{guarantee:?}: A restored the task");
+        assert_eq!(metric(&registry, "streamcore_late_records_total"), 0.0, "{guarantee:?}: no event of the busy task was late");
+        assert_eq!(metric(&registry, "streamcore_aborted_transactions_total"), 0.0, "{guarantee:?}: no transaction aborted");
+        assert_eq!(metric(&registry, "streamcore_thread_restarts_total"), 0.0, "{guarantee:?}: no thread restarted");
+        let out = read_to_end(&bs, &windows, Duration::from_secs(30)).expect("windows");
+        let last: serde_json::Value =
+            serde_json::from_slice(out.last().and_then(|r| r.value.as_deref()).expect("a window update")).expect("json");
+        assert_eq!(last["value"].as_u64(), Some(sent), "{guarantee:?}: every event of the busy task counted once: {last}");
     }
-
-    let start_instance = |state: &std::path::Path| {
-        let _ = tracing_subscriber::fmt().with_test_writer().with_env_filter("info").try_init();
-        let mut cfg = StreamsConfig::new("counter", &bs);
-        cfg.state_dir = state.to_path_buf();
-        cfg.commit_interval = Duration::from_millis(200);
-        let registry = prometheus::Registry::new();
-        let rt = Runtime::new(windowed_topology(&app, &input, &counts, &windows), cfg, &registry).expect("runtime");
-        let (shutdown, status) = (rt.shutdown_handle(), rt.status());
-        Run { handle: rt.spawn().expect("spawn"), shutdown, registry, status }
-    };
-    let (state_a, state_b) = (tempfile::tempdir().expect("tempdir"), tempfile::tempdir().expect("tempdir"));
-    let a = start_instance(state_a.path());
-    assert!(wait_until(Duration::from_secs(120), || a.status.is_ready() && a.status.tasks() == 2), "A runs both tasks");
-    let b = start_instance(state_b.path());
-    assert!(
-        wait_until(Duration::from_secs(120), || b.status.is_ready() && b.status.tasks() == 1 && a.status.tasks() == 1),
-        "B took a task over"
-    );
-    // The sticky assignor chooses which: B's state directory holds its store.
-    let moved = (0..2).find(|p| state_b.path().join(&app).join(p.to_string()).exists()).expect("B's task's state");
-    let busy = key_on("busy", 1 - moved, 2);
-
-    // A's other partition stays busy: an event every 50 ms, all in the window [14:30:00, 14:30:10) and near its end, so
-    // that two quiet seconds would close it (idle closing moves the partition's time on by the quiet time).
-    let feeding = Arc::new(AtomicBool::new(true));
-    let feeder = {
-        let (bs, input, busy, feeding) = (bs.clone(), input.clone(), busy.clone(), feeding.clone());
-        std::thread::spawn(move || {
-            let p = streamcore::testkit::kafka::producer(&bs);
-            let mut sent = 0u64;
-            while feeding.load(Ordering::SeqCst) {
-                let v = serde_json::json!({"id": busy, "n": 1, "ts": "2026-11-24T14:30:09.900Z"});
-                streamcore::testkit::kafka::send_raw(&p, &input, Some(busy.as_bytes()), Some(&serde_json::to_vec(&v).expect("json")))
-                    .expect("send");
-                sent += 1;
-                p.flush(Duration::from_secs(10)).expect("flush");
-                std::thread::sleep(Duration::from_millis(50));
-            }
-            sent
-        })
-    };
-    // A's copy of the moved task's stores goes (as a clean-up of tasks moved away would remove it), and B leaves:
-    // after the session timeout A takes the task back and restores its 500,000 records from scratch. With
-    // restores inside the rebalance callback, the busy partition gets no poll for that long, and its first
-    // punctuation after it closes the window on the wall clock.
-    std::fs::remove_dir_all(state_a.path().join(&app).join(moved.to_string())).expect("remove A's copy");
-    b.stop();
-    assert!(wait_until(Duration::from_secs(120), || a.status.is_ready() && a.status.tasks() == 2), "A took the task back");
-    feeding.store(false, Ordering::SeqCst);
-    let sent = feeder.join().expect("feeder");
-    assert!(wait_caught_up(&bs, &app, &input, Duration::from_secs(60)), "offsets committed to the end");
-    let registry = a.stop();
-    assert!(metric(&registry, "streamcore_restored_records_total") >= 1_500_000.0, "A restored the moved task again from scratch");
-    assert_eq!(metric(&registry, "streamcore_late_records_total"), 0.0, "no record of the busy partition was late");
-    let out = read_to_end(&bs, &windows, Duration::from_secs(30)).expect("windows");
-    let last: serde_json::Value =
-        serde_json::from_slice(out.last().and_then(|r| r.value.as_deref()).expect("a window update")).expect("json");
-    assert_eq!(last["value"].as_u64(), Some(sent), "every event of the busy partition counted in its window: {last}");
 }
