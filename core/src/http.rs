@@ -128,7 +128,14 @@ async fn forward(url: &str, target: &str) -> Response {
     match answer {
         Ok((status, body)) => {
             let status = StatusCode::from_u16(status).unwrap_or(StatusCode::BAD_GATEWAY);
-            (status, [(axum::http::header::CONTENT_TYPE, "application/json")], body).into_response()
+            let mut response = (status, [(axum::http::header::CONTENT_TYPE, "application/json")], body).into_response();
+            if status == StatusCode::SERVICE_UNAVAILABLE {
+                // The owner's task is restoring: its Retry-After, which the plain GET does not carry back.
+                response
+                    .headers_mut()
+                    .insert(axum::http::header::RETRY_AFTER, axum::http::HeaderValue::from_static(RESTORING_RETRY_AFTER_SECS));
+            }
+            response
         }
         Err(e) => ApiError { status: StatusCode::BAD_GATEWAY, message: format!("the owner at {url} did not answer: {e}") }.into_response(),
     }

@@ -11,7 +11,7 @@ use crate::error::StreamError;
 use crate::metrics::Metrics;
 use crate::state::memory::MemoryStore;
 use crate::state::rocksdb::RocksDbStore;
-use crate::state::{Backend, KeyValueStore, StoreSpec, WriteBatch};
+use crate::state::{Backend, KeyValueStore, LogBatch, StoreSpec, WriteBatch};
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::message::Message;
 use rdkafka::{ClientConfig, Offset, TopicPartitionList};
@@ -66,28 +66,25 @@ pub(crate) fn restore(
     tpl.add_partition_offset(topic, partition, Offset::Offset(from)).map_err(StreamError::kafka("restore assignment"))?;
     consumer.assign(&tpl).map_err(StreamError::kafka("restore assignment"))?;
     let restored_counter = metrics.restored.with_label_values(&[store.name()]);
-    let (mut batch, mut restored, mut counted, mut reached) = (WriteBatch::default(), 0u64, 0u64, from);
+    let (mut batch, mut restored, mut counted, mut reached) = (LogBatch::default(), 0u64, 0u64, from);
     let mut last_progress = Instant::now();
     while reached < high {
         if cancel.load(Ordering::Relaxed) {
-            store.apply(&batch, Some(reached))?;
+            store.apply_log(&batch, Some(reached))?;
             consumer.unassign().map_err(StreamError::kafka("restore unassign"))?;
             return Ok(Restored::Cancelled);
         }
         match consumer.poll(POLL) {
             Some(Ok(msg)) => {
                 if let Some(key) = msg.key() {
-                    match msg.payload() {
-                        Some(v) => batch.put(key.to_vec(), v.to_vec()),
-                        None => batch.delete(key.to_vec()),
-                    }
+                    batch.push(key, msg.payload());
                 }
                 reached = msg.offset() + 1;
                 restored += 1;
                 last_progress = Instant::now();
                 if batch.len() >= BATCH {
-                    store.apply(&batch, Some(reached))?;
-                    batch = WriteBatch::default();
+                    store.apply_log(&batch, Some(reached))?;
+                    batch.clear();
                     restored_counter.inc_by(restored - counted);
                     counted = restored;
                     remaining.set(high - reached);
@@ -105,7 +102,7 @@ pub(crate) fn restore(
         }
     }
     restored_counter.inc_by(restored - counted);
-    store.apply(&batch, Some(high))?;
+    store.apply_log(&batch, Some(high))?;
     remaining.set(0);
     consumer.unassign().map_err(StreamError::kafka("restore unassign"))?;
     metrics.restore_seconds.inc_by(started.elapsed().as_secs_f64());

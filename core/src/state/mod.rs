@@ -9,10 +9,12 @@
 //! resumes the restore from that checkpoint instead of rebuilding from zero.
 
 pub mod changelog;
+pub mod log_batch;
 pub mod memory;
 pub mod rocksdb;
 
 pub use changelog::LoggedStore;
+pub use log_batch::LogBatch;
 
 use std::collections::BTreeMap;
 use std::ops::Bound;
@@ -134,6 +136,16 @@ pub trait KeyValueStore: Send + Sync {
     fn range(&self, from: Bound<Vec<u8>>, to: Bound<Vec<u8>>, order: Order, limit: usize) -> Result<Entries, StoreError>;
     /// Apply the batch and, if given, record `checkpoint` (the changelog offset to resume a restore from), atomically.
     fn apply(&self, batch: &WriteBatch, checkpoint: Option<i64>) -> Result<(), StoreError>;
+    /// Apply changelog records in their order (a later write of a key wins) and, if given, record `checkpoint`,
+    /// atomically: what a restore writes. The default coalesces them into a [`WriteBatch`] first; a backend can
+    /// apply them as they come.
+    fn apply_log(&self, records: &LogBatch, checkpoint: Option<i64>) -> Result<(), StoreError> {
+        let mut batch = WriteBatch::default();
+        for (key, value) in records.iter() {
+            batch.replace(key.to_vec(), value.map(<[u8]>::to_vec));
+        }
+        self.apply(&batch, checkpoint)
+    }
     /// The changelog offset this store's data corresponds to: a restore resumes there. `None`: restore from the start.
     fn checkpoint(&self) -> Result<Option<i64>, StoreError>;
 }

@@ -2,7 +2,7 @@
 //! column family and is written in the same `WriteBatch` as the data it describes, so the two can never disagree,
 //! whatever moment a crash picks.
 
-use super::{Entries, KeyValueStore, Order, StoreError, WriteBatch};
+use super::{Entries, KeyValueStore, LogBatch, Order, StoreError, WriteBatch};
 use rocksdb::{ColumnFamilyDescriptor, Direction, IteratorMode, Options, DB};
 use std::ops::Bound;
 use std::path::Path;
@@ -37,9 +37,30 @@ impl RocksDbStore {
         Ok(RocksDbStore { name, db })
     }
 
+    /// Write `wb` with `checkpoint` in the same batch, so the two can never disagree.
+    fn write(&self, mut wb: rocksdb::WriteBatch, checkpoint: Option<i64>) -> Result<(), StoreError> {
+        if let Some(offset) = checkpoint {
+            let meta = self.db.cf_handle(META_CF).ok_or_else(|| StoreError::Unknown(format!("{}/{META_CF}", self.name)))?;
+            wb.put_cf(meta, CHECKPOINT_KEY, offset.to_be_bytes());
+        }
+        self.db.write(wb).map_err(self.err())
+    }
+
     fn err(&self) -> impl Fn(rocksdb::Error) -> StoreError + '_ {
         |source| StoreError::RocksDb { store: self.name.clone(), source }
     }
+}
+
+/// Puts (`Some`) and deletes (`None`) as one RocksDB batch, in the order given.
+fn rocksdb_batch<'a>(writes: impl Iterator<Item = (&'a [u8], Option<&'a [u8]>)>) -> rocksdb::WriteBatch {
+    let mut wb = rocksdb::WriteBatch::default();
+    for (k, v) in writes {
+        match v {
+            Some(v) => wb.put(k, v),
+            None => wb.delete(k),
+        }
+    }
+    wb
 }
 
 fn within(key: &[u8], bound: &Bound<Vec<u8>>, upper: bool) -> bool {
@@ -89,18 +110,11 @@ impl KeyValueStore for RocksDbStore {
     }
 
     fn apply(&self, batch: &WriteBatch, checkpoint: Option<i64>) -> Result<(), StoreError> {
-        let mut wb = rocksdb::WriteBatch::default();
-        for (k, v) in batch.iter() {
-            match v {
-                Some(v) => wb.put(k, v),
-                None => wb.delete(k),
-            }
-        }
-        if let Some(offset) = checkpoint {
-            let meta = self.db.cf_handle(META_CF).ok_or_else(|| StoreError::Unknown(format!("{}/{META_CF}", self.name)))?;
-            wb.put_cf(meta, CHECKPOINT_KEY, offset.to_be_bytes());
-        }
-        self.db.write(wb).map_err(self.err())
+        self.write(rocksdb_batch(batch.iter()), checkpoint)
+    }
+
+    fn apply_log(&self, records: &LogBatch, checkpoint: Option<i64>) -> Result<(), StoreError> {
+        self.write(rocksdb_batch(records.iter()), checkpoint)
     }
 
     fn checkpoint(&self) -> Result<Option<i64>, StoreError> {
