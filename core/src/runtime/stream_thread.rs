@@ -17,6 +17,7 @@ use crate::error::StreamError;
 use crate::metrics::TopicCounters;
 use crate::record::{InputRecord, SourcePosition};
 use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::error::KafkaError;
 use rdkafka::message::{BorrowedMessage, Headers, Message};
 use rdkafka::producer::{BaseProducer, Producer};
 use rdkafka::ClientConfig;
@@ -159,6 +160,12 @@ impl Runtime {
                     let input = input_of(&msg);
                     drop(msg);
                     engine.handle(&consumer, input)?;
+                }
+                // The consumer is done for (fenced as a static member after a broker restart, say): the thread
+                // starts over with new clients. Nothing else may notice: a thread whose tasks are all restoring has
+                // nothing to commit, so no commit fails.
+                Some(Err(e @ KafkaError::MessageConsumptionFatal(_))) => {
+                    return Err(StreamError::Kafka { context: "consuming".into(), source: e });
                 }
                 Some(Err(e)) => tracing::warn!(error = %e, "consumer error"),
                 None => {}
