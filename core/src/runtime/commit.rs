@@ -183,6 +183,7 @@ impl Engine {
         }
         consumer.seek_partitions(rewind, CALL_TIMEOUT).map_err(StreamError::kafka("seeking to the committed offsets"))?;
         // Restored again (from their checkpoints: a short replay) before they resume.
-        self.assign(consumer, &partitions)
+        // This thread's own transaction was just aborted: no other owner's can be open on them.
+        self.assign(consumer, &partitions, false)
     }
 }

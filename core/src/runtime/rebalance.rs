@@ -99,7 +99,7 @@ impl StreamContext {
     fn start(&self, consumer: &BaseConsumer<Self>, assigned: KafkaResult<()>, partitions: &BTreeSet<i32>) -> Result<(), StreamError> {
         assigned.map_err(StreamError::kafka("assigning partitions"))?;
         // Only starts the restores: the callback returns at once, and the tasks run once restored.
-        self.engine.assign(consumer, partitions)
+        self.engine.assign(consumer, partitions, true)
     }
 
     /// Close the tasks of revoked partitions: committed when the group revoked them, as they are when it lost them.

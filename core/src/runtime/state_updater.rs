@@ -33,19 +33,20 @@ pub(super) struct StateUpdater {
 
 impl StateUpdater {
     /// Start restoring the stores `specs` of partition `partition`'s task. `sources` are the task's input
-    /// partitions: under exactly-once their committed offsets must be stable before the changelogs are read.
+    /// partitions when a previous owner may have left a transaction open: under exactly-once their committed
+    /// offsets must be stable before the changelogs are read.
     pub(super) fn start(
         &mut self,
         restorer: &Restorer,
         specs: &[StoreSpec],
         partition: i32,
-        sources: TopicPartitionList,
+        sources: Option<TopicPartitionList>,
     ) -> Result<(), StreamError> {
         let cancel = Arc::new(AtomicBool::new(false));
         let (restorer, specs, flag) = (restorer.clone(), specs.to_vec(), cancel.clone());
         let handle = std::thread::Builder::new()
             .name(format!("restore-{partition}"))
-            .spawn(move || restorer.restore_task(&specs, partition, &sources, &flag))
+            .spawn(move || restorer.restore_task(&specs, partition, sources.as_ref(), &flag))
             .map_err(|e| StreamError::Config(format!("cannot start a restore thread: {e}")))?;
         self.jobs.insert(partition, Job { cancel, handle });
         Ok(())

@@ -18,8 +18,10 @@ use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 impl Engine {
-    /// Start restoring the tasks of newly assigned partitions, their input paused until they are restored.
-    pub(super) fn assign(&self, consumer: &GroupConsumer, partitions: &BTreeSet<i32>) -> Result<(), StreamError> {
+    /// Start restoring the tasks of newly assigned partitions, their input paused until they are restored. `handed_over`:
+    /// the partitions come from the group (a previous owner's transaction may still be open), not from this
+    /// thread's own abort.
+    pub(super) fn assign(&self, consumer: &GroupConsumer, partitions: &BTreeSet<i32>, handed_over: bool) -> Result<(), StreamError> {
         let new: BTreeSet<i32> = {
             let state = self.lock();
             partitions.iter().copied().filter(|p| !state.tasks.contains_key(p) && !state.restoring.contains(*p)).collect()
@@ -29,7 +31,7 @@ impl Engine {
             consumer.pause(&self.partition_list(&new)).map_err(StreamError::kafka("pausing restoring partitions"))?;
             let mut state = self.lock();
             for &p in &new {
-                state.restoring.start(&self.restorer, self.topology.stores(), p, self.partition_list(&[p]))?;
+                state.restoring.start(&self.restorer, self.topology.stores(), p, handed_over.then(|| self.partition_list(&[p])))?;
                 tracing::info!(partition = p, "task restoring");
             }
         }
