@@ -166,7 +166,10 @@ pub async fn http_get(base: &str, target: &str, headers: &[(&str, &str)]) -> std
 
 #[derive(Clone)]
 struct Common {
-    statuses: Vec<RuntimeStatus>,
+    status: RuntimeStatus,
+    topology: Arc<crate::Topology>,
+    /// The partition counts once the runtime has checked them: for the tasks `/topology` lists.
+    partitions: Arc<std::sync::OnceLock<crate::runtime::Partitions>>,
     registry: Registry,
     text: Arc<str>,
     mermaid: Arc<str>,
@@ -177,22 +180,17 @@ struct TopologyQuery {
     format: Option<String>,
 }
 
-/// The shared endpoints, to merge into a service's router, plus request metrics and a JSON 404 fallback.
-/// `runtimes` are the service's runtimes (one per stage): ready when all are, described one after the other.
-pub fn with_common_routes(service: Router, registry: Registry, runtimes: &[&crate::Runtime]) -> Result<Router, prometheus::Error> {
+/// The shared endpoints, to merge into a service's router, plus request metrics and a JSON 404 fallback:
+/// `/readyz` and `/topology` describe `runtime`, the service's one application.
+pub fn with_common_routes(service: Router, registry: Registry, runtime: &crate::Runtime) -> Result<Router, prometheus::Error> {
     let requests = IntCounterVec::new(
         Opts::new("http_requests_total", "HTTP requests by method, matched path and status"),
         &["method", "path", "status"],
     )?;
     registry.register(Box::new(requests.clone()))?;
-    let text: String = runtimes.iter().map(|r| r.topology().describe()).collect::<Vec<_>>().join("\n");
-    // One flowchart: a topic one stage writes and the next reads is one node, so the stages appear connected.
-    let mut mermaid = String::from("flowchart LR\n");
-    for r in runtimes {
-        mermaid.extend(r.topology().to_mermaid().lines().skip(1).map(|l| format!("{l}\n")));
-    }
-    let statuses = runtimes.iter().map(|r| r.status()).collect();
-    let common = Common { statuses, registry, text: text.into(), mermaid: mermaid.into() };
+    let topology = runtime.topology();
+    let (text, mermaid) = (topology.describe().into(), topology.to_mermaid().into());
+    let common = Common { status: runtime.status(), topology, partitions: runtime.partitions(), registry, text, mermaid };
     let shared = Router::new()
         .route("/healthz", get(|| async { Json(serde_json::json!({ "status": "up" })) }))
         .route("/readyz", get(readyz))
@@ -214,11 +212,14 @@ pub fn with_common_routes(service: Router, registry: Registry, runtimes: &[&crat
 }
 
 async fn readyz(State(c): State<Common>) -> Response {
-    let phases: Vec<String> = c.statuses.iter().map(|s| format!("{:?}", s.phase())).collect();
-    let tasks: usize = c.statuses.iter().map(RuntimeStatus::tasks).sum();
-    let restoring: Vec<i32> = c.statuses.iter().flat_map(RuntimeStatus::restoring).collect();
-    let body = Json(serde_json::json!({ "phase": phases.join(","), "tasks": tasks, "restoring": restoring }));
-    let code = if c.statuses.iter().all(RuntimeStatus::is_ready) { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
+    let names = |tasks: std::collections::BTreeSet<crate::task_id::TaskId>| tasks.iter().map(ToString::to_string).collect::<Vec<_>>();
+    let body = Json(serde_json::json!({
+        "phase": format!("{:?}", c.status.phase()),
+        "tasks": c.status.tasks(),
+        "active": names(c.status.active()),
+        "restoring": names(c.status.restoring()),
+    }));
+    let code = if c.status.is_ready() { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
     (code, body).into_response()
 }
 
@@ -232,7 +233,13 @@ async fn metrics(State(c): State<Common>) -> Response {
 
 async fn topology_text(State(c): State<Common>, Query(q): Query<TopologyQuery>) -> Response {
     match q.format.as_deref() {
-        None | Some("text") => c.text.to_string().into_response(),
+        None | Some("text") => {
+            let mut text = c.text.to_string();
+            if let Some(partitions) = c.partitions.get() {
+                text.push_str(&c.topology.describe_tasks(partitions, &c.status.active(), &c.status.restoring()));
+            }
+            text.into_response()
+        }
         Some("mermaid") => c.mermaid.to_string().into_response(),
         Some(other) => ApiError::bad_request(format!("unknown format {other:?}: use text or mermaid")).into_response(),
     }
@@ -242,9 +249,9 @@ async fn topology_text(State(c): State<Common>, Query(q): Query<TopologyQuery>) 
 mod tests {
     use super::*;
     use crate::query::StoreRegistry;
+    use crate::task_id::TaskId;
     use std::collections::BTreeSet;
     use std::future::IntoFuture;
-    use std::sync::atomic::AtomicI32;
     use std::sync::Mutex;
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
@@ -265,13 +272,14 @@ mod tests {
             url: "http://this-instance".into(),
             store: "owners".into(),
             stores: StoreRegistry::default(),
-            partitions: Arc::new(AtomicI32::new(4)),
-            local: Arc::new(Mutex::new((0..4).collect())),
+            subtopology: 1,
+            partitions: Arc::new(std::sync::OnceLock::from(crate::runtime::Partitions::uniform(2, 4))),
+            local: Arc::new(Mutex::new((0..4).map(|p| TaskId::new(1, p)).collect())),
             status: status.clone(),
         };
         let on = |p: i32| (0..).map(|i| format!("k{i}")).find(|k| crate::partition::partition_for(k.as_bytes(), 4) == p).expect("key");
         let (restoring_key, running_key) = (on(1), on(2));
-        status.thread(0).set_restoring(BTreeSet::from([1]));
+        status.thread(0).set_tasks(BTreeSet::from([TaskId::new(1, 2)]), BTreeSet::from([TaskId::new(1, 1)]));
         let things = Router::new().route("/things/{id}", get(|| async { ApiError::not_found("no such thing") }));
         let route = KeyedRoute { path: "/things/{id}", param: "id", normalize: str::to_owned, routing };
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");

@@ -2,7 +2,7 @@
 //!
 //! A service describes *what* to compute as a [`Topology`] (source processors, stream processors and sink
 //! processors); the [`runtime`] decides *where and when*: it joins a consumer group, turns every assigned input
-//! partition into a [`task`] with its own local state, restores that state from changelog topics, and commits
+//! partition of each sub-topology into a [`task`] with its own local state, restores that state from changelog topics, and commits
 //! input offsets only after every output the offsets caused has been acknowledged (at-least-once).
 //!
 //! # Layout
@@ -19,7 +19,8 @@
 //! | [`state`] | local state: key-value stores in memory or RocksDB, changelogs, checkpoints, restore |
 //! | [`table`] | the stream-table duality: tables materialized from topics, their changes as a stream, joins |
 //! | [`stats`] | running statistics per key (count, mean, variance) in exact decimals |
-//! | [`task`] | one task per input partition: the unit of parallelism, owning its state |
+//! | [`task`] | one task per sub-topology and input partition: the unit of parallelism, owning its state |
+//! | [`task_id`] | a task's name, `<sub-topology>_<partition>` as Kafka Streams prints it |
 //! | [`runtime`] | the consumer group, rebalances, commits, dead letters, graceful shutdown |
 //! | [`partition`] | where a key lands: Kafka's murmur2 partitioner |
 //! | [`query`] | interactive queries: reading tasks' committed local state from HTTP handlers |
@@ -46,6 +47,7 @@ pub mod state;
 pub mod stats;
 pub mod table;
 pub mod task;
+pub mod task_id;
 pub mod testkit;
 pub mod time;
 pub mod topology;

@@ -67,7 +67,7 @@ pub struct Metrics {
 
 impl Metrics {
     /// Create and register the metrics of the runtime of `application_id` (a constant label on each, so several
-    /// runtimes of one process, such as the stock ticker's two stages, share one registry).
+    /// runtimes can share one registry).
     pub fn new(registry: &Registry, application_id: &str) -> Result<Self, prometheus::Error> {
         let opts = |name: &str, help: &str| Opts::new(name, help).const_label("application_id", application_id);
         let counter = |name: &str, help: &str, labels: &[&str]| -> Result<IntCounterVec, prometheus::Error> {

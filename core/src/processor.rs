@@ -46,11 +46,9 @@ pub trait Processor: Send + 'static {
 pub(crate) struct TaskState {
     pub(crate) partition: i32,
     pub(crate) stores: BTreeMap<String, LoggedStore>,
-    /// Stream time per sub-topology: a repartition topic starts a new sub-topology whose records (other keys, from
-    /// every input partition) must not move the time of the one that wrote them.
-    pub(crate) stream_time: Vec<StreamTime>,
-    /// The sub-topology of the node running now.
-    pub(crate) subtopology: usize,
+    /// The task's stream time: its own, since a task runs one sub-topology, whose records (behind a repartition:
+    /// other keys, from every input partition) must not move the time of the sub-topology that wrote them.
+    pub(crate) stream_time: StreamTime,
     /// Processing time in milliseconds since the epoch, as of the last punctuation (about a second's resolution:
     /// reading the clock for every record costs more than the precision is worth).
     pub(crate) wall_ms: i64,
@@ -149,7 +147,7 @@ impl<Out: Send + 'static> ProcessorContext<'_, '_, Out> {
 
     /// The task's stream time: the highest event time its sub-topology has seen (milliseconds).
     pub fn stream_time(&self) -> Option<i64> {
-        self.node.state.stream_time.get(self.node.state.subtopology).and_then(|t| t.millis())
+        self.node.state.stream_time.millis()
     }
 
     /// Processing time (milliseconds since the epoch) as of the task's last punctuation, so within about a second:

@@ -1,7 +1,7 @@
 //! A service process: the options every service shares ([`ServiceArgs`]: the contract's conventions), its
-//! runtimes (one per stage) on their stream threads, its HTTP server, and one shutdown that stops polling, lets
-//! each runtime finish the record in hand, commit and close its stores, then stops the server. If any stream
-//! thread fails, the others are stopped too and the failure is returned.
+//! runtime (one application) on its stream threads, its HTTP server, and one shutdown that stops polling, lets
+//! the runtime finish the record in hand, commit and close its stores, then stops the server. If the runtime
+//! fails, the failure is returned.
 
 use crate::error::StreamError;
 use crate::runtime::Guarantee;
@@ -111,47 +111,36 @@ pub enum ServiceError {
     Http(#[from] std::io::Error),
 }
 
-/// Run `runtimes` and serve `router` on `listener` until `shutdown` completes or a stream thread stops.
+/// Run `runtime` and serve `router` on `listener` until `shutdown` completes or the runtime stops.
 pub async fn serve(
-    runtimes: Vec<Runtime>,
+    runtime: Runtime,
     router: axum::Router,
     listener: tokio::net::TcpListener,
     shutdown: impl Future<Output = ()> + Send,
 ) -> Result<(), ServiceError> {
-    let stops: Vec<_> = runtimes.iter().map(Runtime::shutdown_handle).collect();
+    let stop = runtime.shutdown_handle();
     let stopped = Arc::new(tokio::sync::Notify::new());
     let server = {
         let stopped = stopped.clone();
         tokio::spawn(axum::serve(listener, router).with_graceful_shutdown(async move { stopped.notified().await }).into_future())
     };
-    let (done_tx, mut done_rx) = tokio::sync::mpsc::unbounded_channel();
-    let mut joins = Vec::new();
-    for runtime in runtimes {
-        let thread = runtime.spawn()?;
-        let done = done_tx.clone();
-        joins.push(tokio::task::spawn_blocking(move || {
-            let result = thread.join();
-            let _ = done.send(());
-            result
-        }));
-    }
-    tokio::select! {
-        _ = done_rx.recv() => tracing::warn!("a stream thread stopped; stopping the service"),
-        () = shutdown => tracing::info!("shutdown requested"),
-    }
-    for stop in &stops {
-        stop.trigger();
-    }
-    let mut result = Ok(());
-    for join in joins {
-        let outcome = match join.await {
-            Ok(Ok(r)) => r.map_err(ServiceError::from),
-            Ok(Err(_)) | Err(_) => Err(ServiceError::Panicked),
-        };
-        if result.is_ok() {
-            result = outcome;
+    let thread = runtime.spawn()?;
+    let mut join = tokio::task::spawn_blocking(move || thread.join());
+    let joined = tokio::select! {
+        joined = &mut join => {
+            tracing::warn!("the runtime stopped; stopping the service");
+            joined
         }
-    }
+        () = shutdown => {
+            tracing::info!("shutdown requested");
+            stop.trigger();
+            join.await
+        }
+    };
+    let result = match joined {
+        Ok(Ok(r)) => r.map_err(ServiceError::from),
+        Ok(Err(_)) | Err(_) => Err(ServiceError::Panicked),
+    };
     stopped.notify_one();
     match server.await {
         Ok(served) => served?,

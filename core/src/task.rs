@@ -1,11 +1,14 @@
-//! A task: the unit of parallelism. The runtime creates one per assigned input partition, with its own processor
-//! instances, its own stores (changelog partition = input partition) and its own stream time, and closes it when
-//! the partition is revoked. Tasks share nothing, so they can run on any thread of any instance.
+//! A task: the unit of parallelism. The runtime creates one per sub-topology and assigned partition of its sources
+//! (task [`TaskId`] `<sub-topology>_<partition>`), with its own instances of that sub-topology's processors, its own
+//! stores (changelog partition = input partition) and its own stream time, and closes it when the partition is
+//! revoked. Tasks share nothing, not even the tasks of the same partition in other sub-topologies, so they can run
+//! on any thread of any instance.
 
 use crate::error::{ProcessError, StreamError};
 use crate::processor::{Emit, NodeContext, RecordSink, TaskState, Value};
 use crate::record::{InputRecord, OutgoingRecord, Record, SourcePosition, RECORD_OVERHEAD_BYTES};
 use crate::state::{LoggedStore, StoreError};
+use crate::task_id::TaskId;
 use crate::time::{Clock, StreamTime, TimestampMode};
 use crate::topology::nodes::Node;
 use crate::topology::Topology;
@@ -26,7 +29,7 @@ pub enum Outcome {
 /// What every task of a runtime shares: how to read time, where dead and late records go, the global tables.
 #[derive(Clone)]
 pub(crate) struct TaskConfig {
-    /// The source topics' partition count: where murmur2 puts a table's keys.
+    /// The partition count of the task's sources: where murmur2 puts a table's keys.
     pub(crate) input_partitions: i32,
     pub(crate) timestamp_mode: TimestampMode,
     pub(crate) dead_letter_topic: String,
@@ -41,10 +44,12 @@ pub(crate) struct TaskConfig {
     pub(crate) globals: BTreeMap<String, Arc<dyn crate::state::KeyValueStore>>,
 }
 
-/// One task: one input partition's processors and state.
+/// One task: one sub-topology's processors and state for one partition of its sources.
 pub(crate) struct Task {
+    id: TaskId,
     topology: Arc<Topology>,
-    nodes: Vec<Box<dyn Node>>,
+    /// By the topology's node index: this task's instance of each node of its sub-topology, `None` for the others.
+    nodes: Vec<Option<Box<dyn Node>>>,
     state: TaskState,
     config: TaskConfig,
     /// Per source topic, the next offset to commit (last processed + 1).
@@ -52,42 +57,51 @@ pub(crate) struct Task {
 }
 
 impl Task {
-    /// Instantiate the topology's nodes for `partition` over restored `stores`, and run their `init` hooks.
+    /// Instantiate the nodes of task `id`'s sub-topology over its restored `stores`, and run their `init` hooks.
     pub(crate) fn new(
         topology: Arc<Topology>,
-        partition: i32,
+        id: TaskId,
         stores: BTreeMap<String, LoggedStore>,
         config: TaskConfig,
     ) -> Result<Self, StreamError> {
-        let nodes: Vec<Box<dyn Node>> = topology.nodes.iter().map(|n| (n.factory)()).collect();
-        let position = SourcePosition { topic: String::new(), partition, offset: -1 };
+        let nodes = instantiate(&topology, id.subtopology);
+        let position = SourcePosition { topic: String::new(), partition: id.partition, offset: -1 };
         let state = TaskState {
-            partition,
+            partition: id.partition,
             stores,
-            stream_time: vec![StreamTime::default(); topology.subtopologies],
-            subtopology: 0,
+            stream_time: StreamTime::default(),
             wall_ms: config.clock.now_ms(),
             outbox: Vec::new(),
             position,
             late_topic: config.late_topic.clone(),
             globals: config.globals.clone(),
         };
-        let mut task = Task { topology, nodes, state, config, consumed: BTreeMap::new() };
+        let mut task = Task { id, topology, nodes, state, config, consumed: BTreeMap::new() };
         task.init_nodes()?;
         Ok(task)
     }
 
-    /// The partition this task owns.
-    pub(crate) fn partition(&self) -> i32 {
-        self.state.partition
+    /// The task's name: its sub-topology and partition.
+    pub(crate) fn id(&self) -> TaskId {
+        self.id
+    }
+
+    /// The same task started over on what its stores committed, for reprocessing from the committed offsets: the
+    /// stores' uncommitted writes are dropped, the processors are created and initialised again (what they keep in
+    /// memory must agree with the stores), and stream time starts over. Nothing is read from the changelogs: a
+    /// backend only ever holds committed writes.
+    pub(crate) fn restarted(mut self) -> Result<Task, StreamError> {
+        self.close();
+        let stores = std::mem::take(&mut self.state.stores).into_iter().map(|(name, store)| (name, store.discarded())).collect();
+        Task::new(self.topology.clone(), self.id, stores, self.config.clone())
     }
 
     /// Process one input record; everything it produced (outputs, changelog writes, a dead letter) goes to `sink`.
     pub(crate) fn process(&mut self, input: &InputRecord, sink: &mut dyn RecordSink) -> Result<Outcome, StreamError> {
         self.state.position.clone_from(&input.position);
         let topology = self.topology.clone();
-        let Some(source) = topology.source_for(&input.position.topic) else {
-            return Err(StreamError::Config(format!("no source reads topic {}", input.position.topic)));
+        let Some(source) = topology.source_for(&input.position.topic).filter(|s| self.nodes[s.node].is_some()) else {
+            return Err(StreamError::Config(format!("no source of task {} reads topic {}", self.id, input.position.topic)));
         };
         let outcome = match (source.decode)(input, self.config.timestamp_mode) {
             Err(reason) => Outcome::DeadLettered(reason),
@@ -106,9 +120,7 @@ impl Task {
                 crate::time::rfc3339(self.state.wall_ms),
             )),
             Ok(record) => {
-                let subtopology = topology.nodes[source.node].subtopology;
-                self.state.subtopology = subtopology;
-                self.state.stream_time[subtopology].observe(record.time);
+                self.state.stream_time.observe(record.time);
                 match self.run(source.node, record, sink).and_then(|()| self.check_output_sizes()) {
                     Ok(()) => {
                         self.state.keep_record();
@@ -197,7 +209,7 @@ impl Task {
     /// initialised again, so that what they keep in memory (a window index, a ranking) agrees with the stores.
     fn roll_back_record(&mut self) -> Result<(), StreamError> {
         if self.state.roll_back_record() {
-            self.nodes = self.topology.nodes.iter().map(|n| (n.factory)()).collect();
+            self.nodes = instantiate(&self.topology, self.id.subtopology);
             self.init_nodes()?;
         }
         Ok(())
@@ -205,12 +217,12 @@ impl Task {
 
     /// Run every node's `init` hook, in topology order.
     fn init_nodes(&mut self) -> Result<(), StreamError> {
-        for i in 0..self.nodes.len() {
-            self.state.subtopology = self.topology.nodes[i].subtopology;
+        for (i, node) in self.nodes.iter_mut().enumerate() {
+            let Some(node) = node else { continue };
             let mut emitted = Vec::new();
             let mut sink = InitSink;
             let mut ctx = NodeContext { state: &mut self.state, emitted: &mut emitted, sink: &mut sink };
-            self.nodes[i].init(&mut ctx).map_err(|e| StreamError::Process(format!("init of {}: {e}", self.topology.nodes[i].name)))?;
+            node.init(&mut ctx).map_err(|e| StreamError::Process(format!("init of {}: {e}", self.topology.nodes[i].name)))?;
         }
         Ok(())
     }
@@ -219,11 +231,11 @@ impl Task {
     pub(crate) fn punctuate(&mut self, sink: &mut dyn RecordSink) -> Result<(), StreamError> {
         self.state.wall_ms = self.config.clock.now_ms();
         for node in 0..self.nodes.len() {
-            self.state.subtopology = self.topology.nodes[node].subtopology;
+            let Some(instance) = self.nodes[node].as_mut() else { continue };
             let mut emitted: Vec<Emit> = Vec::new();
             let result = {
                 let mut ctx = NodeContext { state: &mut self.state, emitted: &mut emitted, sink };
-                self.nodes[node].punctuate(&mut ctx)
+                instance.punctuate(&mut ctx)
             };
             let result = result.and_then(|()| self.route(node, emitted, sink));
             self.state.keep_record();
@@ -239,8 +251,12 @@ impl Task {
     fn run(&mut self, node: usize, record: Record<Value>, sink: &mut dyn RecordSink) -> Result<(), ProcessError> {
         let mut emitted: Vec<Emit> = Vec::new();
         {
+            // Children are in their parent's sub-topology, and a record enters only through one of the task's sources.
+            let instance = self.nodes[node].as_mut().ok_or_else(|| {
+                ProcessError::Fatal(format!("{} is not in task {}'s sub-topology", self.topology.nodes[node].name, self.id))
+            })?;
             let mut ctx = NodeContext { state: &mut self.state, emitted: &mut emitted, sink };
-            self.nodes[node].process(record, &mut ctx)?;
+            instance.process(record, &mut ctx)?;
         }
         self.route(node, emitted, sink)
     }
@@ -298,10 +314,15 @@ impl Task {
 
     /// Close the processors. Stores close when the task is dropped.
     pub(crate) fn close(&mut self) {
-        for n in &mut self.nodes {
+        for n in self.nodes.iter_mut().flatten() {
             n.close();
         }
     }
+}
+
+/// This task's instances of the nodes of `subtopology`, by the topology's node index.
+fn instantiate(topology: &Topology, subtopology: usize) -> Vec<Option<Box<dyn Node>>> {
+    topology.nodes.iter().map(|n| (n.subtopology == subtopology).then(|| (n.factory)())).collect()
 }
 
 /// `init` hooks run before any input, so there is nothing to flush and nowhere else to send.
@@ -365,6 +386,7 @@ pub(crate) fn dead_letter(input: &InputRecord, reason: &str, topic: &str, max_re
 mod tests {
     use super::*;
     use crate::codec::Json;
+    use crate::state::StoreSpec;
     use crate::time::{EventTime, RecordTimestamp};
     use crate::{Processor, ProcessorContext, TopologyBuilder};
 
@@ -393,6 +415,87 @@ mod tests {
         }
     }
 
+    /// Counts records per key in store `counts`.
+    struct Counting;
+
+    impl Processor for Counting {
+        type In = u64;
+        type Out = u64;
+        fn process(&mut self, r: Record<u64>, ctx: &mut ProcessorContext<'_, '_, u64>) -> Result<(), ProcessError> {
+            let key = r.key.clone().unwrap_or_default();
+            let store = ctx.store("counts")?;
+            let count = store.get_json::<u64>(&key)?.unwrap_or(0) + 1;
+            store.put_json(&key, &count)?;
+            ctx.forward(Record { key: r.key, value: count, time: r.time });
+            Ok(())
+        }
+    }
+
+    /// Collects what a task sends.
+    #[derive(Default)]
+    struct Collect(Vec<OutgoingRecord>);
+
+    impl RecordSink for Collect {
+        fn send(&mut self, record: OutgoingRecord) -> Result<(), StreamError> {
+            self.0.push(record);
+            Ok(())
+        }
+        fn flush(&mut self) -> Result<(), StreamError> {
+            Ok(())
+        }
+    }
+
+    fn config() -> TaskConfig {
+        TaskConfig {
+            input_partitions: 1,
+            timestamp_mode: TimestampMode::Payload,
+            dead_letter_topic: "t.dlq".into(),
+            late_topic: "t.late".into(),
+            max_future_ms: None,
+            max_record_bytes: crate::record::DEFAULT_MAX_RECORD_BYTES,
+            clock: Clock::System,
+            globals: BTreeMap::new(),
+        }
+    }
+
+    fn input(offset: i64, key: &str) -> InputRecord {
+        InputRecord {
+            position: SourcePosition { topic: "in".into(), partition: 0, offset },
+            key: Some(key.as_bytes().to_vec()),
+            value: Some(b"1".to_vec()),
+            timestamp: RecordTimestamp::CreateTime(0),
+            headers: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn a_restarted_task_counts_on_from_what_its_store_committed_not_from_what_it_had_in_hand() {
+        let b = TopologyBuilder::new("counting");
+        b.source("in", Json::<u64>::new(), |_: &u64| EventTime { millis: 0, kind: crate::time::TimestampKind::CreateTime })
+            .process("count", &[StoreSpec::in_memory("counts")], || Counting)
+            .to("sink", "out", Json::new(), |r: &Record<u64>| r.key.clone());
+        let topology = Arc::new(b.build().expect("topology"));
+        let backend: Arc<dyn crate::state::KeyValueStore> = Arc::new(crate::state::memory::MemoryStore::new("counts"));
+        let stores = BTreeMap::from([("counts".to_owned(), LoggedStore::new(backend.clone(), "counting-counts-changelog".into(), 0))]);
+        let mut task = Task::new(topology, TaskId::new(0, 0), stores, config()).expect("task");
+        let mut sink = Collect::default();
+        for offset in 0..2 {
+            task.process(&input(offset, "a"), &mut sink).expect("processed");
+        }
+        task.drain_changelogs(&mut sink).expect("drained");
+        task.commit_stores(|_| Some(2)).expect("committed");
+        // Processed after the commit, then aborted: the store must forget it.
+        task.process(&input(2, "a"), &mut sink).expect("processed");
+
+        let mut task = task.restarted().expect("restarted");
+        assert_eq!(backend.get(b"a").expect("read"), Some(b"2".to_vec()), "the backend keeps only the committed count");
+        sink.0.clear();
+        task.process(&input(2, "a"), &mut sink).expect("processed again");
+        let out: Vec<_> = sink.0.iter().filter(|r| r.topic == "out").map(|r| r.value.clone()).collect();
+        assert_eq!(out, vec![Some(b"3".to_vec())], "the record processed again counts once");
+        assert_eq!(task.consumed().get("in"), Some(&3));
+    }
+
     #[test]
     fn a_sink_failure_during_a_flush_is_the_sink_error_the_runtime_restarts_on_not_a_processing_bug() {
         let b = TopologyBuilder::new("flushing");
@@ -400,25 +503,8 @@ mod tests {
             .process("flush", &[], || Flushing)
             .to("sink", "out", Json::new(), |_: &Record<u64>| None);
         let topology = Arc::new(b.build().expect("topology"));
-        let config = TaskConfig {
-            input_partitions: 1,
-            timestamp_mode: TimestampMode::Payload,
-            dead_letter_topic: "flushing.dlq".into(),
-            late_topic: "flushing.late".into(),
-            max_future_ms: None,
-            max_record_bytes: crate::record::DEFAULT_MAX_RECORD_BYTES,
-            clock: Clock::System,
-            globals: BTreeMap::new(),
-        };
-        let mut task = Task::new(topology, 0, BTreeMap::new(), config).expect("task");
-        let input = InputRecord {
-            position: SourcePosition { topic: "in".into(), partition: 0, offset: 0 },
-            key: None,
-            value: Some(b"1".to_vec()),
-            timestamp: RecordTimestamp::CreateTime(0),
-            headers: Vec::new(),
-        };
-        let err = task.process(&input, &mut Outage).expect_err("the flush fails");
+        let mut task = Task::new(topology, TaskId::new(0, 0), BTreeMap::new(), config()).expect("task");
+        let err = task.process(&input(0, "k"), &mut Outage).expect_err("the flush fails");
         assert!(matches!(err, StreamError::Delivery(_)), "{err:?}");
         assert_eq!(task.consumed().get("in"), None, "not consumed: the record is processed again after the restart");
     }

@@ -221,7 +221,7 @@ fn a_repartition_topic_with_other_partitions_than_the_input_is_refused_at_start(
     cfg.state_dir = state.path().to_path_buf();
     let rt = Runtime::new(topology, cfg, &prometheus::Registry::new()).expect("runtime");
     let message = rt.run().expect_err("must refuse to start").to_string();
-    assert!(message.contains("has 3 partitions but the input has 2"), "{message}");
+    assert!(message.contains("has 3 partitions but the sub-topology reading it has 2"), "{message}");
 }
 
 /// Records the broker takes in and then refuses out, every time: an output larger than its topic's
@@ -447,7 +447,7 @@ fn a_task_restoring_its_stores_holds_up_none_of_the_others() {
     let run = start(&app, &input, &output, state.path());
     let (mut before_ready, mut seen_restoring) = (0, false);
     while !run.status.is_ready() {
-        seen_restoring |= run.status.restoring() == std::collections::BTreeSet::from([1]);
+        seen_restoring |= run.status.restoring() == std::collections::BTreeSet::from([streamcore::task_id::TaskId::new(0, 1)]);
         if let Some(msg) = reader.poll(Duration::from_millis(20)) {
             msg.expect("output");
             // Not ready means partition 1 is still restoring: with restores inside the rebalance callback, no task
@@ -458,7 +458,7 @@ fn a_task_restoring_its_stores_holds_up_none_of_the_others() {
         }
         assert!(!run.handle.is_finished(), "the runtime stopped");
     }
-    assert!(seen_restoring, "/readyz named partition 1 as restoring");
+    assert!(seen_restoring, "/readyz named task 0_1 as restoring");
     assert!(before_ready > 0, "the running task produced output while the other restored {CHANGELOG} records");
 
     let out = read_topic(&bs, &output, 201, Duration::from_secs(60));

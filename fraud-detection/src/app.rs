@@ -1,7 +1,7 @@
 //! Wiring: the topology on the runtime, the HTTP server, a graceful shutdown.
 
 use crate::config::Config;
-use crate::topology::{build_topology, Settings};
+use crate::topology::{build_topology, Settings, CARDS_STORE};
 use anyhow::Context;
 use std::future::Future;
 use streamcore::http::KeyedRoute;
@@ -27,13 +27,13 @@ pub async fn run(cfg: Config, shutdown: impl Future<Output = ()> + Send) -> anyh
 
     let runtime = Runtime::new(build_topology(&settings)?, streams, &registry)?;
     let mut routes = crate::http::app(runtime.stores());
-    if let Some(routing) = runtime.routing() {
+    if let Some(routing) = runtime.routing(CARDS_STORE)? {
         let keyed = KeyedRoute { path: "/cards/{card_id}", param: "card_id", normalize: str::to_owned, routing };
         routes = streamcore::http::route_by_key(routes, vec![keyed]);
     }
-    let router = streamcore::http::with_common_routes(routes, registry, &[&runtime])?;
+    let router = streamcore::http::with_common_routes(routes, registry, &runtime)?;
     let listener = tokio::net::TcpListener::bind(cfg.http).await.with_context(|| format!("binding {}", cfg.http))?;
     tracing::info!(http = %listener.local_addr()?, "fraud-detection listening");
-    streamcore::service::serve(vec![runtime], router, listener, shutdown).await?;
+    streamcore::service::serve(runtime, router, listener, shutdown).await?;
     Ok(())
 }

@@ -2,7 +2,7 @@
 
 use crate::api::{CommandApi, ManualCommands};
 use crate::config::Config;
-use crate::topology::build_topology;
+use crate::topology::{build_topology, DEVICES_STORE};
 use anyhow::Context;
 use std::future::Future;
 use streamcore::http::KeyedRoute;
@@ -25,14 +25,14 @@ pub async fn run(cfg: Config, shutdown: impl Future<Output = ()> + Send) -> anyh
     }
     let api = CommandApi::new(cfg.api_token.clone(), &streams, settings, runtime.stores(), manual.clone())?;
     let mut reads = crate::http::routes(runtime.stores(), manual);
-    if let Some(routing) = runtime.routing() {
+    if let Some(routing) = runtime.routing(DEVICES_STORE)? {
         let keyed = KeyedRoute { path: "/devices/{device_id}", param: "device_id", normalize: str::to_owned, routing };
         reads = streamcore::http::route_by_key(reads, vec![keyed]);
     }
     let routes = reads.merge(api.routes());
-    let router = streamcore::http::with_common_routes(routes, registry, &[&runtime])?;
+    let router = streamcore::http::with_common_routes(routes, registry, &runtime)?;
     let listener = tokio::net::TcpListener::bind(cfg.http).await.with_context(|| format!("binding {}", cfg.http))?;
     tracing::info!(http = %listener.local_addr()?, "iot-controller listening");
-    streamcore::service::serve(vec![runtime], router, listener, shutdown).await?;
+    streamcore::service::serve(runtime, router, listener, shutdown).await?;
     Ok(())
 }

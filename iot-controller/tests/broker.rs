@@ -197,8 +197,8 @@ fn two_instances_share_the_partitions_answer_for_each_others_keys_and_take_over_
     let a = instance(d.state.path());
     let b_state = tempfile::tempdir().expect("state dir");
     let b = instance(b_state.path());
-    let tasks = |s: &ServiceProcess| s.wait_for("/readyz", |status, v| status == 200 && v["tasks"] == 2).1["tasks"].as_u64();
-    assert_eq!((tasks(&a), tasks(&b)), (Some(2), Some(2)), "4 partitions, 2 tasks each");
+    let tasks = |s: &ServiceProcess| s.wait_for("/readyz", |status, v| status == 200 && v["tasks"] == 4).1["tasks"].as_u64();
+    assert_eq!((tasks(&a), tasks(&b)), (Some(4), Some(4)), "2 sub-topologies over 4 partitions: 8 tasks, 4 each");
 
     let washers: Vec<String> = (0..8).map(|i| format!("w-{i}")).collect();
     let entries: Vec<_> = washers
@@ -230,10 +230,10 @@ fn two_instances_share_the_partitions_answer_for_each_others_keys_and_take_over_
     // 16 answers to the test, plus one forwarded request per washer to its owner, counted there too.
     assert!(forwarded(&a) + forwarded(&b) >= 24.0, "each washer's query was forwarded once by the instance that does not own it");
 
-    // A dies without a word; after the session timeout B owns all four partitions and restores A's state.
+    // A dies without a word; after the session timeout B owns all eight tasks and restores A's state.
     a.kill();
-    let (_, ready) = b.wait_for("/readyz", |status, v| status == 200 && v["tasks"] == 4);
-    assert_eq!(ready["tasks"], 4, "{ready}");
+    let (_, ready) = b.wait_for("/readyz", |status, v| status == 200 && v["tasks"] == 8);
+    assert_eq!(ready["tasks"], 8, "{ready}");
     for (i, id) in washers.iter().enumerate() {
         let (_, v) = b.wait_for(&format!("/devices/{id}"), |status, _| status == 200);
         assert_eq!(v["latest_reading"]["detergent_pct"], format!("{}", 50 + i), "{id}: {v}");
@@ -241,21 +241,21 @@ fn two_instances_share_the_partitions_answer_for_each_others_keys_and_take_over_
     let restored_by_b = b.metric("streamcore_restored_records_total");
     assert!(restored_by_b > 0.0, "A's partitions came back from the changelogs");
 
-    // A comes back on its old state directory, long after the session timeout: the group rebalances two tasks to
+    // A comes back on its old state directory, long after the session timeout: the group rebalances four tasks to
     // it (cooperative-sticky picks which; each reuses A's local copy as far as it goes and replays the rest).
     let port = free_port();
     let a = d.start_on(port, d.state.path(), &["--advertised-url", &format!("http://127.0.0.1:{port}")]);
-    assert_eq!((tasks(&a), tasks(&b)), (Some(2), Some(2)), "the partitions are shared again");
+    assert_eq!((tasks(&a), tasks(&b)), (Some(4), Some(4)), "the tasks are shared again");
     for (i, id) in washers.iter().enumerate() {
         let (_, v) = a.wait_for(&format!("/devices/{id}"), |status, _| status == 200);
         assert_eq!(v["latest_reading"]["detergent_pct"], format!("{}", 50 + i), "{id}: {v}");
     }
-    // Stopped and started again within the session timeout, A is the same static member: it gets the same two
+    // Stopped and started again within the session timeout, A is the same static member: it gets the same four
     // tasks without a rebalance, and its local copies are current, so it replays nothing.
     assert_eq!(a.terminate().code(), Some(0));
     let port = free_port();
     let a = d.start_on(port, d.state.path(), &["--advertised-url", &format!("http://127.0.0.1:{port}")]);
-    assert_eq!(tasks(&a), Some(2));
+    assert_eq!(tasks(&a), Some(4));
     assert_eq!(a.metric("streamcore_restored_records_total"), 0.0, "A reused its local state");
     for (i, id) in washers.iter().enumerate() {
         let (_, v) = a.wait_for(&format!("/devices/{id}"), |status, _| status == 200);

@@ -1,8 +1,9 @@
-//! Wiring: two runtimes in one process, stage 1 over `trades` and stage 2 over `stock-daily-changes`, each with
-//! its own consumer group and tasks, behind one HTTP server that answers from both stages' stores.
+//! Wiring: one runtime (one application, one consumer group) for the whole topology, whose three sub-topologies
+//! run as tasks of their own, behind one HTTP server that answers from their stores.
 
 use crate::config::Config;
-use crate::topology::{ranking_topology, trades_topology};
+use crate::ranking::TOP10_STORE;
+use crate::topology::{topology, DAILY_STATS_STORE};
 use anyhow::Context;
 use std::future::Future;
 use streamcore::http::KeyedRoute;
@@ -15,25 +16,24 @@ pub async fn run(cfg: Config, shutdown: impl Future<Output = ()> + Send) -> anyh
     streams.topic_prefix.clone_from(&cfg.topic_prefix);
 
     let registry = prometheus::Registry::new();
-    let trades = Runtime::new(trades_topology(&settings)?, streams.clone(), &registry)?;
-    let ranking = Runtime::new(ranking_topology(&settings)?, streams, &registry)?;
-    let mut routes = crate::http::app(trades.stores(), ranking.stores());
-    if let (Some(stage1), Some(stage2)) = (trades.routing(), ranking.routing()) {
-        // A symbol's statistics live in stage 1, keyed by the upper-cased symbol; the top-10 lists in stage 2, whose
-        // one partition has one owner: another instance's stage 2 may own nothing and must ask it.
+    let runtime = Runtime::new(topology(&settings)?, streams, &registry)?;
+    let mut routes = crate::http::app(runtime.stores());
+    if let (Some(statistics), Some(ranking)) = (runtime.routing(DAILY_STATS_STORE)?, runtime.routing(TOP10_STORE)?) {
+        // A symbol's statistics live in the tasks of sub-topology 1, keyed by the upper-cased symbol; the top-10
+        // lists in task 2_0, which one instance owns: the others must ask it.
         let keyed = ["/stocks/{symbol}", "/stocks/{symbol}/days/{date}", "/stocks/{symbol}/moving"].map(|path| KeyedRoute {
             path,
             param: "symbol",
             normalize: str::to_ascii_uppercase,
-            routing: stage1.clone(),
+            routing: statistics.clone(),
         });
         let top10 =
-            ["/top10", "/top10/{date}"].map(|path| KeyedRoute { path, param: "", normalize: str::to_owned, routing: stage2.clone() });
+            ["/top10", "/top10/{date}"].map(|path| KeyedRoute { path, param: "", normalize: str::to_owned, routing: ranking.clone() });
         routes = streamcore::http::route_by_key(routes, keyed.into_iter().chain(top10).collect());
     }
-    let router = streamcore::http::with_common_routes(routes, registry, &[&trades, &ranking])?;
+    let router = streamcore::http::with_common_routes(routes, registry, &runtime)?;
     let listener = tokio::net::TcpListener::bind(cfg.http).await.with_context(|| format!("binding {}", cfg.http))?;
     tracing::info!(http = %listener.local_addr()?, "stock-ticker listening");
-    streamcore::service::serve(vec![trades, ranking], router, listener, shutdown).await?;
+    streamcore::service::serve(runtime, router, listener, shutdown).await?;
     Ok(())
 }

@@ -1,5 +1,5 @@
 //! The contract's endpoints, answered from local state (interactive queries): the daily statistics table and
-//! the moving windows of stage 1, the lists of stage 2. Every error is JSON with a 4xx status.
+//! the moving windows of sub-topology 1, the lists of sub-topology 2. Every error is JSON with a 4xx status.
 
 use crate::model::{DailyStats, MovingAggregate, MovingStats, Top10};
 use crate::ranking::TOP10_STORE;
@@ -13,22 +13,15 @@ use streamcore::http::ApiError;
 use streamcore::query::StoreRegistry;
 use streamcore::state::Order;
 
-/// The stores of both stages.
-#[derive(Clone)]
-struct Stores {
-    trades: StoreRegistry,
-    ranking: StoreRegistry,
-}
-
-/// The service's routes over the stores of stage 1 (`trades`) and stage 2 (`ranking`).
-pub fn app(trades: StoreRegistry, ranking: StoreRegistry) -> Router {
+/// The service's routes over its stores.
+pub fn app(stores: StoreRegistry) -> Router {
     Router::new()
         .route("/stocks/{symbol}", get(latest_day))
         .route("/stocks/{symbol}/days/{date}", get(day))
         .route("/stocks/{symbol}/moving", get(moving))
         .route("/top10", get(latest_top10))
         .route("/top10/{date}", get(top10))
-        .with_state(Stores { trades, ranking })
+        .with_state(stores)
 }
 
 fn symbol(raw: &str) -> Result<String, ApiError> {
@@ -49,18 +42,18 @@ fn decode<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
     serde_json::from_slice(bytes).map_err(|e| ApiError::internal(format!("stored value does not decode: {e}")))
 }
 
-async fn latest_day(State(s): State<Stores>, Path(raw): Path<String>) -> Result<Json<DailyStats>, ApiError> {
+async fn latest_day(State(s): State<StoreRegistry>, Path(raw): Path<String>) -> Result<Json<DailyStats>, ApiError> {
     let symbol = symbol(&raw)?;
     // Keys `<symbol>/<date>` sort by date within a symbol; '0' is the byte after '/'.
     let (from, to) = (format!("{symbol}/").into_bytes(), format!("{symbol}0").into_bytes());
-    let latest = s.trades.range(DAILY_STATS_STORE, Bound::Included(from), Bound::Excluded(to), Order::Descending, 1)?;
+    let latest = s.range(DAILY_STATS_STORE, Bound::Included(from), Bound::Excluded(to), Order::Descending, 1)?;
     let (_, bytes) = latest.first().ok_or_else(|| ApiError::not_found(format!("no trades of {symbol} yet")))?;
     Ok(Json(decode(bytes)?))
 }
 
-async fn day(State(s): State<Stores>, Path((raw, raw_date)): Path<(String, String)>) -> Result<Json<DailyStats>, ApiError> {
+async fn day(State(s): State<StoreRegistry>, Path((raw, raw_date)): Path<(String, String)>) -> Result<Json<DailyStats>, ApiError> {
     let (symbol, date) = (symbol(&raw)?, date(&raw_date)?);
-    let stats = s.trades.get_json(DAILY_STATS_STORE, &daily_key(&symbol, date))?;
+    let stats = s.get_json(DAILY_STATS_STORE, &daily_key(&symbol, date))?;
     stats.map(Json).ok_or_else(|| ApiError::not_found(format!("no trades of {symbol} on {date}")))
 }
 
@@ -69,7 +62,11 @@ struct Limit {
     limit: Option<String>,
 }
 
-async fn moving(State(s): State<Stores>, Path(raw): Path<String>, Query(q): Query<Limit>) -> Result<Json<Vec<MovingStats>>, ApiError> {
+async fn moving(
+    State(s): State<StoreRegistry>,
+    Path(raw): Path<String>,
+    Query(q): Query<Limit>,
+) -> Result<Json<Vec<MovingStats>>, ApiError> {
     let symbol = symbol(&raw)?;
     let limit = match q.limit.as_deref() {
         None => 5,
@@ -77,7 +74,7 @@ async fn moving(State(s): State<Stores>, Path(raw): Path<String>, Query(q): Quer
             l.parse::<usize>().ok().filter(|n| (1..=1000).contains(n)).ok_or_else(|| ApiError::bad_request("limit must be 1..1000"))?
         }
     };
-    let windows = streamcore::window::store::fetch::<MovingAggregate>(&s.trades, MOVING_WINDOWS, &symbol)?;
+    let windows = streamcore::window::store::fetch::<MovingAggregate>(&s, MOVING_WINDOWS, &symbol)?;
     if windows.is_empty() {
         return Err(ApiError::not_found(format!("no open moving windows of {symbol}")));
     }
@@ -85,14 +82,14 @@ async fn moving(State(s): State<Stores>, Path(raw): Path<String>, Query(q): Quer
     Ok(Json(windows.iter().skip(skip).map(|w| MovingStats::of(&w.key, &w.window, &w.value)).collect()))
 }
 
-async fn latest_top10(State(s): State<Stores>) -> Result<Json<Top10>, ApiError> {
-    let latest = s.ranking.last(TOP10_STORE, 1)?;
+async fn latest_top10(State(s): State<StoreRegistry>) -> Result<Json<Top10>, ApiError> {
+    let latest = s.last(TOP10_STORE, 1)?;
     let (_, bytes) = latest.first().ok_or_else(|| ApiError::not_found("no trading day yet"))?;
     Ok(Json(decode(bytes)?))
 }
 
-async fn top10(State(s): State<Stores>, Path(raw_date): Path<String>) -> Result<Json<Top10>, ApiError> {
+async fn top10(State(s): State<StoreRegistry>, Path(raw_date): Path<String>) -> Result<Json<Top10>, ApiError> {
     let date = date(&raw_date)?;
-    let top = s.ranking.get_json(TOP10_STORE, &date.to_string())?;
+    let top = s.get_json(TOP10_STORE, &date.to_string())?;
     top.map(Json).ok_or_else(|| ApiError::not_found(format!("no top-10 for {date}")))
 }

@@ -205,7 +205,7 @@ impl MovingStats {
     }
 }
 
-/// Topic `stock-daily-changes` (single partition, key: `symbol`): what stage 2 ranks.
+/// Topic `stock-daily-changes` (single partition, key: `symbol`): what the ranking (task `2_0`) ranks.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct DailyChange {
     /// Symbol.

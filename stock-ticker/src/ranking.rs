@@ -1,16 +1,17 @@
-//! Stage 2 of the top-10: multi-phase processing as the chapter describes it. Stage 1 runs one task per input
-//! partition and can only know its own symbols; so it writes each symbol's daily change to the single-partition
-//! topic `stock-daily-changes`, and this one task, which sees every symbol, keeps the day's ranking.
+//! The top-10's second phase: multi-phase processing as the chapter describes it. The daily aggregation
+//! (sub-topology 1) runs one task per partition and can only know its own symbols; so it writes each symbol's daily
+//! change to the single-partition topic `stock-daily-changes`, and sub-topology 2's one task (`2_0`), which sees
+//! every symbol, keeps the day's ranking.
 //!
 //! The ranking must hold *every* symbol's latest change, not only the current ten: when a leader falls back, the
 //! eleventh must be there to take its place. Changes are stored per (date, symbol), so a symbol is replaced, never
 //! listed twice; an in-memory ordered index (rebuilt from the store when the task starts) makes each update
 //! O(log n), and a new list is emitted only when the ten actually changed.
 //!
-//! A day is a window like any other: it takes changes until stage 2's observed time (the highest event time of
+//! A day is a window like any other: it takes changes until the ranking's observed time (the highest event time of
 //! the changes it has seen, kept in the store across restarts) passes the day's end plus the daily grace. A change
 //! for a closed day goes to `stock-ticker.late`, never silently nowhere, whatever order the changes arrive in (a
-//! replay, a lagging stage-1 partition); and a closed day's per-symbol changes are dropped, its list kept.
+//! replay, a lagging task of the daily aggregation); and a closed day's per-symbol changes are dropped, its list kept.
 
 use crate::model::{DailyChange, Ranked, Top10};
 use chrono::NaiveDate;
@@ -58,7 +59,7 @@ impl Day {
     }
 }
 
-/// The stage-2 processor.
+/// The ranking processor, task `2_0`'s one stateful node.
 pub struct Ranking {
     zone: DailyWindows,
     grace_ms: i64,

@@ -1,13 +1,16 @@
-//! The two stages as topologies.
+//! The stock ticker as one topology of three sub-topologies, one application (`stock-ticker`), one consumer group;
+//! each sub-topology runs as tasks of its own, named as Kafka Streams names them:
 //!
-//! Stage 1 (`stock-ticker`, one task per `trades` partition): validate, repartition by symbol (so unkeyed and
-//! wrongly keyed trades still reach their symbol's state), then two windowed aggregations side by side:
-//! calendar days in the exchange's time zone (open/high/low/close/volume, grace `--grace`) and hopping moving
-//! windows (min/max/avg). Daily statistics go to `stock-daily-stats`, into a table for the HTTP endpoints, and,
-//! as the day's change, to the single-partition `stock-daily-changes`.
+//! - **Sub-topology 0** (tasks `0_p`, one per `trades` partition): validate, and repartition by symbol, so unkeyed
+//!   and wrongly keyed trades still reach their symbol's state.
+//! - **Sub-topology 1** (tasks `1_p`, one per partition of the repartition topic): two windowed aggregations side
+//!   by side, calendar days in the exchange's time zone (open/high/low/close/volume, grace `--grace`) and hopping
+//!   moving windows (min/max/avg). Daily statistics go to `stock-daily-stats`, into a table for the HTTP endpoints,
+//!   and, as the day's change, to the single-partition `stock-daily-changes`.
+//! - **Sub-topology 2** (task `2_0`, the one partition of `stock-daily-changes`): ranks every symbol's change per
+//!   day ([`crate::ranking`]) into `stock-top10`: the second phase of the chapter's multi-phase top-10.
 //!
-//! Stage 2 (`stock-ticker-top10`, one task): ranks every symbol's change per day ([`crate::ranking`]) into
-//! `stock-top10`.
+//! The three share nothing but their topics, so `2_0` may run on another thread or instance than any `1_p`.
 
 use crate::model::{DailyChange, DailyStats, DayAggregate, MovingAggregate, MovingStats, Top10, Trade};
 use crate::ranking::{Ranking, CHANGES_STORE, TOP10_STORE};
@@ -34,7 +37,7 @@ pub const DAILY_STATS_STORE: &str = "daily-stats";
 pub const DAILY_STATS_TOPIC: &str = "stock-daily-stats";
 /// Moving statistics.
 pub const MOVING_STATS_TOPIC: &str = "stock-moving-stats";
-/// The single-partition topic between the stages.
+/// The single-partition topic between the daily aggregation and the ranking (sub-topologies 1 and 2).
 pub const DAILY_CHANGES_TOPIC: &str = "stock-daily-changes";
 /// The top-10 lists.
 pub const TOP10_TOPIC: &str = "stock-top10";
@@ -42,7 +45,7 @@ pub const TOP10_TOPIC: &str = "stock-top10";
 /// What the topologies are built from.
 #[derive(Debug, Clone)]
 pub struct Settings {
-    /// Stage 1's application id; stage 2's is `<it>-top10`.
+    /// The application id: consumer group, and prefix of the internal topics.
     pub application_id: String,
     /// Prepended to every topic name the service reads or writes (the contract's names when empty), so several
     /// deployments, or tests, can share a cluster.
@@ -81,11 +84,6 @@ impl Settings {
         format!("{}{name}", self.topic_prefix)
     }
 
-    /// Stage 2's application id.
-    pub fn ranking_application_id(&self) -> String {
-        format!("{}-top10", self.application_id)
-    }
-
     fn windows<W: streamcore::window::Windowing>(&self, windows: W, store: &str, grace: Duration) -> WindowedAggregation<W> {
         let spec = WindowedAggregation::new(windows, StoreSpec::persistent(store)).grace(grace);
         match self.close_when_idle {
@@ -99,9 +97,17 @@ fn duration(d: Duration) -> Result<chrono::Duration, StreamError> {
     chrono::Duration::from_std(d).map_err(|e| StreamError::Config(format!("window duration {d:?}: {e}")))
 }
 
-/// Stage 1: trades to daily and moving statistics, and daily changes for stage 2.
-pub fn trades_topology(s: &Settings) -> Result<Topology, StreamError> {
+/// The whole service: trades to daily and moving statistics and daily changes, and the changes to the top-10.
+pub fn topology(s: &Settings) -> Result<Topology, StreamError> {
     let b = TopologyBuilder::new(s.application_id.clone());
+    statistics(&b, s)?;
+    // Added last, so it is numbered 2, after the sub-topologies that feed it.
+    ranking(&b, s);
+    b.build()
+}
+
+/// Sub-topologies 0 and 1: trades to daily and moving statistics, and daily changes for the ranking.
+fn statistics(b: &TopologyBuilder, s: &Settings) -> Result<(), StreamError> {
     let trades = b.source(&s.topic(TRADES_TOPIC), Json::<Trade>::new(), |t: &Trade| EventTime::payload(&t.ts));
     let valid = trades.try_map_values("validate", |t: Trade| match t.problem() {
         Some(problem) => Err(ProcessError::Invalid(problem)),
@@ -137,12 +143,11 @@ pub fn trades_topology(s: &Settings) -> Result<Topology, StreamError> {
     let moving_stats = moving.map_values("moving-stats", |w: Windowed<MovingAggregate>| MovingStats::of(&w.key, &w.window, &w.value));
     moving_stats.to("moving-stats-sink", &s.topic(MOVING_STATS_TOPIC), Json::new(), |r: &Record<MovingStats>| Some(r.value.symbol.clone()));
     drop((trades, valid, by_symbol, daily, stats, table, changes, moving, moving_stats));
-    b.build()
+    Ok(())
 }
 
-/// Stage 2: every symbol's daily change to the day's top-10.
-pub fn ranking_topology(s: &Settings) -> Result<Topology, StreamError> {
-    let b = TopologyBuilder::new(s.ranking_application_id());
+/// Sub-topology 2: every symbol's daily change to the day's top-10.
+fn ranking(b: &TopologyBuilder, s: &Settings) {
     let changes = b.source(&s.topic(DAILY_CHANGES_TOPIC), Json::<DailyChange>::new(), |c: &DailyChange| EventTime::payload(&c.ts));
     let stores = [StoreSpec::persistent(CHANGES_STORE), StoreSpec::persistent(TOP10_STORE)];
     let (zone, grace_ms) = (DailyWindows::new(s.timezone), i64::try_from(s.grace.as_millis()).unwrap_or(i64::MAX));
@@ -150,7 +155,6 @@ pub fn ranking_topology(s: &Settings) -> Result<Topology, StreamError> {
     b.late_records();
     top.to("top10-sink", &s.topic(TOP10_TOPIC), Json::new(), |r: &Record<Top10>| Some(r.value.date.to_string()));
     drop((changes, top));
-    b.build()
 }
 
 /// The `<symbol>/<date>` key of the daily statistics table.

@@ -1,5 +1,5 @@
 //! The real `stock-ticker` binary against the real broker `scripts/test` started, with 4 input partitions over 2
-//! stream threads per stage (so partitions, tasks and their state move between threads across restarts), under
+//! stream threads (so tasks and their state move between threads across restarts), under
 //! exactly-once (so every output the test reads is committed, and the repartition topic ends in markers): the
 //! golden scenario's endpoints equal the expected file, and answer the same after a SIGKILL and restart, and after
 //! the state directory is deleted (state restored from the changelogs, then processing continues from it).
@@ -57,16 +57,17 @@ impl Ticker {
         .collect()
     }
 
-    /// Both stages processed and committed everything produced so far.
+    /// Every sub-topology processed and committed everything produced so far: the application's one consumer
+    /// group is at the end of each of their source topics.
     fn wait_caught_up(&self) {
         let bs = bootstrap();
-        let stages = [
-            (self.app.clone(), format!("{}{TRADES_TOPIC}", self.prefix)),
-            (self.app.clone(), repartition_topic(&self.app, BY_SYMBOL)),
-            (format!("{}-top10", self.app), format!("{}{DAILY_CHANGES_TOPIC}", self.prefix)),
+        let sources = [
+            format!("{}{TRADES_TOPIC}", self.prefix),
+            repartition_topic(&self.app, BY_SYMBOL),
+            format!("{}{DAILY_CHANGES_TOPIC}", self.prefix),
         ];
-        for (group, topic) in stages {
-            assert!(wait_caught_up(&bs, &group, &topic, Duration::from_secs(90)), "{group} did not catch up on {topic}");
+        for topic in sources {
+            assert!(wait_caught_up(&bs, &self.app, &topic, Duration::from_secs(90)), "{} did not catch up on {topic}", self.app);
         }
     }
 }
@@ -165,11 +166,12 @@ fn golden_scenario_over_four_partitions_survives_sigkill_and_a_lost_state_direct
     assert_eq!(top["gainers"][0]["symbol"], "AAPL");
 }
 
-/// Two instances, each telling the others its address: both answer every endpoint as the golden file says, a
-/// symbol's statistics through the instance that owns the symbol, and the top-10 through the one instance that
-/// owns stage 2's single partition (the other's stage 2 is a standby with no task).
+/// Two instances of the one application, each telling the other its address: both answer every endpoint as the
+/// golden file says, a symbol's statistics through the instance that owns its task of sub-topology 1, and the
+/// top-10 through the one instance that owns task 2_0. Then one is SIGKILLed and comes back with its state
+/// directory wiped: its tasks restore from the changelogs and both answer as before.
 #[test]
-fn two_instances_answer_every_endpoint_through_the_owner() {
+fn two_instances_answer_every_endpoint_through_the_owner_across_a_sigkill_and_a_wiped_state_directory() {
     let bs = bootstrap();
     let (batches, expected) = support::golden();
     let (state_a, state_b) = (tempfile::tempdir().expect("state dir"), tempfile::tempdir().expect("state dir"));
@@ -185,4 +187,26 @@ fn two_instances_answer_every_endpoint_through_the_owner() {
     }
     assert_endpoints(&a, &expected);
     assert_endpoints(&b, &expected);
+    let active = |p: &ServiceProcess| -> Vec<String> {
+        let ready: serde_json::Value = serde_json::from_str(&p.get("/readyz").1).unwrap_or_default();
+        ready["active"].as_array().into_iter().flatten().filter_map(|t| t.as_str().map(str::to_owned)).collect()
+    };
+    let want: Vec<String> = (0..3).flat_map(|st| (0..if st == 2 { 1 } else { 4 }).map(move |p| format!("{st}_{p}"))).collect();
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    let between = loop {
+        let mut all = active(&a);
+        all.extend(active(&b));
+        all.sort();
+        if all == want || std::time::Instant::now() > deadline {
+            break all;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    assert_eq!(between, want, "the two instances run the topology's 9 tasks between them, each once");
+
+    b.kill();
+    std::fs::remove_dir_all(state_b.path()).expect("wipe state");
+    let b = t.start_advertised(state_b.path());
+    assert_endpoints(&b, &expected);
+    assert_endpoints(&a, &expected);
 }

@@ -1,4 +1,4 @@
-//! The stock ticker's two stages through the test driver: daylight-saving days, day boundaries, grace and late
+//! The stock ticker's three sub-topologies through the test driver: daylight-saving days, day boundaries, grace and late
 //! trades, open/close ties, the top-10's replacement and ordering, malformed trades, and the golden scenario.
 
 mod support;
@@ -7,35 +7,25 @@ use rust_decimal::Decimal;
 use std::collections::BTreeMap;
 use std::str::FromStr;
 use stock_ticker::model::{DailyStats, MovingStats, Top10, Trade};
-use stock_ticker::topology::{
-    ranking_topology, trades_topology, Settings, DAILY_CHANGES_TOPIC, DAILY_STATS_TOPIC, MOVING_STATS_TOPIC, TOP10_TOPIC,
-};
+use stock_ticker::topology::{topology, Settings, DAILY_CHANGES_TOPIC, DAILY_STATS_TOPIC, MOVING_STATS_TOPIC, TOP10_TOPIC};
 use streamcore::task::Outcome;
 use streamcore::testkit::TopologyTestDriver;
 
-/// Both stages, wired as the service wires them: stage 1's daily changes feed stage 2.
+/// The whole topology in one driver: what sub-topology 1 writes to the daily changes topic is piped on into
+/// sub-topology 2, as the broker would deliver it.
 struct Ticker {
-    stage1: TopologyTestDriver,
-    stage2: TopologyTestDriver,
+    driver: TopologyTestDriver,
 }
 
 impl Ticker {
     fn new(partitions: i32) -> Self {
         let mut s = Settings::new("stock-ticker");
         s.close_when_idle = None;
-        Ticker {
-            stage1: TopologyTestDriver::new(trades_topology(&s).expect("stage 1")).with_partitions(partitions),
-            stage2: TopologyTestDriver::new(ranking_topology(&s).expect("stage 2")),
-        }
+        Ticker { driver: TopologyTestDriver::new(topology(&s).expect("topology")).with_partitions(partitions) }
     }
 
     fn pipe(&mut self, key: Option<&str>, value: &[u8]) -> Outcome {
-        let outcome = self.stage1.pipe("trades", key, value).expect("pipe");
-        for change in self.stage1.read_output(DAILY_CHANGES_TOPIC) {
-            let key = change.key.as_deref().map(|k| std::str::from_utf8(k).expect("utf8"));
-            self.stage2.pipe(DAILY_CHANGES_TOPIC, key, change.value.as_deref().expect("value")).expect("pipe stage 2");
-        }
-        outcome
+        self.driver.pipe("trades", key, value).expect("pipe")
     }
 
     fn trade(&mut self, symbol: &str, price: &str, volume: u64, ts: &str) -> Outcome {
@@ -44,16 +34,16 @@ impl Ticker {
     }
 
     fn daily(&mut self) -> Vec<DailyStats> {
-        self.stage1.read_json(DAILY_STATS_TOPIC).expect("daily stats")
+        self.driver.read_json(DAILY_STATS_TOPIC).expect("daily stats")
     }
 
     fn top10(&mut self) -> Vec<Top10> {
-        self.stage2.read_json(TOP10_TOPIC).expect("top10")
+        self.driver.read_json(TOP10_TOPIC).expect("top10")
     }
 
     fn late(&mut self, operator: &str) -> Vec<Trade> {
-        let topic = self.stage1.late_topic();
-        self.stage1
+        let topic = self.driver.late_topic();
+        self.driver
             .read_output(&topic)
             .into_iter()
             .filter(|r| r.headers.iter().any(|(k, v)| k == "late.operator" && v == operator.as_bytes()))
@@ -138,7 +128,7 @@ fn moving_windows_report_min_max_and_mean_over_five_minutes() {
     t.trade("V", "10", 1, "2026-11-24T10:00:30Z");
     t.trade("V", "13", 1, "2026-11-24T10:02:00Z");
     t.trade("V", "11", 1, "2026-11-24T10:04:59.999Z");
-    let moving: Vec<MovingStats> = t.stage1.read_json(MOVING_STATS_TOPIC).expect("moving");
+    let moving: Vec<MovingStats> = t.driver.read_json(MOVING_STATS_TOPIC).expect("moving");
     let latest: BTreeMap<String, MovingStats> = moving.into_iter().map(|m| (m.window_start.clone(), m)).collect();
     let w = &latest["2026-11-24T10:00:00Z"];
     assert_eq!((w.window_end.as_str(), w.min, w.max, w.avg, w.trades), ("2026-11-24T10:05:00Z", dec("10"), dec("13"), dec("11.3333"), 3));
@@ -187,7 +177,7 @@ fn malformed_trades_are_dead_lettered_and_the_rest_keeps_flowing() {
     for b in bad {
         assert!(matches!(t.pipe(Some("AAPL"), b), Outcome::DeadLettered(_)), "{}", String::from_utf8_lossy(b));
     }
-    assert_eq!(t.stage1.read_output(&t.stage1.dead_letter_topic()).len(), 6);
+    assert_eq!(t.driver.read_output(&t.driver.dead_letter_topic()).len(), 6);
     assert_eq!(t.trade("AAPL", "189.32", 100, "2026-11-24T10:00:00-05:00"), Outcome::Processed);
     assert_eq!(last(&t.daily()).close, dec("189.32"));
 }
@@ -198,25 +188,25 @@ fn prices_no_decimal_holds_and_figures_that_would_overflow_are_dead_lettered_who
     let forty = br#"{"symbol": "X", "price": 189.3200000000000000000000000000000000001, "volume": 1, "ts": "2026-11-24T10:00:00Z"}"#;
     assert!(matches!(t.pipe(Some("X"), forty), Outcome::DeadLettered(r) if r.contains("cannot be held exactly")));
     assert_eq!(t.trade("X", "0.0000000000000000000001", 1, "2026-11-24T10:00:00-05:00"), Outcome::Processed);
-    let moving_before = t.stage1.read_output(MOVING_STATS_TOPIC).len();
+    let moving_before = t.driver.read_output(MOVING_STATS_TOPIC).len();
     assert!(moving_before > 0);
     t.daily();
     // Its change from that open is beyond any decimal: refused by the daily aggregate, and the moving windows,
     // which could have taken it, do not count it either.
     t.trade("X", "79228162514264337593543950335", 1, "2026-11-24T10:01:00-05:00");
     // Refused after the repartition by symbol: the dead letter is the repartitioned copy, with the reason.
-    let dlq = t.stage1.read_output(&t.stage1.dead_letter_topic());
+    let dlq = t.driver.read_output(&t.driver.dead_letter_topic());
     let reasons: Vec<String> = dlq
         .iter()
         .flat_map(|r| r.headers.iter().filter(|(k, _)| k == "error"))
         .map(|(_, v)| String::from_utf8_lossy(v).into_owned())
         .collect();
     assert!(matches!(reasons.as_slice(), [_, r] if r.contains("too far from the day's open")), "{reasons:?}");
-    assert!(t.daily().is_empty() && t.stage1.read_output(MOVING_STATS_TOPIC).is_empty(), "nothing of the refused trade is sent");
+    assert!(t.daily().is_empty() && t.driver.read_output(MOVING_STATS_TOPIC).is_empty(), "nothing of the refused trade is sent");
     assert_eq!(t.trade("X", "0.0000000000000000000002", 1, "2026-11-24T10:02:00-05:00"), Outcome::Processed);
     let daily = t.daily();
     assert_eq!((last(&daily).trades, last(&daily).high), (2, dec("0.0000000000000000000002")));
-    let moving: Vec<MovingStats> = t.stage1.read_json(MOVING_STATS_TOPIC).expect("moving");
+    let moving: Vec<MovingStats> = t.driver.read_json(MOVING_STATS_TOPIC).expect("moving");
     assert!(moving.iter().all(|m| m.trades <= 2 && m.max < Decimal::ONE), "the refused price is in no window");
 }
 
@@ -225,19 +215,18 @@ fn a_trade_dated_beyond_max_future_is_dead_lettered_and_moves_no_time() {
     let now = chrono::DateTime::parse_from_rfc3339("2026-11-24T16:00:00Z").expect("now").timestamp_millis();
     let mut s = Settings::new("stock-ticker");
     s.close_when_idle = None;
-    let mut stage1 =
-        TopologyTestDriver::new(trades_topology(&s).expect("stage 1")).with_max_future(std::time::Duration::from_secs(86_400), now);
+    let mut driver = TopologyTestDriver::new(topology(&s).expect("topology")).with_max_future(std::time::Duration::from_secs(86_400), now);
     // RFC 3339 allows these; a ticker that believed them would send every later trade of the partition to .late.
     for ts in ["+10000-01-01T00:00:00Z", "9999-12-31T23:59:59Z", "2026-11-25T16:00:00.001Z"] {
         let t = serde_json::json!({"symbol": "X", "price": "1", "volume": 1, "ts": ts});
-        let outcome = stage1.pipe("trades", Some("X"), &serde_json::to_vec(&t).expect("json")).expect("pipe");
+        let outcome = driver.pipe("trades", Some("X"), &serde_json::to_vec(&t).expect("json")).expect("pipe");
         assert!(matches!(&outcome, Outcome::DeadLettered(r) if r.contains("ahead of the wall clock")), "{ts}: {outcome:?}");
     }
     let t = serde_json::json!({"symbol": "X", "price": "2", "volume": 1, "ts": "2026-11-24T15:59:00Z"});
-    assert_eq!(stage1.pipe("trades", Some("X"), &serde_json::to_vec(&t).expect("json")).expect("pipe"), Outcome::Processed);
-    let daily: Vec<DailyStats> = stage1.read_json(DAILY_STATS_TOPIC).expect("daily");
+    assert_eq!(driver.pipe("trades", Some("X"), &serde_json::to_vec(&t).expect("json")).expect("pipe"), Outcome::Processed);
+    let daily: Vec<DailyStats> = driver.read_json(DAILY_STATS_TOPIC).expect("daily");
     assert_eq!(daily.iter().map(|d| (d.trades, d.close)).collect::<Vec<_>>(), [(1, dec("2"))], "counted, not late");
-    assert!(stage1.read_output(&stage1.late_topic()).is_empty());
+    assert!(driver.read_output(&driver.late_topic()).is_empty());
 }
 
 #[test]
@@ -246,7 +235,7 @@ fn the_topic_prefix_reaches_every_topic_of_the_contract_dead_letters_and_late_re
     s.topic_prefix = "blue.".into();
     let mut config = streamcore::StreamsConfig::new("stock-ticker", "");
     config.topic_prefix = "blue.".into();
-    let topology = trades_topology(&s).expect("stage 1");
+    let topology = topology(&s).expect("topology");
     let names: Vec<String> = streamcore::runtime::topics_to_create(&topology, &config).into_iter().map(|t| t.name).collect();
     assert!(names.contains(&"blue.stock-ticker.dlq".to_owned()) && names.contains(&"blue.stock-ticker.late".to_owned()), "{names:?}");
     // Internal topics are named by the application id, the deployment's own namespace (Kafka Streams' convention).
@@ -255,27 +244,27 @@ fn the_topic_prefix_reaches_every_topic_of_the_contract_dead_letters_and_late_re
 }
 
 #[test]
-fn stage_2_sends_a_closed_days_change_to_the_late_topic_whatever_order_changes_arrive_in() {
+fn the_ranking_sends_a_closed_days_change_to_the_late_topic_whatever_order_changes_arrive_in() {
     let mut t = Ticker::new(1);
     let change = |date: &str, pct: &str, ts: &str| {
         serde_json::json!({"symbol": "X", "date": date, "change_pct": pct, "close": "1", "ts": ts}).to_string().into_bytes()
     };
-    // A lagging stage-1 partition, or a replay: day 24's change arrives after day 30 was seen.
+    // A lagging task of sub-topology 1, or a replay: day 24's change arrives after day 30 was seen.
     let on_time = change("2026-11-30", "1.0000", "2026-11-30T06:00:00Z"); // 01:00 in New York
-    t.stage2.pipe(DAILY_CHANGES_TOPIC, Some("X"), &on_time).expect("pipe");
+    t.driver.pipe(DAILY_CHANGES_TOPIC, Some("X"), &on_time).expect("pipe");
     assert_eq!(t.top10().len(), 1);
     let stale = change("2026-11-24", "2.0000", "2026-11-24T15:00:00Z");
-    assert_eq!(t.stage2.pipe(DAILY_CHANGES_TOPIC, Some("X"), &stale).expect("pipe"), Outcome::Processed);
+    assert_eq!(t.driver.pipe(DAILY_CHANGES_TOPIC, Some("X"), &stale).expect("pipe"), Outcome::Processed);
     assert!(t.top10().is_empty(), "no list for a closed day");
-    let late = t.stage2.read_output(&t.stage2.late_topic());
+    let late = t.driver.read_output(&t.driver.late_topic());
     let [record] = late.as_slice() else { panic!("one late record, got {}", late.len()) };
     let header = |name: &str| record.headers.iter().find(|(k, _)| k == name).map(|(_, v)| String::from_utf8_lossy(v).into_owned());
     assert_eq!(header("late.operator").as_deref(), Some("rank"));
     assert!(header("error").is_some_and(|e| e.contains("the day 2026-11-24 had closed")), "{:?}", header("error"));
     // Within the grace (4 h after the end of the day in New York), yesterday still takes changes.
     let yesterday = change("2026-11-29", "3.0000", "2026-11-29T20:00:00Z");
-    t.stage2.pipe(DAILY_CHANGES_TOPIC, Some("X"), &yesterday).expect("pipe");
-    assert!(t.stage2.read_output(&t.stage2.late_topic()).is_empty());
+    t.driver.pipe(DAILY_CHANGES_TOPIC, Some("X"), &yesterday).expect("pipe");
+    assert!(t.driver.read_output(&t.driver.late_topic()).is_empty());
     assert_eq!(t.top10().iter().map(|l| l.date.to_string()).collect::<Vec<_>>(), ["2026-11-29"]);
 }
 

@@ -15,7 +15,7 @@
 //! plain read of the same records (see `restore`).
 //!
 //! `bench stock-ticker` pre-loads trades over many symbols instead and runs the plain loop beside the whole stock
-//! ticker (both stages, two runtimes in this process), reporting trades per second and peak memory (the process's
+//! ticker (one runtime per instance, in this process), reporting trades per second and peak memory (the process's
 //! peak resident set, reset before each run).
 //!
 //! Each figure is records per second from the first record consumed until every input offset is committed (for
@@ -64,12 +64,12 @@ struct Cli {
 enum Bench {
     /// The engine's paths (plain loop, pass-through, keyed state) on transactions: the default.
     Core,
-    /// The stock ticker's two stages on trades.
+    /// The whole stock ticker (one application, three sub-topologies) on trades.
     StockTicker {
         /// Distinct symbols.
         #[arg(long, default_value_t = 500)]
         symbols: u32,
-        /// Stream threads per stage to measure, comma-separated (each beside its own plain-loop baseline).
+        /// Stream threads per instance to measure, comma-separated (each beside its own plain-loop baseline).
         #[arg(long, value_delimiter = ',', default_value = "1")]
         threads: Vec<usize>,
         /// Instances (each with its own state directory, so its own members of the group) sharing the work.

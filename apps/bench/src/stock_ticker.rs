@@ -1,12 +1,12 @@
-//! The stock ticker's two stages (validate, repartition by symbol, daily and moving windows, the daily-changes
-//! topic, the top-10 stage) on pre-loaded trades, beside the plain loop (decode, validate, encode, produce).
+//! The stock ticker's whole topology (validate, repartition by symbol, daily and moving windows, the daily-changes
+//! topic, the top-10) on pre-loaded trades, beside the plain loop (decode, validate, encode, produce).
 
 use crate::memory::beside_plain_loop;
 use crate::plain_loop;
 use anyhow::Context;
 use std::time::{Duration, Instant};
 use stock_ticker::model::Trade;
-use stock_ticker::topology::{ranking_topology, trades_topology, Settings, BY_SYMBOL, DAILY_CHANGES_TOPIC, TRADES_TOPIC};
+use stock_ticker::topology::{topology, Settings, BY_SYMBOL, DAILY_CHANGES_TOPIC, TRADES_TOPIC};
 use streamcore::runtime::Guarantee;
 use streamcore::testkit::kafka::{create_topic, unique};
 use streamcore::{Runtime, StreamsConfig};
@@ -30,7 +30,7 @@ fn validated(t: Trade) -> Trade {
 /// One configuration to measure.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Setup {
-    /// Stream threads per stage and instance.
+    /// Stream threads per instance.
     pub(crate) threads: usize,
     /// Instances in the group.
     pub(crate) instances: usize,
@@ -43,7 +43,7 @@ impl std::fmt::Display for Setup {
         let plural = |n: usize| if n == 1 { "" } else { "s" };
         write!(
             f,
-            "stock-ticker, both stages, {} instance{}, {} stream thread{} per stage, {}",
+            "stock-ticker, {} instance{}, {} stream thread{} each, {}",
             self.instances,
             plural(self.instances),
             self.threads,
@@ -55,7 +55,7 @@ impl std::fmt::Display for Setup {
 
 pub(crate) fn run(bs: &str, n: u64, partitions: i32, symbols: u32, setups: &[Setup]) -> anyhow::Result<()> {
     for &setup in setups {
-        // A fresh prefix per run: stage 2 reads `stock-daily-changes` from the start, so a topic shared with an
+        // A fresh prefix per run: the ranking reads `stock-daily-changes` from the start, so a topic shared with an
         // earlier run would hand it that run's changes too.
         let prefix = format!("{}.", unique("bench"));
         let input = format!("{prefix}{TRADES_TOPIC}");
@@ -68,14 +68,14 @@ pub(crate) fn run(bs: &str, n: u64, partitions: i32, symbols: u32, setups: &[Set
             "pre-loaded {n} trades over {symbols} symbols into {input} ({partitions} partitions) in {:.1}s",
             started.elapsed().as_secs_f64()
         );
-        beside_plain_loop("trades", &setup.to_string(), || plain_loop(bs, &input, n, validated), || both_stages(bs, &prefix, n, setup))?;
+        beside_plain_loop("trades", &setup.to_string(), || plain_loop(bs, &input, n, validated), || ticker(bs, &prefix, n, setup))?;
     }
     Ok(())
 }
 
-/// Runs both stages on every instance until stage 1 has consumed every trade (input and repartition topic) and
-/// stage 2 every daily change stage 1 wrote; stops them gracefully (final commits included). Returns trades/s.
-fn both_stages(bs: &str, prefix: &str, n: u64, setup: Setup) -> anyhow::Result<f64> {
+/// Runs the ticker on every instance until it has consumed every trade (input and repartition topic) and every
+/// daily change it wrote; stops them gracefully (final commits included). Returns trades/s.
+fn ticker(bs: &str, prefix: &str, n: u64, setup: Setup) -> anyhow::Result<f64> {
     let app = unique("bench-ticker");
     let mut settings = Settings::new(&app);
     settings.topic_prefix = prefix.to_owned();
@@ -89,10 +89,9 @@ fn both_stages(bs: &str, prefix: &str, n: u64, setup: Setup) -> anyhow::Result<f
         cfg.threads = setup.threads;
         cfg.guarantee = setup.guarantee;
         let registry = prometheus::Registry::new();
-        let stage1 = Runtime::new(trades_topology(&settings)?, cfg.clone(), &registry)?;
-        let stage2 = Runtime::new(ranking_topology(&settings)?, cfg, &registry)?;
-        stops.extend([stage1.shutdown_handle(), stage2.shutdown_handle()]);
-        threads.extend([stage1.spawn()?, stage2.spawn()?]);
+        let runtime = Runtime::new(topology(&settings)?, cfg, &registry)?;
+        stops.push(runtime.shutdown_handle());
+        threads.push(runtime.spawn()?);
         registries.push(registry);
     }
 
@@ -106,8 +105,8 @@ fn both_stages(bs: &str, prefix: &str, n: u64, setup: Setup) -> anyhow::Result<f
         if first.is_none() && consumed(&input) > 0.0 {
             first = Some(Instant::now());
         }
-        let stage1_done = consumed(&input) >= n as f64 && consumed(&repartition) >= n as f64;
-        if stage1_done && consumed(&changes) >= total("streamcore_records_produced_total", &changes) {
+        let statistics_done = consumed(&input) >= n as f64 && consumed(&repartition) >= n as f64;
+        if statistics_done && consumed(&changes) >= total("streamcore_records_produced_total", &changes) {
             break;
         }
         anyhow::ensure!(threads.iter().all(|t| !t.is_finished()), "a stream thread stopped early");
@@ -122,6 +121,6 @@ fn both_stages(bs: &str, prefix: &str, n: u64, setup: Setup) -> anyhow::Result<f
     let secs = first.map_or(0.0, |f| f.elapsed().as_secs_f64());
     let ranked = consumed(&changes);
     let _ = std::fs::remove_dir_all(state);
-    println!("stock-ticker: {n} trades through both stages in {secs:.2}s; stage 2 ranked {ranked:.0} daily changes");
+    println!("stock-ticker: {n} trades in {secs:.2}s; task 2_0 ranked {ranked:.0} daily changes");
     Ok(n as f64 / secs)
 }

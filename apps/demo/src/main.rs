@@ -8,7 +8,7 @@
 //!
 //! | module | what |
 //! |---|---|
-//! | [`suite`] | the services' configurations, their topologies and topics, waiting for every stage |
+//! | [`suite`] | the services' configurations, their topologies and topics, waiting for every application |
 //! | [`load`] | the generators: transactions, trades, card traffic, simulated homes |
 //! | [`page`] | the live page and the forwarding to each service's endpoints |
 //!
@@ -194,7 +194,7 @@ async fn main() -> anyhow::Result<()> {
         tokio::task::spawn_blocking(move || suite::wait_processed(&bootstrap, &topologies)).await??;
         let mails = std::fs::read_dir(&outbox)?.filter_map(Result::ok).filter(|e| e.path().extension().is_some_and(|x| x == "eml")).count();
         println!("demo: done: {} transactions processed, {mails} emails in {}", load.transactions, outbox.display());
-        println!("demo: every stage caught up: {}", names.join(", "));
+        println!("demo: every application caught up: {}", names.join(", "));
         anyhow::Ok(())
     };
     if cli.exit_when_done {

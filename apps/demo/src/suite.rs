@@ -103,7 +103,7 @@ pub(crate) fn iot(bootstrap: &str, state: &Path, http: SocketAddr) -> anyhow::Re
     })
 }
 
-/// Every topology of the suite with its service name, in pipeline order (a stage before the stage it feeds).
+/// Every topology of the suite with its service name (its application id), in the order the demo starts them.
 pub(crate) fn topologies(state: &Path) -> anyhow::Result<Vec<(&'static str, Topology)>> {
     let mailer = txn_mailer::topology::Settings {
         application_id: "txn-mailer".into(),
@@ -125,8 +125,7 @@ pub(crate) fn topologies(state: &Path) -> anyhow::Result<Vec<(&'static str, Topo
     };
     Ok(vec![
         ("txn-mailer", txn_mailer::topology::build_topology(&mailer, probe)?),
-        ("stock-ticker", stock_ticker::topology::trades_topology(&ticker)?),
-        ("stock-ticker", stock_ticker::topology::ranking_topology(&ticker)?),
+        ("stock-ticker", stock_ticker::topology::topology(&ticker)?),
         ("fraud-detection", fraud_detection::topology::build_topology(&fraud)?),
         ("iot-controller", iot_controller::topology::build_topology(&iot_controller::topology::Settings::new("iot-controller", counter))?),
     ])
@@ -160,8 +159,7 @@ pub(crate) fn topology_docs(topologies: &[(&str, Topology)]) -> String {
          write topics; a repartition topic cuts a topology into sub-topologies.\n",
     );
     for (service, t) in topologies {
-        let title = if t.name() == *service { service.to_string() } else { format!("{} (a stage of {service})", t.name()) };
-        out.push_str(&format!("\n## {title}\n\n```text\n{}```\n\n```mermaid\n{}```\n", t.describe(), t.to_mermaid()));
+        out.push_str(&format!("\n## {service}\n\n```text\n{}```\n\n```mermaid\n{}```\n", t.describe(), t.to_mermaid()));
     }
     out
 }
@@ -183,7 +181,7 @@ pub(crate) fn role(topologies: &[(&str, Topology)], topic: &str) -> &'static str
     }
 }
 
-/// Wait until every stage has committed the end of each of its source topics, stage after stage.
+/// Wait until every application has committed the end of each of its source topics, one after the other.
 pub(crate) fn wait_processed(bootstrap: &str, topologies: &[(&str, Topology)]) -> anyhow::Result<()> {
     for (_, t) in topologies {
         for source in t.source_topics() {

@@ -240,7 +240,7 @@ pub fn run(scenario: Scenario, guarantee: Guarantee, opts: &Options) -> anyhow::
     }
     driver.join().map_err(|_| anyhow::anyhow!("the driver panicked"))??;
 
-    // Everything written is processed and committed, by stage 1 on both of its topics.
+    // Everything written is processed and committed: the trades and the repartition topic by their tasks.
     let repartition = repartition_topic(&app, BY_SYMBOL);
     let deadline = Instant::now() + Duration::from_secs(300);
     while ![&input, &repartition].iter().all(|t| wait_caught_up(&bs, &app, t, Duration::from_secs(5))) {

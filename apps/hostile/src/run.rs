@@ -76,19 +76,15 @@ pub fn run(service: Service, bootstrap: &str, prefix: &str, app: &str, state: &s
         produce(bootstrap, topic, &[(Some(key.clone()), serde_json::to_vec(value)?)]);
     }
     let registry = prometheus::Registry::new();
-    let mut running = Vec::new();
-    let mut stores = Vec::new();
-    let mut groups = Vec::new();
-    let mut internal = Vec::new();
-    for topology in service.topologies {
-        let group = topology.name().to_owned();
-        internal.extend(topology.internal_topics().iter().map(|t| (group.clone(), t.clone())));
-        let rt = Runtime::new(topology, crate::services::config(service.name, bootstrap, prefix, state), &registry)?;
-        stores.push(rt.stores());
-        let stop = rt.shutdown_handle();
-        running.push((stop, rt.spawn()?));
-        groups.push(group);
-    }
+    // What the topology reads besides the inputs: what it writes itself, repartition topics and a later
+    // sub-topology's input (the top-10's daily changes).
+    let t = &service.topology;
+    let written: Vec<&str> = t.internal_topics().iter().map(String::as_str).chain(t.sink_topics()).collect();
+    let fed_back: Vec<String> = t.source_topics().into_iter().filter(|s| written.contains(s)).map(str::to_owned).collect();
+    let rt = Runtime::new(service.topology, crate::services::config(service.name, bootstrap, prefix, state), &registry)?;
+    let stores = rt.stores();
+    let stop = rt.shutdown_handle();
+    let thread = rt.spawn()?;
     let mut must_dead_letter: Vec<(String, Case)> = Vec::new();
     let (mut bad_sent, mut expected_dlq, mut good_in, mut expected_outputs, mut expected_late) = (0, 0, 0, 0, 0);
     for input in &service.inputs {
@@ -110,10 +106,8 @@ pub fn run(service: Service, bootstrap: &str, prefix: &str, app: &str, state: &s
             input.topic
         );
     }
-    // What the inputs were repartitioned into, and a later stage (the top-10) on what the first wrote.
-    let later_stages = groups.iter().filter(|g| g.as_str() != app).map(|g| (g.clone(), format!("{prefix}stock-daily-changes")));
-    for (group, topic) in internal.into_iter().chain(later_stages) {
-        anyhow::ensure!(wait_caught_up(bootstrap, &group, &topic, Duration::from_secs(300)), "{group} did not catch up on {topic}");
+    for topic in fed_back {
+        anyhow::ensure!(wait_caught_up(bootstrap, app, &topic, Duration::from_secs(300)), "{app} did not catch up on {topic}");
     }
     let ctx = Context { bootstrap, prefix, stores: &stores };
     // Outputs that live in stores are applied right after the commit: await the count rather than a moment.
@@ -123,10 +117,8 @@ pub fn run(service: Service, bootstrap: &str, prefix: &str, app: &str, state: &s
         std::thread::sleep(Duration::from_millis(200));
         outputs_out = (service.outputs)(&ctx)?;
     }
-    for (stop, handle) in running {
-        stop.trigger();
-        handle.join().map_err(|_| anyhow::anyhow!("a stream thread panicked"))??;
-    }
+    stop.trigger();
+    thread.join().map_err(|_| anyhow::anyhow!("a stream thread panicked"))??;
     let restarts = registry
         .gather()
         .iter()

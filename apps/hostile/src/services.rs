@@ -14,8 +14,8 @@ use streamcore::{StreamsConfig, Topology};
 pub struct Service {
     /// Its name (and dead-letter prefix).
     pub name: &'static str,
-    /// Its topologies (the stock ticker has two stages).
-    pub topologies: Vec<Topology>,
+    /// Its topology.
+    pub topology: Topology,
     /// Its input topics, each with the good records to send and the target to attack it with.
     pub inputs: Vec<Input>,
     /// Counts the outputs of the good records, once the service caught up.
@@ -50,7 +50,7 @@ pub struct Context<'a> {
     /// The run's topic prefix.
     pub prefix: &'a str,
     /// The running service's stores.
-    pub stores: &'a [StoreRegistry],
+    pub stores: &'a StoreRegistry,
 }
 
 fn ts(ago: Duration) -> String {
@@ -102,14 +102,14 @@ pub fn mailer(prefix: &str, app: &str, good: usize) -> anyhow::Result<Service> {
     let good = (0..good).map(|i| (format!("acc-{}", i % 7), txn(i))).collect();
     let inputs = vec![Input { topic: format!("{prefix}transactions"), target, good, counted: true }];
     let outputs = Box::new(|ctx: &Context| Ok(read(ctx, "high-value-alerts")?.len()));
-    Ok(Service { name: "txn-mailer", topologies: vec![topology], inputs, outputs, setup: Vec::new(), outbox: Some(outbox) })
+    Ok(Service { name: "txn-mailer", topology, inputs, outputs, setup: Vec::new(), outbox: Some(outbox) })
 }
 
 /// The stock ticker: trades of today, each one update of its symbol's daily statistics.
 pub fn ticker(prefix: &str, app: &str, good: usize) -> anyhow::Result<Service> {
     let mut s = stock_ticker::topology::Settings::new(app);
     s.topic_prefix = prefix.to_owned();
-    let topologies = vec![stock_ticker::topology::trades_topology(&s)?, stock_ticker::topology::ranking_topology(&s)?];
+    let topology = stock_ticker::topology::topology(&s)?;
     let trade = |i: usize| {
         json!({"symbol": format!("S{}", i % 5), "price": format!("100.{i}"), "volume": 1,
                "ts": ts(Duration::minutes(10) - Duration::milliseconds(i as i64))})
@@ -128,7 +128,7 @@ pub fn ticker(prefix: &str, app: &str, good: usize) -> anyhow::Result<Service> {
     let good = (0..good).map(|i| (format!("S{}", i % 5), trade(i))).collect();
     let inputs = vec![Input { topic: format!("{prefix}trades"), target, good, counted: true }];
     let outputs = Box::new(|ctx: &Context| Ok(read(ctx, "stock-daily-stats")?.len()));
-    Ok(Service { name: "stock-ticker", topologies, inputs, outputs, setup: Vec::new(), outbox: None })
+    Ok(Service { name: "stock-ticker", topology, inputs, outputs, setup: Vec::new(), outbox: None })
 }
 
 /// The fraud detector: card profiles, one blocked merchant, and transactions there an hour apart (so no other
@@ -189,7 +189,7 @@ pub fn fraud(prefix: &str, app: &str, good: usize) -> anyhow::Result<Service> {
         Ok(ids.len())
     });
     let setup = vec![(format!("{prefix}merchant-blocklist"), "EvilCo".to_owned(), json!({"reason": "chargebacks"}))];
-    Ok(Service { name: "fraud-detection", topologies: vec![topology], inputs, outputs, setup, outbox: None })
+    Ok(Service { name: "fraud-detection", topology, inputs, outputs, setup, outbox: None })
 }
 
 /// The IoT controller: registered thermostats, each with one reading, which becomes its latest state.
@@ -240,10 +240,10 @@ pub fn iot(prefix: &str, app: &str, good: usize) -> anyhow::Result<Service> {
         let mut n = 0;
         for i in 0..good {
             let state: Option<iot_controller::control::DeviceState> =
-                ctx.stores.iter().find_map(|s| s.get_json(iot_controller::topology::STATE_STORE, &format!("t-{i}")).ok().flatten());
+                ctx.stores.get_json(iot_controller::topology::STATE_STORE, &format!("t-{i}")).ok().flatten();
             n += usize::from(state.is_some_and(|s| s.latest.is_some()));
         }
         Ok(n)
     });
-    Ok(Service { name: "iot-controller", topologies: vec![topology], inputs, outputs, setup: Vec::new(), outbox: None })
+    Ok(Service { name: "iot-controller", topology, inputs, outputs, setup: Vec::new(), outbox: None })
 }

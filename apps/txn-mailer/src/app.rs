@@ -29,10 +29,10 @@ pub async fn run(cfg: Config, shutdown: impl Future<Output = ()> + Send) -> anyh
 
     let registry = prometheus::Registry::new();
     let runtime = Runtime::new(topology, streams, &registry)?;
-    let router = streamcore::http::with_common_routes(crate::http::app(runtime.stores()), registry, &[&runtime])?;
+    let router = streamcore::http::with_common_routes(crate::http::app(runtime.stores()), registry, &runtime)?;
     let listener = tokio::net::TcpListener::bind(cfg.http).await.with_context(|| format!("binding {}", cfg.http))?;
     tracing::info!(http = %listener.local_addr()?, "txn-mailer listening");
 
-    streamcore::service::serve(vec![runtime], router, listener, shutdown).await?;
+    streamcore::service::serve(runtime, router, listener, shutdown).await?;
     Ok(())
 }

@@ -16,6 +16,7 @@ use super::engine::{Engine, EngineState, GroupConsumer};
 use super::guarantee::{self, Recovery, CALL_TIMEOUT};
 use super::record_collector::ProducerSink;
 use crate::error::StreamError;
+use crate::task_id::TaskId;
 use rdkafka::consumer::{CommitMode, Consumer};
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::producer::{Producer, PurgeConfig};
@@ -26,11 +27,11 @@ use std::time::Instant;
 
 impl Engine {
     /// The commit protocol (see the module docs), for all tasks or only `only`.
-    pub(super) fn commit(&self, consumer: &GroupConsumer, only: Option<&BTreeSet<i32>>) -> Result<(), StreamError> {
+    pub(super) fn commit(&self, consumer: &GroupConsumer, only: Option<&BTreeSet<TaskId>>) -> Result<(), StreamError> {
         let started = Instant::now();
         // One transaction holds every task's writes, so it commits them all or none.
         let only = if self.exactly_once { None } else { only };
-        let selected = |p: &i32| only.is_none_or(|o| o.contains(p));
+        let selected = |t: &TaskId| only.is_none_or(|o| o.contains(t));
         if !self.exactly_once {
             // Outputs first: a refusal found now is rewound (see `refusal`) before the changelogs hold the writes
             // of the records it rewinds, which a rebuilt task would restore and then count again. Under
@@ -47,11 +48,12 @@ impl Engine {
         let EngineState { tasks, committed, .. } = &mut *guard;
         let mut tpl = TopicPartitionList::new();
         let mut advanced = Vec::new();
-        for (p, slot) in tasks.iter().filter(|(p, _)| selected(p)) {
+        for (id, slot) in tasks.iter().filter(|(id, _)| selected(id)) {
             for (topic, &offset) in slot.task.consumed() {
-                let key = (topic.clone(), *p);
+                let key = (topic.clone(), id.partition);
                 if committed.get(&key) != Some(&offset) {
-                    tpl.add_partition_offset(topic, *p, Offset::Offset(offset)).map_err(StreamError::kafka("building the commit"))?;
+                    tpl.add_partition_offset(topic, id.partition, Offset::Offset(offset))
+                        .map_err(StreamError::kafka("building the commit"))?;
                     advanced.push((key, offset));
                 }
             }
@@ -91,8 +93,8 @@ impl Engine {
             }
         }
         let tracker = self.producer.context();
-        for (p, slot) in tasks.iter_mut().filter(|(p, _)| selected(p)) {
-            slot.task.commit_stores(|changelog| tracker.next_offset(changelog, *p))?;
+        for (id, slot) in tasks.iter_mut().filter(|(id, _)| selected(id)) {
+            slot.task.commit_stores(|changelog| tracker.next_offset(changelog, id.partition))?;
         }
         self.metrics.commit_latency.observe(started.elapsed().as_secs_f64());
         Ok(())
@@ -106,9 +108,9 @@ impl Engine {
     }
 
     /// Get past a failed step: under exactly-once, abort or retry as [`guarantee::recovery`] says; anything else
-    /// (and every error under at-least-once) stops the thread. The tasks of `leaving` (partitions being revoked) are
-    /// not rebuilt after an abort.
-    pub(super) fn recover(&self, consumer: &GroupConsumer, e: StreamError, leaving: &BTreeSet<i32>) -> Result<(), StreamError> {
+    /// (and every error under at-least-once) stops the thread. The tasks `leaving` (being revoked) are not started
+    /// over after an abort.
+    pub(super) fn recover(&self, consumer: &GroupConsumer, e: StreamError, leaving: &BTreeSet<TaskId>) -> Result<(), StreamError> {
         if self.rewind_requested.swap(false, Ordering::SeqCst) && matches!(e, StreamError::Delivery(_)) {
             // A refusal pinned on an input: go back and process the suspect alone (see `refusal`).
             return self.abort(consumer, &e, leaving);
@@ -133,14 +135,15 @@ impl Engine {
         Err(e)
     }
 
-    /// Go back to the last commit: under exactly-once, abort the open transaction; every task is rebuilt from its
-    /// stores (which never saw the uncommitted writes) and the consumer is sought back to the committed offsets.
+    /// Go back to the last commit: under exactly-once, abort the open transaction; every running task starts over
+    /// on its stores (which never saw the uncommitted writes, so nothing is restored) and the consumer is sought
+    /// back to the committed offsets.
     /// Under at-least-once the outputs already acknowledged stay, and are written again (a rewind after a refusal).
     pub(super) fn abort(
         &self,
         consumer: &GroupConsumer,
         cause: &dyn std::fmt::Display,
-        leaving: &BTreeSet<i32>,
+        leaving: &BTreeSet<TaskId>,
     ) -> Result<(), StreamError> {
         tracing::warn!(error = %cause, "going back to the last commit; processing again from the committed offsets");
         if self.exactly_once {
@@ -164,14 +167,14 @@ impl Engine {
         if self.exactly_once {
             self.producer.begin_transaction().map_err(StreamError::kafka("beginning a transaction"))?;
         }
-        let all = self.owned_here();
-        self.remove_tasks(&all);
-        let partitions: BTreeSet<i32> = all.difference(leaving).copied().collect();
-        if partitions.is_empty() {
+        // Tasks still restoring processed nothing: the abort leaves them be.
+        self.remove_tasks(leaving);
+        let running: BTreeSet<TaskId> = self.lock().tasks.keys().copied().filter(|t| !leaving.contains(t)).collect();
+        if running.is_empty() {
             return Ok(());
         }
         let committed = consumer
-            .committed_offsets(self.partition_list(&partitions), CALL_TIMEOUT)
+            .committed_offsets(self.partition_list(&running), CALL_TIMEOUT)
             .map_err(StreamError::kafka("reading the committed offsets"))?;
         let mut rewind = TopicPartitionList::new();
         for e in committed.elements() {
@@ -182,8 +185,6 @@ impl Engine {
             rewind.add_partition_offset(e.topic(), e.partition(), offset).map_err(StreamError::kafka("building the rewind"))?;
         }
         consumer.seek_partitions(rewind, CALL_TIMEOUT).map_err(StreamError::kafka("seeking to the committed offsets"))?;
-        // Restored again (from their checkpoints: a short replay) before they resume.
-        // This thread's own transaction was just aborted: no other owner's can be open on them.
-        self.assign(consumer, &partitions, false)
+        self.restart_tasks(consumer, &running)
     }
 }

@@ -4,6 +4,7 @@
 //! `record_collector` (outputs to the producer), `commit` (the commit protocol), `task_manager` (tasks created and
 //! closed on rebalances), `restore` (stores brought up to date) and `ownership` (claims for query routing).
 
+use super::copartition::Partitions;
 use super::delivery::DeliveryTracker;
 use super::ownership::Advertised;
 use super::rebalance::StreamContext;
@@ -15,6 +16,7 @@ use crate::metrics::{Metrics, TopicCounters};
 use crate::query::StoreRegistry;
 use crate::record::{InputRecord, SourcePosition};
 use crate::task::Task;
+use crate::task_id::TaskId;
 use crate::topology::Topology;
 use rdkafka::consumer::BaseConsumer;
 use rdkafka::producer::BaseProducer;
@@ -42,7 +44,7 @@ pub(super) struct Pending {
 
 #[derive(Default)]
 pub(super) struct EngineState {
-    pub(super) tasks: BTreeMap<i32, Slot>,
+    pub(super) tasks: BTreeMap<TaskId, Slot>,
     pub(super) committed: HashMap<(String, i32), i64>,
     /// The tasks being restored, not processing yet (see `state_updater`).
     pub(super) restoring: StateUpdater,
@@ -52,17 +54,17 @@ pub(super) struct EngineState {
 /// What the poll loop and the rebalance callbacks share.
 pub(super) struct Engine {
     pub(super) config: StreamsConfig,
-    /// The source topics' partition count.
-    pub(super) input_partitions: i32,
+    /// Each sub-topology's partition count.
+    pub(super) partitions: Partitions,
     pub(super) topology: Arc<Topology>,
     pub(super) metrics: Metrics,
     pub(super) consumed: TopicCounters,
     pub(super) produced: TopicCounters,
     pub(super) status: status::ThreadHandle,
     pub(super) stores: StoreRegistry,
-    /// The partitions every thread of this instance owns.
-    pub(super) owned: Arc<Mutex<BTreeSet<i32>>>,
-    /// Where this thread publishes its tasks' partitions, when the instance advertises itself.
+    /// The tasks every thread of this instance owns.
+    pub(super) owned: Arc<Mutex<BTreeSet<TaskId>>>,
+    /// Where this thread publishes its tasks, when the instance advertises itself.
     pub(super) advertised: Option<Advertised>,
     pub(super) producer: BaseProducer<DeliveryTracker>,
     /// What restores of this thread's new tasks need.
@@ -101,24 +103,30 @@ impl Engine {
         self.lock().fatal.get_or_insert(e);
     }
 
-    /// Partition p of every source topic, for each p of `partitions`: what the tasks of `partitions` read.
-    pub(super) fn partition_list<'a>(&self, partitions: impl IntoIterator<Item = &'a i32>) -> TopicPartitionList {
+    /// What `tasks` read: for task `s_p`, partition p of each source topic of sub-topology s.
+    pub(super) fn partition_list<'a>(&self, tasks: impl IntoIterator<Item = &'a TaskId>) -> TopicPartitionList {
         let mut tpl = TopicPartitionList::new();
-        for &p in partitions {
-            for t in self.topology.source_topics() {
-                tpl.add_partition(t, p);
+        for id in tasks {
+            for t in self.topology.sources_of(id.subtopology) {
+                tpl.add_partition(t, id.partition);
             }
         }
         tpl
     }
 
-    /// The partitions of this thread's tasks, running or restoring.
-    pub(super) fn owned_here(&self) -> BTreeSet<i32> {
-        let state = self.lock();
-        state.tasks.keys().copied().chain(state.restoring.partitions()).collect()
+    /// The tasks that read the partitions of `tpl`.
+    pub(super) fn tasks_of(&self, tpl: &TopicPartitionList) -> BTreeSet<TaskId> {
+        tpl.elements().iter().filter_map(|e| self.topology.subtopology_of(e.topic()).map(|st| TaskId::new(st, e.partition()))).collect()
     }
-}
 
-pub(super) fn partitions_of(tpl: &TopicPartitionList) -> BTreeSet<i32> {
-    tpl.elements().iter().map(|e| e.partition()).collect()
+    /// The task that reads `topic`'s partition `partition`.
+    pub(super) fn task_of(&self, topic: &str, partition: i32) -> Option<TaskId> {
+        self.topology.subtopology_of(topic).map(|st| TaskId::new(st, partition))
+    }
+
+    /// This thread's tasks, running or restoring.
+    pub(super) fn owned_here(&self) -> BTreeSet<TaskId> {
+        let state = self.lock();
+        state.tasks.keys().copied().chain(state.restoring.tasks()).collect()
+    }
 }

@@ -1,11 +1,12 @@
 //! The runtime: runs a [`Topology`] against a Kafka cluster, at least once or exactly once.
 //!
-//! Each of `threads` *stream threads* (`--threads`, default 1) polls its own consumer in the group, so partitions
-//! and their tasks spread over the threads as they would over instances; the threads share the metrics, the
-//! status and the registry of stores that queries read. Rebalance callbacks (cooperative, so only the tasks that
-//! move stop) start a `Task` per assigned input partition, which restores its stores from their changelogs on a
-//! thread of its own while the other tasks go on processing, and, for revoked partitions, commit and close their
-//! tasks. Each polled record goes to its partition's task; what the task produces goes to an idempotent producer
+//! Each of `threads` *stream threads* (`--threads`, default 1) polls its own consumer in the group, so tasks spread
+//! over the threads as they would over instances; the threads share the metrics, the status and the registry of
+//! stores that queries read. A task is one sub-topology's work on one partition of its sources (`0_3`, `1_0`; see
+//! [`TaskId`]), and sub-topologies may have different partition counts (`copartition`).
+//! Rebalance callbacks (cooperative, so only the tasks that move stop) start a `Task` per assigned task, which
+//! restores its stores from their changelogs on a thread of its own while the other tasks go on processing, and,
+//! for revoked tasks, commit and close them. Each polled record goes to its partition's task; what the task produces goes to an idempotent producer
 //! (transactional under exactly-once), and the thread commits on the commit interval, on revocation and on
 //! shutdown.
 //!
@@ -15,10 +16,11 @@
 //! |--------------------|------------------------------------------------------------------------------------|
 //! | `mod.rs`           | [`Runtime`]: checks the topics, reads the global tables, starts the stream threads |
 //! | `config`           | [`StreamsConfig`] and the Kafka client configurations derived from it              |
+//! | `copartition`      | each sub-topology's partition count: its tasks, and the topics created for it      |
 //! | `stream_thread`    | one thread's clients, its poll loop, and its restarts after client failures        |
 //! | `engine`           | what a thread's poll loop and its rebalance callbacks share: tasks, clients        |
-//! | `rebalance`        | the group's assignment (lead topic, cooperative) turned into tasks                 |
-//! | `task_manager`     | tasks created for assigned partitions, committed and closed for revoked ones       |
+//! | `rebalance`        | the group's assignment (a lead topic per sub-topology, cooperative) into tasks     |
+//! | `task_manager`     | tasks created when assigned, committed and closed when revoked                     |
 //! | `state_updater`    | restoring as a phase of its own: new tasks restore while the others process        |
 //! | `restore`          | a task's stores brought up to their changelogs' end before it processes            |
 //! | `task_executor`    | each record through its task; retries of transient failures                        |
@@ -27,7 +29,7 @@
 //! | `refusal`          | inputs whose outputs the broker refuses: isolated, then dead-lettered              |
 //! | `commit`           | the commit protocol, and going back to the last commit when a step fails           |
 //! | `guarantee`        | at-least-once or exactly-once: how a transaction commits, aborts and fences        |
-//! | `ownership`        | the partitions this instance owns, claimed for query routing                       |
+//! | `ownership`        | the tasks this instance owns, claimed for query routing                            |
 //! | `global`           | global tables, read in full before any task runs and kept current                  |
 //! | `partition_end`    | where a reader of assigned partitions stands, and where the partitions end         |
 //! | `topics`           | source checks and the internal topics created at start-up                          |
@@ -36,6 +38,7 @@
 
 mod commit;
 mod config;
+mod copartition;
 mod delivery;
 mod engine;
 mod global;
@@ -55,6 +58,7 @@ mod task_manager;
 mod topics;
 
 pub use config::{StreamsConfig, DEFAULT_MAX_FUTURE};
+pub use copartition::Partitions;
 pub use properties::{check_kafka_properties, parse_kafka_properties, parse_kafka_property_options};
 pub use topics::{topics_to_create, TopicSpec};
 
@@ -64,15 +68,16 @@ pub use status::{Phase, RuntimeStatus};
 use crate::error::StreamError;
 use crate::metrics::Metrics;
 use crate::query::StoreRegistry;
+use crate::task_id::TaskId;
 use crate::topology::Topology;
 use rdkafka::consumer::BaseConsumer;
 use rdkafka::ClientConfig;
-use std::collections::{BTreeMap, BTreeSet};
-use std::sync::atomic::{AtomicBool, AtomicI32, Ordering};
-use std::sync::{Arc, Mutex};
+use std::collections::BTreeSet;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
-/// How long to wait at start for source topics to appear (created by a setup job, or by another stage).
+/// How long to wait at start for source topics to appear (created by a setup job, or by another application).
 const SOURCE_WAIT: Duration = Duration::from_secs(60);
 
 /// Asks a runtime to stop: it finishes the record in hand, commits, closes its stores and returns.
@@ -98,10 +103,10 @@ pub struct Runtime {
     status: RuntimeStatus,
     stores: StoreRegistry,
     shutdown: Shutdown,
-    /// The input partition count, once known.
-    partitions: Arc<AtomicI32>,
-    /// The partitions this instance's threads own.
-    owned: Arc<Mutex<BTreeSet<i32>>>,
+    /// Each sub-topology's partition count, once known.
+    partitions: Arc<OnceLock<Partitions>>,
+    /// The tasks this instance's threads own.
+    owned: Arc<Mutex<BTreeSet<TaskId>>>,
     /// Inputs whose outputs the broker refused, across thread restarts.
     refusals: Arc<refusal::Refusals>,
 }
@@ -118,7 +123,7 @@ impl Runtime {
             status: RuntimeStatus::new(config.threads),
             stores: StoreRegistry::default(),
             shutdown: Shutdown::default(),
-            partitions: Arc::new(AtomicI32::new(0)),
+            partitions: Arc::default(),
             owned: Arc::default(),
             refusals: Arc::default(),
         })
@@ -132,16 +137,26 @@ impl Runtime {
     pub fn stores(&self) -> StoreRegistry {
         self.stores.clone()
     }
-    /// Who owns which key, for forwarding queries (`None` without an advertised URL).
-    pub fn routing(&self) -> Option<crate::routing::Routing> {
-        self.config.advertised_url.as_ref().map(|url| crate::routing::Routing {
+    /// Who owns which key of store `store`, for forwarding the queries that read it (`None` without an advertised
+    /// URL): the tasks of the store's sub-topology.
+    pub fn routing(&self, store: &str) -> Result<Option<crate::routing::Routing>, StreamError> {
+        let subtopology = self
+            .topology
+            .store_subtopology(store)
+            .ok_or_else(|| StreamError::Config(format!("routing by a store the topology does not have: {store}")))?;
+        Ok(self.config.advertised_url.as_ref().map(|url| crate::routing::Routing {
             url: url.clone(),
             store: crate::routing::owners_topic(self.topology.name()),
             stores: self.stores.clone(),
+            subtopology,
             partitions: self.partitions.clone(),
             local: self.owned.clone(),
             status: self.status.clone(),
-        })
+        }))
+    }
+    /// Each sub-topology's partition count, once the runtime has checked its topics.
+    pub fn partitions(&self) -> Arc<OnceLock<Partitions>> {
+        self.partitions.clone()
     }
     /// A handle that stops the runtime gracefully.
     pub fn shutdown_handle(&self) -> Shutdown {
@@ -174,8 +189,9 @@ impl Runtime {
 
     fn run_threads(self) -> Result<(), StreamError> {
         let partitions = self.prepare_topics(&self.config.client_config())?;
-        self.partitions.store(partitions, Ordering::SeqCst);
-        tracing::info!(application_id = self.topology.name(), partitions, threads = self.config.threads, "starting");
+        tracing::info!(application_id = self.topology.name(), ?partitions, threads = self.config.threads, "starting");
+        // Set once: a runtime runs once.
+        let _ = self.partitions.set(partitions);
         // Read in full once, before any task runs, and shared by every thread.
         let mut tables: Vec<(String, String)> = self.topology.global_tables().iter().map(|g| (g.topic.clone(), g.store.clone())).collect();
         if self.config.advertised_url.is_some() {
@@ -264,29 +280,14 @@ impl Runtime {
         Ok(id)
     }
 
-    /// Checks the sources and creates the internal topics; returns the input partition count.
-    fn prepare_topics(&self, client: &ClientConfig) -> Result<i32, StreamError> {
+    /// Checks the sources and creates the internal topics; returns each sub-topology's partition count.
+    fn prepare_topics(&self, client: &ClientConfig) -> Result<Partitions, StreamError> {
         let probe: BaseConsumer = client.create().map_err(StreamError::kafka("creating a metadata client"))?;
         let sources = self.topology.external_source_topics();
         let existing = topics::wait_for_sources(&probe, &sources, SOURCE_WAIT)?;
-        let mut counts = BTreeMap::new();
-        for s in &sources {
-            let n = existing.get(*s).ok_or_else(|| StreamError::Config(format!("source topic {s} does not exist")))?;
-            counts.insert(*s, *n);
-        }
-        let distinct: BTreeSet<i32> = counts.values().copied().collect();
-        let partitions = match distinct.len() {
-            1 => distinct.into_iter().next().unwrap_or(1),
-            _ => {
-                let listed: Vec<String> = counts.iter().map(|(t, n)| format!("{t}: {n}")).collect();
-                return Err(StreamError::Config(format!(
-                    "source topics are not co-partitioned ({}); a task joins partition p of each, so they need the same partition count",
-                    listed.join(", ")
-                )));
-            }
-        };
+        let partitions = Partitions::of(&self.topology, &existing)?;
         let wanted = topics_to_create(&self.topology, &self.config);
-        topics::ensure(client, &existing, &wanted, partitions)?;
+        topics::ensure(client, &existing, &wanted, &partitions)?;
         Ok(partitions)
     }
 }

@@ -1,6 +1,6 @@
-//! Ownership claims: which partitions' tasks this instance runs, published for query routing.
+//! Ownership claims: which tasks this instance runs, published for query routing.
 //!
-//! Each stream thread claims its tasks' partitions on the compacted `<application-id>-owners` topic, under its own
+//! Each stream thread claims its tasks (running or restoring) on the compacted `<application-id>-owners` topic, under its own
 //! key, whenever its assignment changes; [`crate::routing`] reads the claims back to forward a query for a key to
 //! the instance that owns it.
 
@@ -8,11 +8,12 @@ use super::delivery::NO_ORIGIN;
 use super::engine::Engine;
 use crate::error::StreamError;
 use crate::record::OutgoingRecord;
+use crate::task_id::TaskId;
 use std::collections::BTreeSet;
 
 /// A stream thread's ownership claims (see [`crate::routing`]).
 pub(super) struct Advertised {
-    /// The instance's URL, where queries for the claimed partitions go.
+    /// The instance's URL, where queries for the claimed tasks go.
     pub(super) url: String,
     /// `<application-id>-owners`.
     pub(super) topic: String,
@@ -23,12 +24,12 @@ pub(super) struct Advertised {
 }
 
 impl Engine {
-    /// Change the instance's owned partitions with `change` and, when it advertises itself, publish this thread's.
-    pub(super) fn claim(&self, change: impl FnOnce(&mut BTreeSet<i32>)) -> Result<(), StreamError> {
+    /// Change the instance's owned tasks with `change` and, when it advertises itself, publish this thread's.
+    pub(super) fn claim(&self, change: impl FnOnce(&mut BTreeSet<TaskId>)) -> Result<(), StreamError> {
         change(&mut self.owned.lock().unwrap_or_else(|p| p.into_inner()));
         let Some(advertised) = &self.advertised else { return Ok(()) };
-        let partitions = self.owned_here();
-        let claim = crate::routing::Claim { url: advertised.url.clone(), partitions, at: chrono::Utc::now().timestamp_millis() };
+        let tasks = self.owned_here();
+        let claim = crate::routing::Claim { url: advertised.url.clone(), tasks, at: chrono::Utc::now().timestamp_millis() };
         let value = serde_json::to_vec(&claim).map_err(|e| StreamError::Config(format!("encoding the ownership claim: {e}")))?;
         self.send(
             OutgoingRecord {

@@ -128,7 +128,7 @@ pub(super) struct Restorer {
 
 impl Restorer {
     /// Open the stores `specs` of partition `partition`'s task and bring them up to their changelogs' end. Under
-    /// exactly-once, first wait until the offsets of the task's input partitions `sources` (when given) are stable,
+    /// exactly-once, first wait until the offsets of the task's input partitions `sources` are stable,
     /// that is until a previous owner's open transaction committed or aborted, so the changelogs are read to where
     /// it ended.
     /// `None` when `cancel` was set first.
@@ -136,13 +136,11 @@ impl Restorer {
         &self,
         specs: &[StoreSpec],
         partition: i32,
-        sources: Option<&TopicPartitionList>,
+        sources: &TopicPartitionList,
         cancel: &AtomicBool,
     ) -> Result<Option<TaskStores>, StreamError> {
-        if let Some(sources) = sources {
-            if !self.await_stable_offsets(sources, cancel)? {
-                return Ok(None);
-            }
+        if !self.await_stable_offsets(sources, cancel)? {
+            return Ok(None);
         }
         let consumer: BaseConsumer = self.consumer.create().map_err(StreamError::kafka("creating a restore consumer"))?;
         let mut stores = Vec::new();

@@ -13,6 +13,7 @@
 use super::restore::{Restorer, TaskStores};
 use crate::error::StreamError;
 use crate::state::StoreSpec;
+use crate::task_id::TaskId;
 use rdkafka::TopicPartitionList;
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -25,46 +26,46 @@ struct Job {
     handle: JoinHandle<Result<Option<TaskStores>, StreamError>>,
 }
 
-/// The restores one stream thread has in progress, by partition.
+/// The restores one stream thread has in progress, by task.
 #[derive(Default)]
 pub(super) struct StateUpdater {
-    jobs: BTreeMap<i32, Job>,
+    jobs: BTreeMap<TaskId, Job>,
 }
 
 impl StateUpdater {
-    /// Start restoring the stores `specs` of partition `partition`'s task. `sources` are the task's input
-    /// partitions when a previous owner may have left a transaction open: under exactly-once their committed
-    /// offsets must be stable before the changelogs are read.
+    /// Start restoring the stores `specs` of task `task`. `sources` are the task's input
+    /// partitions: a previous owner may have left a transaction open on them, so under exactly-once their
+    /// committed offsets must be stable before the changelogs are read.
     pub(super) fn start(
         &mut self,
         restorer: &Restorer,
-        specs: &[StoreSpec],
-        partition: i32,
-        sources: Option<TopicPartitionList>,
+        specs: Vec<StoreSpec>,
+        task: TaskId,
+        sources: TopicPartitionList,
     ) -> Result<(), StreamError> {
         let cancel = Arc::new(AtomicBool::new(false));
-        let (restorer, specs, flag) = (restorer.clone(), specs.to_vec(), cancel.clone());
+        let (restorer, flag) = (restorer.clone(), cancel.clone());
         let handle = std::thread::Builder::new()
-            .name(format!("restore-{partition}"))
-            .spawn(move || restorer.restore_task(&specs, partition, sources.as_ref(), &flag))
+            .name(format!("restore-{task}"))
+            .spawn(move || restorer.restore_task(&specs, task.partition, &sources, &flag))
             .map_err(|e| StreamError::Config(format!("cannot start a restore thread: {e}")))?;
-        self.jobs.insert(partition, Job { cancel, handle });
+        self.jobs.insert(task, Job { cancel, handle });
         Ok(())
     }
 
-    /// Whether `partition`'s task is restoring.
-    pub(super) fn contains(&self, partition: i32) -> bool {
-        self.jobs.contains_key(&partition)
+    /// Whether task `task` is restoring.
+    pub(super) fn contains(&self, task: &TaskId) -> bool {
+        self.jobs.contains_key(task)
     }
 
-    /// The partitions whose tasks are restoring.
-    pub(super) fn partitions(&self) -> BTreeSet<i32> {
+    /// The tasks restoring.
+    pub(super) fn tasks(&self) -> BTreeSet<TaskId> {
         self.jobs.keys().copied().collect()
     }
 
     /// The restores that ended, with their stores or their failure.
-    pub(super) fn take_finished(&mut self) -> Vec<(i32, Result<TaskStores, StreamError>)> {
-        let done: Vec<i32> = self.jobs.iter().filter(|(_, j)| j.handle.is_finished()).map(|(p, _)| *p).collect();
+    pub(super) fn take_finished(&mut self) -> Vec<(TaskId, Result<TaskStores, StreamError>)> {
+        let done: Vec<TaskId> = self.jobs.iter().filter(|(_, j)| j.handle.is_finished()).map(|(p, _)| *p).collect();
         let mut finished = Vec::new();
         for p in done {
             if let Some(job) = self.jobs.remove(&p) {
@@ -79,16 +80,16 @@ impl StateUpdater {
         finished
     }
 
-    /// Stop the restores of `partitions` and wait until their stores are closed.
-    pub(super) fn cancel(&mut self, partitions: &BTreeSet<i32>) {
-        let jobs: Vec<(i32, Job)> = partitions.iter().filter_map(|p| self.jobs.remove(p).map(|j| (*p, j))).collect();
+    /// Stop the restores of `tasks` and wait until their stores are closed.
+    pub(super) fn cancel(&mut self, tasks: &BTreeSet<TaskId>) {
+        let jobs: Vec<(TaskId, Job)> = tasks.iter().filter_map(|t| self.jobs.remove(t).map(|j| (*t, j))).collect();
         for (_, job) in &jobs {
             job.cancel.store(true, Ordering::SeqCst);
         }
-        for (partition, job) in jobs {
+        for (task, job) in jobs {
             match join(job) {
-                Ok(_) => tracing::info!(partition, "restore cancelled"),
-                Err(e) => tracing::warn!(partition, error = %e, "restore failed before it was cancelled"),
+                Ok(_) => tracing::info!(%task, "restore cancelled"),
+                Err(e) => tracing::warn!(%task, error = %e, "restore failed before it was cancelled"),
             }
         }
     }
@@ -96,7 +97,7 @@ impl StateUpdater {
 
 impl Drop for StateUpdater {
     fn drop(&mut self) {
-        let all = self.partitions();
+        let all = self.tasks();
         self.cancel(&all);
     }
 }

@@ -2,10 +2,11 @@
 //! has given the instance its partitions and their state is restored. The assignment may be empty: an instance
 //! with more peers than partitions is a ready standby that takes tasks over when another instance leaves.
 //!
-//! With several stream threads each keeps its own phase and task count; the runtime's phase is the least
+//! With several stream threads each keeps its own phase and tasks (by name, `<sub-topology>_<partition>`); the runtime's phase is the least
 //! advanced of the threads that matter (one restoring makes the runtime restoring; a thread that owns nothing yet
 //! does not hold the others back), and its task count is the sum.
 
+use crate::task_id::TaskId;
 use std::collections::BTreeSet;
 use std::sync::atomic::{AtomicU8, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -38,8 +39,10 @@ impl Phase {
 struct ThreadStatus {
     phase: AtomicU8,
     tasks: AtomicUsize,
-    /// The partitions whose tasks are restoring.
-    restoring: Mutex<BTreeSet<i32>>,
+    /// The tasks processing.
+    active: Mutex<BTreeSet<TaskId>>,
+    /// The tasks restoring.
+    restoring: Mutex<BTreeSet<TaskId>>,
 }
 
 /// Shared, cheap-to-read status of a runtime and its stream threads.
@@ -65,11 +68,12 @@ impl ThreadHandle {
     pub(crate) fn set_phase(&self, phase: Phase) {
         self.status.threads[self.index].phase.store(phase as u8, Ordering::SeqCst);
     }
-    pub(crate) fn set_tasks(&self, n: usize) {
-        self.status.threads[self.index].tasks.store(n, Ordering::SeqCst);
-    }
-    pub(crate) fn set_restoring(&self, partitions: BTreeSet<i32>) {
-        *self.status.threads[self.index].restoring.lock().unwrap_or_else(|p| p.into_inner()) = partitions;
+    /// The thread's tasks: those processing and those restoring.
+    pub(crate) fn set_tasks(&self, active: BTreeSet<TaskId>, restoring: BTreeSet<TaskId>) {
+        let thread = &self.status.threads[self.index];
+        thread.tasks.store(active.len() + restoring.len(), Ordering::SeqCst);
+        *thread.active.lock().unwrap_or_else(|p| p.into_inner()) = active;
+        *thread.restoring.lock().unwrap_or_else(|p| p.into_inner()) = restoring;
     }
     /// The whole runtime's status.
     pub(crate) fn runtime(&self) -> &RuntimeStatus {
@@ -103,12 +107,16 @@ impl RuntimeStatus {
             Phase::Starting
         }
     }
-    /// Number of tasks owned, over every stream thread.
+    /// Number of tasks owned (processing or restoring), over every stream thread.
     pub fn tasks(&self) -> usize {
         self.threads.iter().map(|t| t.tasks.load(Ordering::SeqCst)).sum()
     }
-    /// The partitions whose tasks are restoring, over every stream thread: their keys cannot be answered yet.
-    pub fn restoring(&self) -> BTreeSet<i32> {
+    /// The tasks processing, over every stream thread.
+    pub fn active(&self) -> BTreeSet<TaskId> {
+        self.threads.iter().flat_map(|t| t.active.lock().unwrap_or_else(|p| p.into_inner()).clone()).collect()
+    }
+    /// The tasks restoring, over every stream thread: their keys cannot be answered yet.
+    pub fn restoring(&self) -> BTreeSet<TaskId> {
         self.threads.iter().flat_map(|t| t.restoring.lock().unwrap_or_else(|p| p.into_inner()).clone()).collect()
     }
     /// Partitions assigned (possibly none), state restored, processing.
@@ -126,17 +134,20 @@ mod tests {
         let s = RuntimeStatus::new(2);
         let (a, b) = (s.thread(0), s.thread(1));
         assert_eq!(s.phase(), Phase::Starting);
-        a.set_tasks(3);
+        let tasks = |ids: &[(usize, i32)]| ids.iter().map(|&(st, p)| TaskId::new(st, p)).collect::<BTreeSet<_>>();
+        a.set_tasks(tasks(&[(0, 0), (0, 1), (1, 0)]), BTreeSet::new());
         a.set_phase(Phase::Running);
         assert!(s.is_ready(), "thread 1 owns nothing yet");
-        a.set_tasks(0);
+        a.set_tasks(BTreeSet::new(), BTreeSet::new());
         assert!(s.is_ready(), "an empty assignment is a ready standby");
-        a.set_tasks(3);
+        a.set_tasks(tasks(&[(0, 0), (0, 1), (1, 0)]), BTreeSet::new());
+        b.set_tasks(BTreeSet::new(), tasks(&[(1, 1)]));
         b.set_phase(Phase::Restoring);
         assert!(!s.is_ready());
-        b.set_tasks(1);
+        assert_eq!((s.restoring(), s.tasks()), (tasks(&[(1, 1)]), 4));
+        b.set_tasks(tasks(&[(1, 1)]), BTreeSet::new());
         b.set_phase(Phase::Running);
-        assert_eq!((s.phase(), s.tasks()), (Phase::Running, 4));
+        assert_eq!((s.phase(), s.tasks(), s.active().len()), (Phase::Running, 4, 4));
         s.set_stopped();
         assert!(!s.is_ready());
     }

@@ -87,7 +87,7 @@ impl Runtime {
             .set("enable.auto.commit", "false")
             .set("enable.auto.offset.store", "false")
             .set("auto.offset.reset", "earliest")
-            // The group assigns the lead topic's partitions incrementally; the other sources follow (see `rebalance`).
+            // The group assigns the lead topics' partitions incrementally; the other sources follow (see `rebalance`).
             .set("partition.assignment.strategy", rebalance::ASSIGNMENT_STRATEGY)
             .set("session.timeout.ms", "10000")
             .set("statistics.interval.ms", "5000");
@@ -114,9 +114,13 @@ impl Runtime {
             metrics: self.metrics.clone(),
         };
         let outputs = topics_to_create(&self.topology, cfg).into_iter().map(|t| t.name);
-        let input_partitions = self.partitions.load(Ordering::SeqCst);
+        let partitions = self
+            .partitions
+            .get()
+            .cloned()
+            .ok_or_else(|| StreamError::Config("stream thread started before the topics were checked".into()))?;
         let engine = Arc::new(Engine {
-            input_partitions,
+            partitions: partitions.clone(),
             config: cfg.clone(),
             topology: self.topology.clone(),
             metrics: self.metrics.clone(),
@@ -145,7 +149,7 @@ impl Runtime {
         let consumer: BaseConsumer<StreamContext> = consumer_cfg
             .create_with_context(StreamContext { engine: engine.clone() })
             .map_err(StreamError::kafka("creating the consumer"))?;
-        consumer.subscribe(&[rebalance::lead_topic(&sources)?]).map_err(StreamError::kafka("subscribing"))?;
+        consumer.subscribe(&self.topology.lead_topics()).map_err(StreamError::kafka("subscribing"))?;
 
         let mut last_commit = Instant::now();
         let mut last_punctuation = Instant::now();
@@ -176,7 +180,7 @@ impl Runtime {
                 engine.globals.poll()?;
                 // And one watches the sources' partition counts.
                 if last_partition_check.elapsed() >= PARTITION_CHECK_INTERVAL {
-                    topics::check_partitions_unchanged(&consumer, &sources, input_partitions)?;
+                    topics::check_partitions_unchanged(&consumer, &self.topology, &partitions)?;
                     last_partition_check = Instant::now();
                 }
             }

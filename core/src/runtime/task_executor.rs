@@ -24,17 +24,20 @@ impl Engine {
         let mut guard = self.lock();
         let EngineState { tasks, restoring, .. } = &mut *guard;
         let position = &input.position;
-        if restoring.contains(position.partition) {
+        let Some(id) = self.task_of(&position.topic, position.partition) else {
+            return Err(StreamError::Config(format!("no source of the topology reads {}, yet the consumer polled it", position.topic)));
+        };
+        if restoring.contains(&id) {
             // Paused when assigned, so only a fetch that was under way can bring one: read it again once restored.
             tracing::debug!(?position, "record for a restoring task; it is read again once the task runs");
             consumer
                 .seek(&position.topic, position.partition, Offset::Offset(position.offset), CALL_TIMEOUT)
                 .map_err(StreamError::kafka("seeking back a restoring task's input"))?;
-            return consumer.pause(&self.partition_list(&[position.partition])).map_err(StreamError::kafka("pausing"));
+            return consumer.pause(&self.partition_list(&[id])).map_err(StreamError::kafka("pausing"));
         }
         self.consumed.inc(&input.position.topic);
-        let Some(slot) = tasks.get_mut(&input.position.partition) else {
-            tracing::warn!(position = ?input.position, "record for a partition without a task; it will be redelivered to its owner");
+        let Some(slot) = tasks.get_mut(&id) else {
+            tracing::warn!(position = ?input.position, task = %id, "record for a task not here; it will be redelivered to its owner");
             return Ok(());
         };
         if slot.pending.is_some() || !slot.backlog.is_empty() {
@@ -103,7 +106,7 @@ impl Engine {
                 self.metrics.retried.with_label_values(&[&input.position.topic]).inc();
                 tracing::warn!(position = ?input.position, %reason, attempts, ?backoff, "transient failure; will retry");
                 if !slot.paused {
-                    consumer.pause(&self.partition_list(&[slot.task.partition()])).map_err(StreamError::kafka("pausing"))?;
+                    consumer.pause(&self.partition_list(&[slot.task.id()])).map_err(StreamError::kafka("pausing"))?;
                     slot.paused = true;
                 }
                 slot.pending = Some(Pending { input, attempts, retry_at: Instant::now() + backoff });
@@ -130,7 +133,7 @@ impl Engine {
                 }
             }
             if slot.pending.is_none() && slot.paused {
-                consumer.resume(&self.partition_list(&[slot.task.partition()])).map_err(StreamError::kafka("resuming"))?;
+                consumer.resume(&self.partition_list(&[slot.task.id()])).map_err(StreamError::kafka("resuming"))?;
                 slot.paused = false;
             }
         }

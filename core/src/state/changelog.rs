@@ -50,6 +50,11 @@ impl LoggedStore {
         LoggedStore { inner, changelog_topic, partition, pending: WriteBatch::default(), unsent: WriteBatch::default(), undo: Vec::new() }
     }
 
+    /// The same backend without the writes not committed yet: pending, unsent and undo are dropped.
+    pub(crate) fn discarded(self) -> Self {
+        LoggedStore::new(self.inner, self.changelog_topic, self.partition)
+    }
+
     /// The store's name.
     pub fn name(&self) -> &str {
         self.inner.name()

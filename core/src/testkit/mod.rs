@@ -9,17 +9,19 @@ use crate::record::{InputRecord, OutgoingRecord, SourcePosition};
 use crate::state::memory::MemoryStore;
 use crate::state::{KeyValueStore, LoggedStore};
 use crate::task::{Outcome, Task, TaskConfig};
+use crate::task_id::TaskId;
 use crate::time::{Clock, RecordTimestamp, TimestampMode};
 use crate::topology::Topology;
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::Arc;
 
 /// Drives a topology in memory.
 pub struct TopologyTestDriver {
     topology: Arc<Topology>,
-    tasks: BTreeMap<i32, Task>,
+    tasks: BTreeMap<TaskId, Task>,
     outputs: BTreeMap<String, VecDeque<OutgoingRecord>>,
+    feedback: Feedback,
     next_offset: BTreeMap<(String, i32), i64>,
     mode: TimestampMode,
     partitions: i32,
@@ -36,7 +38,11 @@ impl TopologyTestDriver {
             .iter()
             .map(|g| (g.store.clone(), Arc::new(MemoryStore::new(g.store.clone())) as Arc<dyn KeyValueStore>))
             .collect();
+        let internal: BTreeSet<String> = topology.internal_topics().iter().cloned().collect();
+        let read_back = topology.sink_topics().into_iter().filter(|t| topology.subtopology_of(t).is_some()).map(str::to_owned);
+        let topics = internal.iter().cloned().chain(read_back).collect();
         TopologyTestDriver {
+            feedback: Feedback { topics, internal, queue: VecDeque::new() },
             topology: Arc::new(topology),
             tasks: BTreeMap::new(),
             outputs: BTreeMap::new(),
@@ -84,9 +90,9 @@ impl TopologyTestDriver {
     pub fn advance_wall_clock(&mut self, by: std::time::Duration) -> Result<(), StreamError> {
         self.wall_clock.fetch_add(i64::try_from(by.as_millis()).unwrap_or(i64::MAX), Ordering::SeqCst);
         for task in self.tasks.values_mut() {
-            task.punctuate(&mut Topics(&mut self.outputs))?;
+            task.punctuate(&mut Topics { outputs: &mut self.outputs, feedback: &mut self.feedback })?;
         }
-        self.feed_internal_topics()
+        self.feed_back()
     }
 
     /// Pipe one record into `topic`, partition `partition`, with a record timestamp; returns what became of it.
@@ -113,20 +119,18 @@ impl TopologyTestDriver {
         }
         let outcome =
             self.pipe_input(topic, partition, key.map(|k| k.as_bytes().to_vec()), value.map(<[u8]>::to_vec), timestamp, Vec::new())?;
-        self.feed_internal_topics()?;
+        self.feed_back()?;
         Ok(outcome)
     }
 
-    /// Feed repartitioned records back in, on the partition the real producer would choose, until none are left.
-    fn feed_internal_topics(&mut self) -> Result<(), StreamError> {
-        let internal = self.topology.internal_topics().to_vec();
-        while let Some(t) = internal.iter().find(|t| self.outputs.get(*t).is_some_and(|q| !q.is_empty())) {
-            let records: Vec<OutgoingRecord> = self.outputs.get_mut(t).map(|q| q.drain(..).collect()).unwrap_or_default();
-            for r in records {
-                let p = r.key.as_deref().map_or(0, |k| crate::partition::partition_for(k, self.partitions));
-                let ts = r.timestamp.map_or(RecordTimestamp::NotAvailable, RecordTimestamp::CreateTime);
-                self.pipe_input(t, p, r.key, r.value, ts, r.headers)?;
-            }
+    /// Pipe what the topology wrote to topics it reads itself (repartition topics, and a sink topic a later
+    /// sub-topology reads) back in, on the partition the real producer would choose, until none are left.
+    fn feed_back(&mut self) -> Result<(), StreamError> {
+        while let Some(r) = self.feedback.queue.pop_front() {
+            let partitions = self.topology.required_partitions(&r.topic).unwrap_or(self.partitions);
+            let p = r.partition.unwrap_or_else(|| r.key.as_deref().map_or(0, |k| crate::partition::partition_for(k, partitions)));
+            let ts = r.timestamp.map_or(RecordTimestamp::NotAvailable, RecordTimestamp::CreateTime);
+            self.pipe_input(&r.topic, p, r.key, r.value, ts, r.headers)?;
         }
         Ok(())
     }
@@ -142,10 +146,13 @@ impl TopologyTestDriver {
     ) -> Result<Outcome, StreamError> {
         let offset = *self.next_offset.entry((topic.to_owned(), partition)).or_insert(0);
         let input = InputRecord { position: SourcePosition { topic: topic.to_owned(), partition, offset }, key, value, timestamp, headers };
-        if !self.tasks.contains_key(&partition) {
+        let subtopology =
+            self.topology.subtopology_of(topic).ok_or_else(|| StreamError::Config(format!("no source reads topic {topic}")))?;
+        let id = TaskId::new(subtopology, partition);
+        if !self.tasks.contains_key(&id) {
             let stores = self
                 .topology
-                .stores()
+                .stores_of(subtopology)
                 .iter()
                 .map(|s| {
                     let backend: Arc<dyn KeyValueStore> = Arc::new(MemoryStore::new(s.name.clone()));
@@ -162,11 +169,11 @@ impl TopologyTestDriver {
                 clock: Clock::Manual(self.wall_clock.clone()),
                 globals: self.globals.clone(),
             };
-            let task = Task::new(self.topology.clone(), partition, stores, config)?;
-            self.tasks.insert(partition, task);
+            let task = Task::new(self.topology.clone(), id, stores, config)?;
+            self.tasks.insert(id, task);
         }
-        let Some(task) = self.tasks.get_mut(&partition) else { unreachable!("inserted above") };
-        let outcome = task.process(&input, &mut Topics(&mut self.outputs))?;
+        let Some(task) = self.tasks.get_mut(&id) else { unreachable!("inserted above") };
+        let outcome = task.process(&input, &mut Topics { outputs: &mut self.outputs, feedback: &mut self.feedback })?;
         if !matches!(outcome, Outcome::Retry(_)) {
             *self.next_offset.entry((topic.to_owned(), partition)).or_insert(0) += 1;
         }
@@ -198,28 +205,48 @@ impl TopologyTestDriver {
             .collect()
     }
 
-    /// A store of the task for `partition`, uncommitted writes included.
+    /// A store of the task for `partition` (of the store's sub-topology), uncommitted writes included.
     pub fn store(&self, name: &str, partition: i32) -> Option<&LoggedStore> {
-        self.tasks.get(&partition)?.stores().find(|s| s.name() == name)
+        let id = TaskId::new(self.topology.store_subtopology(name)?, partition);
+        self.tasks.get(&id)?.stores().find(|s| s.name() == name)
     }
 
     /// Commit every task: send the stores' coalesced changelog writes (readable on the changelog topics after
     /// this), then apply the stores' pending writes, as the runtime does once the broker acknowledged everything.
     pub fn commit(&mut self) -> Result<(), StreamError> {
         for task in self.tasks.values_mut() {
-            task.drain_changelogs(&mut Topics(&mut self.outputs))?;
+            task.drain_changelogs(&mut Topics { outputs: &mut self.outputs, feedback: &mut self.feedback })?;
             task.commit_stores(|_| None)?;
         }
         Ok(())
     }
 }
 
+/// Topics the topology writes and also reads: what it writes there waits here to be piped back in, as the broker
+/// would deliver it to the sub-topology that reads it.
+struct Feedback {
+    topics: BTreeSet<String>,
+    /// Repartition topics: no user reads them, so their records are not kept among the outputs.
+    internal: BTreeSet<String>,
+    queue: VecDeque<OutgoingRecord>,
+}
+
 /// The driver's "broker": topics as in-memory queues; every write is acknowledged at once.
-struct Topics<'a>(&'a mut BTreeMap<String, VecDeque<OutgoingRecord>>);
+struct Topics<'a> {
+    outputs: &'a mut BTreeMap<String, VecDeque<OutgoingRecord>>,
+    feedback: &'a mut Feedback,
+}
 
 impl RecordSink for Topics<'_> {
     fn send(&mut self, record: OutgoingRecord) -> Result<(), StreamError> {
-        self.0.entry(record.topic.clone()).or_default().push_back(record);
+        if !self.feedback.topics.contains(&record.topic) {
+            self.outputs.entry(record.topic.clone()).or_default().push_back(record);
+            return Ok(());
+        }
+        if !self.feedback.internal.contains(&record.topic) {
+            self.outputs.entry(record.topic.clone()).or_default().push_back(record.clone());
+        }
+        self.feedback.queue.push_back(record);
         Ok(())
     }
     fn flush(&mut self) -> Result<(), StreamError> {

@@ -2,6 +2,9 @@
 //! docs' diagrams are generated from the code rather than drawn by hand.
 
 use super::{NodeKind, Topology};
+use crate::runtime::Partitions;
+use crate::task_id::TaskId;
+use std::collections::BTreeSet;
 use std::fmt::Write;
 
 impl Topology {
@@ -32,6 +35,29 @@ impl Topology {
         }
         for g in &self.globals {
             let _ = writeln!(s, "  Global table: {} (topic: {}; read in full by every instance)", g.store, g.topic);
+        }
+        s
+    }
+
+    /// The tasks of each sub-topology, named as Kafka Streams names them, with those of this instance marked: `*`
+    /// processing, `~` restoring.
+    pub fn describe_tasks(&self, partitions: &Partitions, active: &BTreeSet<TaskId>, restoring: &BTreeSet<TaskId>) -> String {
+        let mut s = format!("Tasks of {} (* processing here, ~ restoring here):\n", self.name);
+        for st in 0..self.subtopologies {
+            let names: Vec<String> = (0..partitions.of_subtopology(st))
+                .map(|p| {
+                    let id = TaskId::new(st, p);
+                    let mark = if active.contains(&id) {
+                        "*"
+                    } else if restoring.contains(&id) {
+                        "~"
+                    } else {
+                        ""
+                    };
+                    format!("{id}{mark}")
+                })
+                .collect();
+            let _ = writeln!(s, " Sub-topology {st}: {}", names.join(" "));
         }
         s
     }

@@ -70,6 +70,8 @@ pub struct Topology {
     pub(crate) stores: Vec<StoreSpec>,
     pub(crate) internal_topics: Vec<String>,
     pub(crate) subtopologies: usize,
+    /// The sub-topology each store (in `stores` order) belongs to: a store is one task's state.
+    pub(crate) store_subtopologies: Vec<usize>,
     pub(crate) late_records: bool,
     pub(crate) partition_counts: Vec<(String, i32)>,
     pub(crate) globals: Vec<GlobalSpec>,
@@ -85,9 +87,40 @@ impl Topology {
     pub fn source_topics(&self) -> Vec<&str> {
         self.sources.iter().map(|s| s.topic.as_str()).collect()
     }
-    /// Source topics the user provides (every source that is not an internal repartition topic).
+    /// Source topics the user provides: every source that is not an internal repartition topic or a topic this
+    /// topology writes itself (a later sub-topology reading an earlier one's output).
     pub fn external_source_topics(&self) -> Vec<&str> {
-        self.sources.iter().map(|s| s.topic.as_str()).filter(|t| !self.internal_topics.iter().any(|i| i == t)).collect()
+        self.sources.iter().map(|s| s.topic.as_str()).filter(|t| self.writer_of(t).is_none()).collect()
+    }
+    /// How many sub-topologies it has: parts of the graph that meet only through topics, each run by tasks of its
+    /// own (one per partition of its sources).
+    pub fn subtopologies(&self) -> usize {
+        self.subtopologies
+    }
+    /// The sub-topology that reads `topic`.
+    pub(crate) fn subtopology_of(&self, topic: &str) -> Option<usize> {
+        self.source_for(topic).map(|s| self.nodes[s.node].subtopology)
+    }
+    /// The source topics of sub-topology `subtopology`: its task `<subtopology>_p` reads partition p of each.
+    pub(crate) fn sources_of(&self, subtopology: usize) -> Vec<&str> {
+        self.sources.iter().filter(|s| self.nodes[s.node].subtopology == subtopology).map(|s| s.topic.as_str()).collect()
+    }
+    /// Each sub-topology's first source, in sub-topology order: the topics the consumer group assigns (see the
+    /// runtime's `rebalance`). Every sub-topology has a source, since every other node has a parent.
+    pub(crate) fn lead_topics(&self) -> Vec<&str> {
+        (0..self.subtopologies).filter_map(|st| self.sources_of(st).first().copied()).collect()
+    }
+    /// The stores of sub-topology `subtopology`: what each of its tasks restores.
+    pub(crate) fn stores_of(&self, subtopology: usize) -> Vec<StoreSpec> {
+        self.stores.iter().zip(&self.store_subtopologies).filter(|(_, st)| **st == subtopology).map(|(s, _)| s.clone()).collect()
+    }
+    /// The sub-topology store `name` belongs to.
+    pub fn store_subtopology(&self, name: &str) -> Option<usize> {
+        self.stores.iter().position(|s| s.name == name).map(|i| self.store_subtopologies[i])
+    }
+    /// The sub-topology whose sink writes `topic`, if this topology writes it.
+    pub(crate) fn writer_of(&self, topic: &str) -> Option<usize> {
+        self.nodes.iter().find(|n| matches!(&n.kind, NodeKind::Sink { topic: t } if t == topic)).map(|n| n.subtopology)
     }
     /// Repartition topics `<application-id>-<name>-repartition`, created by the runtime.
     pub fn internal_topics(&self) -> &[String] {
@@ -313,7 +346,7 @@ impl TopologyBuilder {
     }
 
     /// Create the sink topic `topic` with `partitions` partitions instead of the input's count, and refuse to run
-    /// if it exists with another: how a stage that needs to see every record in one task (a global top-10) gets
+    /// if it exists with another: how a sub-topology that needs to see every record in one task (a global top-10) gets
     /// a single-partition topic.
     pub fn topic_partitions(&self, topic: &str, partitions: i32) {
         self.graph.borrow_mut().partition_counts.push((topic.to_owned(), partitions));
@@ -331,7 +364,11 @@ impl TopologyBuilder {
             return Err(StreamError::Config("the topology has no source".into()));
         }
         let mut nodes = graph.nodes;
-        let subtopologies = assign_subtopologies(&mut nodes);
+        let local: Vec<&str> = graph.stores.iter().map(|s| s.name.as_str()).collect();
+        let subtopologies = assign_subtopologies(&mut nodes, &local);
+        // Every user of a store is in one sub-topology (the store links them), so the first one tells.
+        let store_subtopologies =
+            local.iter().map(|store| nodes.iter().find(|n| n.stores.iter().any(|s| s == store)).map_or(0, |n| n.subtopology)).collect();
         Ok(Topology {
             name: graph.name,
             nodes,
@@ -339,6 +376,7 @@ impl TopologyBuilder {
             stores: graph.stores,
             internal_topics: graph.internal,
             subtopologies,
+            store_subtopologies,
             late_records: graph.late_records,
             partition_counts: graph.partition_counts,
             globals: graph.globals,
@@ -347,8 +385,12 @@ impl TopologyBuilder {
 }
 
 /// Numbers the connected parts of the graph in the order their first node was added; returns how many there are.
-/// Repartitioning cuts the graph (its sink and source are not linked), so each part reads its own topics.
-fn assign_subtopologies(nodes: &mut [NodeSpec]) -> usize {
+/// Repartitioning cuts the graph (its sink and source are not linked), so each part reads its own topics. Nodes
+/// that share one of the `local` stores are linked through it, as in Kafka Streams: a table's source and the join
+/// that reads its store are one sub-topology, so its tasks hold both (a global table's store links nothing).
+fn assign_subtopologies(nodes: &mut [NodeSpec], local: &[&str]) -> usize {
+    let users = |store: &str| -> Vec<usize> { (0..nodes.len()).filter(|&i| nodes[i].stores.iter().any(|s| s == store)).collect() };
+    let by_store: Vec<Vec<usize>> = local.iter().map(|s| users(s)).collect();
     let mut count = 0;
     let mut seen = vec![false; nodes.len()];
     for first in 0..nodes.len() {
@@ -359,7 +401,9 @@ fn assign_subtopologies(nodes: &mut [NodeSpec]) -> usize {
         seen[first] = true;
         while let Some(n) = todo.pop() {
             nodes[n].subtopology = count;
-            for &m in nodes[n].parents.iter().chain(&nodes[n].children) {
+            let sharing = local.iter().zip(&by_store).filter(|(s, _)| nodes[n].stores.iter().any(|x| x == *s)).flat_map(|(_, u)| u);
+            let linked: Vec<usize> = nodes[n].parents.iter().chain(&nodes[n].children).chain(sharing).copied().collect();
+            for m in linked {
                 if !seen[m] {
                     seen[m] = true;
                     todo.push(m);
