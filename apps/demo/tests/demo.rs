@@ -130,11 +130,11 @@ fn the_live_page_shows_what_the_services_answer() {
     for line in lines.by_ref() {
         let line = line.expect("demo output");
         seen.push(line.clone());
-        if line.contains("every stage caught up") {
+        if line.contains("every application caught up") {
             break;
         }
     }
-    assert!(seen.iter().any(|l| l.contains("every stage caught up")), "the demo stopped early:\n{}", seen.join("\n"));
+    assert!(seen.iter().any(|l| l.contains("every application caught up")), "the demo stopped early:\n{}", seen.join("\n"));
 
     let top10 = get_json(page, "/svc/stock-ticker/top10");
     let alerts = get_json(page, "/svc/fraud-detection/alerts?limit=10");
