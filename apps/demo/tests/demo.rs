@@ -1,5 +1,5 @@
 //! The README's main command, run as users run it (the demo binary on librdkafka's in-process mock cluster, so no
-//! broker is involved here): every stage of the four services processes everything, the outbox holds exactly the
+//! broker is involved here): each of the four services processes everything, the outbox holds exactly the
 //! emails an independent oracle expects, and the live page, rendered by headless Chromium, shows what the
 //! services answer.
 
