@@ -83,8 +83,9 @@ impl Partitions {
         }
     }
 
-    /// The same count for every one of `subtopologies` sub-topologies.
-    pub fn uniform(subtopologies: usize, count: i32) -> Self {
+    /// The same count for every one of `subtopologies` sub-topologies (for tests that need no topology).
+    #[cfg(test)]
+    pub(crate) fn uniform(subtopologies: usize, count: i32) -> Self {
         Partitions(vec![count; subtopologies.max(1)])
     }
 
