@@ -1,4 +1,4 @@
-//! Queries answered by whichever instance owns the key. Kafka Streams hands applications the metadata (which
+//! Queries answered by whichever instance owns the key, and lists answered by all of them. Kafka Streams hands applications the metadata (which
 //! instance holds which partition) and leaves the remote call to them; here the HTTP layer makes it.
 //!
 //! - Each stream thread of an instance started with `--advertised-url` publishes, whenever its tasks change, the
@@ -10,6 +10,8 @@
 //!   served here when this instance owns the task (or nobody is known to), otherwise forwarded to the owner, whose
 //!   answer is returned as is. A forwarded request carries [`FORWARDED_HEADER`] and is always served where it lands, so a stale view can
 //!   cost one hop, never a loop.
+//! - A list whose parts live in every task of a sub-topology is asked of every owner ([`Routing::owners`]) and
+//!   merged by [`crate::http::gather`].
 //! - A task claimed by several records (an instance that died before it could release it, and the one that took it
 //!   over) belongs to the latest claim.
 
@@ -17,7 +19,7 @@ use crate::query::StoreRegistry;
 use crate::runtime::Partitions;
 use crate::state::Order;
 use crate::task_id::TaskId;
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::ops::Bound;
 use std::sync::{Arc, Mutex, OnceLock};
 
@@ -79,18 +81,68 @@ impl Routing {
         if self.status.restoring().contains(&task) {
             return Owner::Restoring;
         }
-        if self.local.lock().unwrap_or_else(|e| e.into_inner()).contains(&task) {
+        if self.local_tasks().contains(&task) {
             return Owner::Local;
         }
-        let claims = self.stores.range(&self.store, Bound::Unbounded, Bound::Unbounded, Order::Ascending, usize::MAX).unwrap_or_default();
-        let newest = claims
-            .iter()
-            .filter_map(|(_, v)| serde_json::from_slice::<Claim>(v).ok())
-            .filter(|c| c.tasks.contains(&task))
-            .max_by_key(|c| c.at);
-        match newest {
-            Some(c) if c.url != self.url => Owner::Remote(c.url),
+        match self.claimants().remove(&task) {
+            Some(url) if url != self.url => Owner::Remote(url),
             _ => Owner::Local,
         }
     }
+
+    /// Every task's newest claimant, by the claims in the owners store (a claim that a newer one superseded, such
+    /// as a dead instance's, claims nothing).
+    fn claimants(&self) -> BTreeMap<TaskId, String> {
+        let claims = self.stores.range(&self.store, Bound::Unbounded, Bound::Unbounded, Order::Ascending, usize::MAX).unwrap_or_default();
+        let mut newest: BTreeMap<TaskId, (i64, String)> = BTreeMap::new();
+        for claim in claims.iter().filter_map(|(_, v)| serde_json::from_slice::<Claim>(v).ok()) {
+            for task in claim.tasks {
+                if newest.get(&task).is_none_or(|(at, _)| claim.at > *at) {
+                    newest.insert(task, (claim.at, claim.url.clone()));
+                }
+            }
+        }
+        newest.into_iter().map(|(task, (_, url))| (task, url)).collect()
+    }
+
+    /// Who holds the parts of a list over every task of the sub-topology: the other instances to ask, and the
+    /// tasks nobody can answer for now (restoring here, or claimed by nobody, as in the middle of a rebalance).
+    pub fn owners(&self) -> Owners {
+        let partitions = self.partitions.get().map_or(0, |p| p.of_subtopology(self.subtopology));
+        let (local, restoring, claimants) = (self.local_tasks(), self.status.restoring(), self.claimants());
+        let mut owners = Owners::default();
+        for task in (0..partitions).map(|p| TaskId::new(self.subtopology, p)) {
+            if restoring.contains(&task) {
+                owners.missing.push(format!("task {task} is restoring"));
+            } else if !local.contains(&task) {
+                match claimants.get(&task) {
+                    Some(url) if *url != self.url => {
+                        owners.remote.insert(url.clone());
+                    }
+                    Some(_) => {}
+                    None => owners.missing.push(format!("task {task} has no owner")),
+                }
+            }
+        }
+        owners
+    }
+
+    /// This instance's tasks of the sub-topology that are restoring: what a list answered here lacks.
+    pub fn restoring_here(&self) -> Vec<String> {
+        let restoring = self.status.restoring();
+        restoring.iter().filter(|t| t.subtopology == self.subtopology).map(|t| format!("task {t} is restoring")).collect()
+    }
+
+    fn local_tasks(&self) -> BTreeSet<TaskId> {
+        self.local.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+}
+
+/// Where the parts of a list are, by [`Routing::owners`].
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct Owners {
+    /// The other instances that own tasks of the sub-topology.
+    pub remote: BTreeSet<String>,
+    /// What no instance can answer for now, said as a reason each.
+    pub missing: Vec<String>,
 }

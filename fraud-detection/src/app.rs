@@ -1,10 +1,10 @@
 //! Wiring: the topology on the runtime, the HTTP server, a graceful shutdown.
 
 use crate::config::Config;
-use crate::topology::{build_topology, Settings, CARDS_STORE};
+use crate::topology::{build_topology, Settings, ALERTS_STORE, CARDS_STORE};
 use anyhow::Context;
 use std::future::Future;
-use streamcore::http::KeyedRoute;
+use streamcore::http::{GatheredRoute, KeyedRoute};
 use streamcore::Runtime;
 
 /// Run the service until `shutdown` completes or the stream thread fails.
@@ -30,6 +30,10 @@ pub async fn run(cfg: Config, shutdown: impl Future<Output = ()> + Send) -> anyh
     if let Some(routing) = runtime.routing(CARDS_STORE)? {
         let keyed = KeyedRoute { path: "/cards/{card_id}", param: "card_id", normalize: str::to_owned, routing };
         routes = streamcore::http::route_by_key(routes, vec![keyed]);
+    }
+    if let Some(routing) = runtime.routing(ALERTS_STORE)? {
+        let alerts = GatheredRoute { path: "/alerts", merge: crate::http::newest_alerts, routing };
+        routes = streamcore::http::gather_lists(routes, vec![alerts]);
     }
     let router = streamcore::http::with_common_routes(routes, registry, &runtime)?;
     let listener = tokio::net::TcpListener::bind(cfg.http).await.with_context(|| format!("binding {}", cfg.http))?;

@@ -2,10 +2,10 @@
 
 use crate::api::{CommandApi, ManualCommands};
 use crate::config::Config;
-use crate::topology::{build_topology, DEVICES_STORE};
+use crate::topology::{build_topology, DEVICES_STORE, HOME_INDEX_STORE};
 use anyhow::Context;
 use std::future::Future;
-use streamcore::http::KeyedRoute;
+use streamcore::http::{GatheredRoute, KeyedRoute};
 use streamcore::Runtime;
 
 /// Run the service until `shutdown` completes or the stream thread fails.
@@ -28,6 +28,10 @@ pub async fn run(cfg: Config, shutdown: impl Future<Output = ()> + Send) -> anyh
     if let Some(routing) = runtime.routing(DEVICES_STORE)? {
         let keyed = KeyedRoute { path: "/devices/{device_id}", param: "device_id", normalize: str::to_owned, routing };
         reads = streamcore::http::route_by_key(reads, vec![keyed]);
+    }
+    if let Some(routing) = runtime.routing(HOME_INDEX_STORE)? {
+        let home = GatheredRoute { path: "/homes/{home_id}/devices", merge: crate::http::home_devices, routing };
+        reads = streamcore::http::gather_lists(reads, vec![home]);
     }
     let routes = reads.merge(api.routes());
     let router = streamcore::http::with_common_routes(routes, registry, &runtime)?;

@@ -1,4 +1,6 @@
-//! The read endpoints, answered from local state: `GET /devices/{device_id}` and `GET /homes/{home_id}/devices`.
+//! The read endpoints, answered from local state: `GET /devices/{device_id}` and `GET /homes/{home_id}/devices`;
+//! with `--advertised-url`, a device is answered by its owner and a home's devices are gathered from every
+//! instance ([`home_devices`] merges them).
 
 use crate::api::ManualCommands;
 use crate::control::{Average, DeviceState};
@@ -7,6 +9,7 @@ use crate::topology::{home_prefix, DEVICES_STORE, HOME_INDEX_STORE, STATE_STORE}
 use axum::extract::{Path, State};
 use axum::routing::get;
 use axum::{Json, Router};
+use std::collections::HashMap;
 use std::ops::Bound;
 use streamcore::http::ApiError;
 use streamcore::query::StoreRegistry;
@@ -88,6 +91,19 @@ pub struct HomeView {
     pub home_id: String,
     /// Its devices, by id.
     pub devices: Vec<DeviceView>,
+}
+
+/// Every instance's part of a home, its devices merged by id and cut to the 1,000 a home lists.
+pub fn home_devices(_: &HashMap<String, String>, parts: Vec<serde_json::Value>) -> Result<serde_json::Value, String> {
+    let mut views = Vec::with_capacity(parts.len());
+    for part in parts {
+        views.push(serde_json::from_value::<HomeView>(part).map_err(|e| e.to_string())?);
+    }
+    let home_id = views.first().map(|v| v.home_id.clone()).unwrap_or_default();
+    let mut devices: Vec<DeviceView> = views.into_iter().flat_map(|v| v.devices).collect();
+    devices.sort_by(|a, b| a.device_id.cmp(&b.device_id));
+    devices.truncate(HOME_LIMIT);
+    serde_json::to_value(HomeView { home_id, devices }).map_err(|e| e.to_string())
 }
 
 async fn home(State(r): State<Reads>, Path(home_id): Path<String>) -> Result<Json<HomeView>, ApiError> {

@@ -226,6 +226,23 @@ fn two_instances_share_the_partitions_answer_for_each_others_keys_and_take_over_
             assert_eq!((status, reading(&v)), (200, Some(want.clone())), "{id} on port {}: {v}", s.port);
         }
     }
+    // A home's devices live in the tasks of their own keys, over both instances: each lists all eight, its own
+    // part and the other's, while each holds only its part.
+    let ids = |v: &Value| -> Vec<String> {
+        let devices = v["devices"].as_array().cloned().unwrap_or_default();
+        devices.iter().filter_map(|d| d["device_id"].as_str().map(str::to_owned)).collect()
+    };
+    let mut by_id = washers.clone();
+    by_id.sort();
+    for s in [&a, &b] {
+        let (status, home) = s.wait_for("/homes/h-1/devices", |status, v| status == 200 && ids(v).len() == washers.len());
+        assert_eq!((status, ids(&home)), (200, by_id.clone()), "port {}: {home}", s.port);
+    }
+    let part = |s: &ServiceProcess| {
+        let (_, body) = s.request("GET", "/homes/h-1/devices", &[(streamcore::routing::FORWARDED_HEADER, "1")], "");
+        ids(&serde_json::from_str(&body).unwrap_or(Value::Null)).len()
+    };
+    assert_eq!(part(&a) + part(&b), washers.len(), "each instance's own part, asked as an owner is asked");
     let forwarded = |s: &ServiceProcess| s.metric("http_requests_total{method=\"GET\",path=\"/devices/{device_id}\",status=\"200\"}");
     // 16 answers to the test, plus one forwarded request per washer to its owner, counted there too.
     assert!(forwarded(&a) + forwarded(&b) >= 24.0, "each washer's query was forwarded once by the instance that does not own it");

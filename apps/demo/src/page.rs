@@ -10,6 +10,7 @@ use axum::{Json, Router};
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
+use streamcore::http::peer::{describe, PeerClient};
 
 const PAGE: &str = include_str!("page.html");
 
@@ -19,7 +20,11 @@ struct Page {
     outbox: PathBuf,
     homes: u32,
     mode: String,
+    client: PeerClient,
 }
+
+/// How long the page waits for a service's answer.
+const SERVICE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// The page's routes; `mode` says where the data lives (the mock cluster or a real broker).
 pub(crate) fn routes(services: Vec<(&'static str, SocketAddr)>, outbox: PathBuf, homes: u32, mode: String) -> Router {
@@ -28,7 +33,7 @@ pub(crate) fn routes(services: Vec<(&'static str, SocketAddr)>, outbox: PathBuf,
         .route("/api/info", get(info))
         .route("/api/mails", get(mails))
         .route("/svc/{service}/{*path}", get(forward))
-        .with_state(Page { services: Arc::new(services), outbox, homes, mode })
+        .with_state(Page { services: Arc::new(services), outbox, homes, mode, client: PeerClient::new(SERVICE_TIMEOUT) })
 }
 
 async fn info(State(p): State<Page>) -> Json<serde_json::Value> {
@@ -49,12 +54,9 @@ async fn forward(State(p): State<Page>, Path((service, path)): Path<(String, Str
         Some(q) => format!("/{path}?{q}"),
         None => format!("/{path}"),
     };
-    match streamcore::http::http_get(&addr.to_string(), &target, &[]).await {
-        Ok((status, body)) => {
-            let status = StatusCode::from_u16(status).unwrap_or(StatusCode::BAD_GATEWAY);
-            (status, [(header::CONTENT_TYPE, "application/json")], body).into_response()
-        }
-        Err(e) => error(StatusCode::BAD_GATEWAY, format!("{service} did not answer: {e}")),
+    match p.client.get(&addr.to_string(), &target, &[]).await {
+        Ok(answer) => (answer.status, [(header::CONTENT_TYPE, "application/json")], answer.body).into_response(),
+        Err(e) => error(StatusCode::BAD_GATEWAY, format!("{service} did not answer: {}", describe(&e))),
     }
 }
 

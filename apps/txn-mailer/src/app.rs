@@ -3,10 +3,11 @@
 
 use crate::config::Config;
 use crate::mailer::Mailer;
-use crate::topology::{build_topology, Settings};
+use crate::topology::{build_topology, Settings, RECENT_STORE, STATS_STORE};
 use anyhow::Context;
 use std::future::Future;
 use std::sync::Arc;
+use streamcore::http::GatheredRoute;
 use streamcore::Runtime;
 
 /// Run the service until `shutdown` completes or the stream thread fails.
@@ -29,7 +30,13 @@ pub async fn run(cfg: Config, shutdown: impl Future<Output = ()> + Send) -> anyh
 
     let registry = prometheus::Registry::new();
     let runtime = Runtime::new(topology, streams, &registry)?;
-    let router = streamcore::http::with_common_routes(crate::http::app(runtime.stores()), registry, &runtime)?;
+    let mut routes = crate::http::app(runtime.stores());
+    if let (Some(recent), Some(stats)) = (runtime.routing(RECENT_STORE)?, runtime.routing(STATS_STORE)?) {
+        let recent = GatheredRoute { path: "/alerts/recent", merge: crate::http::newest_alerts, routing: recent };
+        let stats = GatheredRoute { path: "/stats", merge: crate::http::total_stats, routing: stats };
+        routes = streamcore::http::gather_lists(routes, vec![recent, stats]);
+    }
+    let router = streamcore::http::with_common_routes(routes, registry, &runtime)?;
     let listener = tokio::net::TcpListener::bind(cfg.http).await.with_context(|| format!("binding {}", cfg.http))?;
     tracing::info!(http = %listener.local_addr()?, "txn-mailer listening");
 

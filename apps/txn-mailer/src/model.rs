@@ -59,3 +59,12 @@ pub struct Stats {
     /// than overflow; every email states its own exact amount).
     pub alerted_usd: Decimal,
 }
+
+impl Stats {
+    /// Adds `other`'s totals: one task's (or one instance's) to the sum `/stats` answers.
+    pub fn add(&mut self, other: &Stats) {
+        self.seen += other.seen;
+        self.alerted += other.alerted;
+        self.alerted_usd = self.alerted_usd.saturating_add(other.alerted_usd);
+    }
+}

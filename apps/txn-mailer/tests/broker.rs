@@ -340,3 +340,43 @@ fn lost_state_directory_comes_back_from_the_changelog() {
     assert_eq!((stats["seen"].as_u64(), stats["alerted"].as_u64()), (Some(22), Some(12)), "stats restored and counted on: {stats}");
     assert!(mailer.metric("streamcore_restored_records_total") > 0.0, "state came from the changelog");
 }
+
+/// Two mailers with `--advertised-url` share the transactions: each answers `/alerts/recent` and `/stats` for
+/// both, every email's alert listed newest first and every email counted, though each holds only its own part.
+#[test]
+fn either_of_two_mailers_lists_and_counts_the_emails_of_both() {
+    let (smtp_url, _maildir) = smtp();
+    let (input, alerts, app, first) = setup("lists", 4);
+    let second = tempfile::tempdir().expect("state dir");
+    let mailers: Vec<Mailer> = [&first, &second]
+        .map(|state| Mailer::start(&MailerArgs { advertised: true, ..MailerArgs::new(&app, &input, &alerts, &smtp_url, state.path()) }))
+        .into_iter()
+        .collect();
+    for m in &mailers {
+        m.wait_for("/readyz", |status, v| status == 200 && v["tasks"] == 4);
+    }
+    let Workload { records, expected, .. } = workload(300);
+    produce(&bootstrap(), &input, &records);
+    assert!(mailers.iter().all(|m| m.wait_caught_up(&input)), "both mailers caught up");
+
+    let part = |m: &Mailer, path: &str| -> serde_json::Value {
+        let (_, body) = m.request("GET", path, &[(streamcore::routing::FORWARDED_HEADER, "1")], "");
+        serde_json::from_str(&body).unwrap_or_default()
+    };
+    for m in &mailers {
+        let stats = m.wait_json("/stats", |s| s["alerted"].as_u64() == Some(expected.len() as u64));
+        assert_eq!(stats["alerted"].as_u64(), Some(expected.len() as u64), "port {}: {stats}", m.port);
+        let recent = m.json("/alerts/recent?limit=1000");
+        let listed = recent.as_array().cloned().unwrap_or_default();
+        let ids: BTreeSet<String> = listed.iter().filter_map(|a| a["txn_id"].as_str().map(str::to_owned)).collect();
+        assert_eq!((listed.len(), ids), (expected.len(), expected.clone()), "port {}: every email's alert, once", m.port);
+        let sent: Vec<&str> = listed.iter().filter_map(|a| a["notified_at"].as_str()).collect();
+        let times: Vec<chrono::DateTime<chrono::Utc>> = sent.iter().filter_map(|t| t.parse().ok()).collect();
+        assert!(times.len() == listed.len() && times.windows(2).all(|w| w[0] >= w[1]), "newest first: {sent:?}");
+    }
+    let parts: Vec<u64> = mailers.iter().map(|m| part(m, "/stats")["alerted"].as_u64().unwrap_or(0)).collect();
+    assert_eq!(parts.iter().sum::<u64>(), expected.len() as u64, "each mailer counts only its own tasks' emails: {parts:?}");
+    for m in mailers {
+        assert!(m.terminate().success());
+    }
+}

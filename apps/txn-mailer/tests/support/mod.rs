@@ -8,7 +8,7 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 use streamcore::runtime::Guarantee;
 pub use streamcore::testkit::kafka::{bootstrap, create_topic, produce, read_to_end, read_topic, unique, wait_caught_up};
-pub use streamcore::testkit::process::ServiceProcess;
+pub use streamcore::testkit::process::{free_port, ServiceProcess};
 
 /// The SMTP server's URL and Maildir, from `scripts/test`. Panics (fails) without them.
 pub fn smtp() -> (String, PathBuf) {
@@ -128,12 +128,14 @@ pub struct MailerArgs<'a> {
     pub smtp_url: &'a str,
     pub state: &'a Path,
     pub guarantee: Guarantee,
+    /// Whether it advertises its URL, so that its lists are gathered from every instance.
+    pub advertised: bool,
 }
 
 impl<'a> MailerArgs<'a> {
     /// At-least-once, the services' default.
     pub fn new(app: &'a str, input: &'a str, alerts: &'a str, smtp_url: &'a str, state: &'a Path) -> Self {
-        MailerArgs { bootstrap: bootstrap(), app, input, alerts, smtp_url, state, guarantee: Guarantee::AtLeastOnce }
+        MailerArgs { bootstrap: bootstrap(), app, input, alerts, smtp_url, state, guarantee: Guarantee::AtLeastOnce, advertised: false }
     }
 }
 
@@ -146,6 +148,9 @@ impl std::ops::Deref for Mailer {
 
 impl Mailer {
     pub fn start(a: &MailerArgs<'_>) -> Self {
+        let port = free_port();
+        let url = format!("http://127.0.0.1:{port}");
+        let advertised = if a.advertised { vec!["--advertised-url", url.as_str()] } else { Vec::new() };
         let args: Vec<String> = [
             "--bootstrap",
             &a.bootstrap,
@@ -169,9 +174,10 @@ impl Mailer {
             &a.guarantee.to_string(),
         ]
         .iter()
+        .chain(&advertised)
         .map(|s| s.to_string())
         .collect();
-        let process = ServiceProcess::start(env!("CARGO_BIN_EXE_txn-mailer"), &args);
+        let process = ServiceProcess::start_on(port, env!("CARGO_BIN_EXE_txn-mailer"), &args);
         Mailer { process, app: a.app.to_owned(), bootstrap: a.bootstrap.clone() }
     }
 
