@@ -53,6 +53,13 @@ pub struct Metrics {
     pub restore_seconds: Counter,
     /// Changelog records left to replay, per store and partition.
     pub restore_remaining: IntGaugeVec,
+    /// Changelog records replayed into standby replicas, per store.
+    pub standby_replayed: IntCounterVec,
+    /// How far a standby replica is behind its changelog's end, in records, per store and partition (as of its
+    /// last pass).
+    pub standby_lag: IntGaugeVec,
+    /// Standby replicas this instance keeps.
+    pub standby_tasks: IntGauge,
     /// Consumer lag, per topic and partition, from librdkafka's statistics.
     pub consumer_lag: IntGaugeVec,
     /// Tasks (input partitions) this instance owns.
@@ -136,6 +143,17 @@ impl Metrics {
                 "Changelog records left to replay",
                 &["store", "partition"],
             )?,
+            standby_replayed: counter("streamcore_standby_records_total", "Changelog records replayed into standby replicas", &["store"])?,
+            standby_lag: gauge_vec(
+                "streamcore_standby_lag_records",
+                "Changelog records a standby replica is behind, as of its last pass",
+                &["store", "partition"],
+            )?,
+            standby_tasks: {
+                let g = IntGauge::with_opts(opts("streamcore_standby_tasks", "Standby replicas this instance keeps"))?;
+                registry.register(Box::new(g.clone()))?;
+                g
+            },
             consumer_lag: gauge_vec("streamcore_consumer_lag", "Consumer lag per input partition", &["topic", "partition"])?,
             assigned_tasks,
             aborted_transactions: single("streamcore_aborted_transactions_total", "Transactions aborted and processed again")?,

@@ -90,19 +90,8 @@ impl Routing {
         }
     }
 
-    /// Every task's newest claimant, by the claims in the owners store (a claim that a newer one superseded, such
-    /// as a dead instance's, claims nothing).
     fn claimants(&self) -> BTreeMap<TaskId, String> {
-        let claims = self.stores.range(&self.store, Bound::Unbounded, Bound::Unbounded, Order::Ascending, usize::MAX).unwrap_or_default();
-        let mut newest: BTreeMap<TaskId, (i64, String)> = BTreeMap::new();
-        for claim in claims.iter().filter_map(|(_, v)| serde_json::from_slice::<Claim>(v).ok()) {
-            for task in claim.tasks {
-                if newest.get(&task).is_none_or(|(at, _)| claim.at > *at) {
-                    newest.insert(task, (claim.at, claim.url.clone()));
-                }
-            }
-        }
-        newest.into_iter().map(|(task, (_, url))| (task, url)).collect()
+        claimants(&self.stores, &self.store)
     }
 
     /// Who holds the parts of a list over every task of the sub-topology: the other instances to ask, and the
@@ -145,4 +134,19 @@ pub struct Owners {
     pub remote: BTreeSet<String>,
     /// What no instance can answer for now, said as a reason each.
     pub missing: Vec<String>,
+}
+
+/// Every task's newest claimant (its URL), by the claims in the owners store `store` (a claim that a newer one
+/// superseded, such as a dead instance's, claims nothing).
+pub(crate) fn claimants(stores: &StoreRegistry, store: &str) -> BTreeMap<TaskId, String> {
+    let claims = stores.range(store, Bound::Unbounded, Bound::Unbounded, Order::Ascending, usize::MAX).unwrap_or_default();
+    let mut newest: BTreeMap<TaskId, (i64, String)> = BTreeMap::new();
+    for claim in claims.iter().filter_map(|(_, v)| serde_json::from_slice::<Claim>(v).ok()) {
+        for task in claim.tasks {
+            if newest.get(&task).is_none_or(|(at, _)| claim.at > *at) {
+                newest.insert(task, (claim.at, claim.url.clone()));
+            }
+        }
+    }
+    newest.into_iter().map(|(task, (_, url))| (task, url)).collect()
 }

@@ -44,6 +44,10 @@ pub struct ServiceArgs {
     /// Stream threads: the instance's tasks (one per input partition) spread over this many threads.
     #[arg(long, env = "THREADS", default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=64))]
     pub threads: u16,
+    /// Standby replicas: warm copies of each stateful task kept on this many other instances, so a failover
+    /// replays only what the copy lacks (needs `--advertised-url`).
+    #[arg(long, env = "STANDBY_REPLICAS", default_value_t = 0)]
+    pub standby_replicas: usize,
     /// Processing guarantee: `at-least-once`, or `exactly-once` (outputs, state and input offsets commit in one
     /// Kafka transaction; readers need `isolation.level=read_committed`).
     #[arg(long, env = "PROCESSING_GUARANTEE", value_enum, default_value_t = Guarantee::AtLeastOnce)]
@@ -70,6 +74,7 @@ impl ServiceArgs {
             commit_interval_ms: 1000,
             threads: 1,
             advertised_url: None,
+            standby_replicas: 0,
             guarantee: Guarantee::AtLeastOnce,
             max_future: DurationOrOff(Some(crate::runtime::DEFAULT_MAX_FUTURE)),
             log_format: "text".into(),
@@ -90,6 +95,7 @@ impl ServiceArgs {
         c.commit_interval = Duration::from_millis(self.commit_interval_ms);
         c.threads = usize::from(self.threads);
         c.advertised_url = self.advertised_url.clone();
+        c.standby_replicas = self.standby_replicas;
         c.guarantee = self.guarantee;
         c.max_future = self.max_future.0;
         Ok(c)

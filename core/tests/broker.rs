@@ -79,9 +79,13 @@ fn start(app: &str, input: &str, output: &str, state: &std::path::Path) -> Run {
 }
 
 fn start_with(app: &str, input: &str, output: &str, state: &std::path::Path, guarantee: Guarantee) -> Run {
+    start_configured(app, input, output, state, |cfg| cfg.guarantee = guarantee)
+}
+
+fn start_configured(app: &str, input: &str, output: &str, state: &std::path::Path, configure: impl FnOnce(&mut StreamsConfig)) -> Run {
     let _ = tracing_subscriber::fmt().with_test_writer().with_env_filter("info").try_init();
     let mut cfg = StreamsConfig::new("counter", &bootstrap());
-    cfg.guarantee = guarantee;
+    configure(&mut cfg);
     cfg.state_dir = state.to_path_buf();
     cfg.commit_interval = Duration::from_millis(200);
     cfg.kafka_properties = vec![("message.max.bytes".into(), "500000".into())];
@@ -467,6 +471,59 @@ fn a_task_restoring_its_stores_holds_up_none_of_the_others() {
     assert!(wait_caught_up(&bs, &app, &input, Duration::from_secs(60)), "offsets committed to the end");
     let registry = run.stop();
     assert_eq!(metric(&registry, "streamcore_restored_records_total"), CHANGELOG as f64, "every changelog record restored");
+}
+
+/// Two instances of the counter with one standby replica each: each keeps a warm copy of the other's task. When
+/// A stops, B takes A's task over, replays none of the changelog its replica already holds, and counts on from
+/// where A left off.
+#[test]
+fn a_standby_replica_promoted_on_a_takeover_replays_only_what_it_lacks() {
+    let bs = bootstrap();
+    let (input, output, app) = (unique("events"), unique("counts"), unique("standby-app"));
+    create_topic(&bs, &input, 2, false);
+    create_topic(&bs, &output, 2, false);
+    let changelog = format!("{app}-counts-changelog");
+    create_topic(&bs, &changelog, 2, true);
+    const CHANGELOG: u64 = 100_000;
+    let keys = [key_on("zero", 0, 2), key_on("one", 1, 2)];
+    for (p, key) in keys.iter().enumerate() {
+        preload_changelog(&bs, &changelog, p as i32, CHANGELOG, key);
+    }
+    let standby = |url: &'static str| {
+        move |cfg: &mut StreamsConfig| {
+            cfg.advertised_url = Some(url.into());
+            cfg.standby_replicas = 1;
+        }
+    };
+    let (state_a, state_b) = (tempfile::tempdir().expect("tempdir"), tempfile::tempdir().expect("tempdir"));
+    let a = start_configured(&app, &input, &output, state_a.path(), standby("http://a.invalid"));
+    assert!(wait_until(Duration::from_secs(120), || a.status.is_ready() && a.status.tasks() == 2), "A runs both tasks");
+    let b = start_configured(&app, &input, &output, state_b.path(), standby("http://b.invalid"));
+    let shared = || a.status.is_ready() && b.status.is_ready() && a.status.tasks() == 1 && b.status.tasks() == 1;
+    assert!(wait_until(Duration::from_secs(120), shared), "the two tasks are shared");
+    let moving = *a.status.active().iter().next().expect("A's task");
+
+    // B's replica of A's task has read its whole changelog.
+    let lag = |r: &prometheus::Registry| {
+        let families = r.gather();
+        let family = families.iter().find(|f| f.name() == "streamcore_standby_lag_records")?;
+        let at = moving.partition.to_string();
+        let metric = family.get_metric().iter().find(|m| m.get_label().iter().any(|l| l.name() == "partition" && l.value() == at))?;
+        Some(metric.get_gauge().get_value())
+    };
+    assert!(wait_until(Duration::from_secs(120), || lag(&b.registry) == Some(0.0)), "B's replica of {moving} caught up");
+    assert!(metric(&b.registry, "streamcore_standby_records_total") >= CHANGELOG as f64, "the replica was filled from the changelog");
+    let restored_before = metric(&b.registry, "streamcore_restored_records_total");
+
+    // A stops; after its session timeout, B runs both tasks.
+    a.stop();
+    assert!(wait_until(Duration::from_secs(120), || b.status.is_ready() && b.status.tasks() == 2), "B took {moving} over");
+    let replayed = metric(&b.registry, "streamcore_restored_records_total") - restored_before;
+    assert_eq!(replayed, 0.0, "the promoted replica held the whole changelog: nothing replayed");
+    produce(&bs, &input, &[event(&keys[moving.partition as usize], 1)]);
+    let out = read_topic(&bs, &output, 1, Duration::from_secs(60));
+    assert_eq!(last_counts(&out)[&keys[moving.partition as usize]], 6, "counted on from the replica's 5");
+    b.stop();
 }
 
 /// Wait until `done` holds, for at most `timeout`; whether it did. (A runtime's status has no change events.)

@@ -40,6 +40,8 @@ pub struct StreamsConfig {
     /// This instance's HTTP address as other instances reach it; when set, ownership is published and queries
     /// for keys owned elsewhere are forwarded (see [`crate::routing`]).
     pub advertised_url: Option<String>,
+    /// Standby replicas kept of each stateful task on other instances (see `standby`); needs `advertised_url`.
+    pub standby_replicas: usize,
     /// At-least-once, or exactly-once through transactions.
     pub guarantee: Guarantee,
 }
@@ -58,6 +60,7 @@ impl StreamsConfig {
             timestamp_mode: TimestampMode::Payload,
             max_retry_backoff: Duration::from_secs(5),
             threads: 1,
+            standby_replicas: 0,
             advertised_url: None,
             guarantee: Guarantee::AtLeastOnce,
         }

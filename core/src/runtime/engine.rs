@@ -9,6 +9,7 @@ use super::delivery::DeliveryTracker;
 use super::ownership::Advertised;
 use super::rebalance::StreamContext;
 use super::restore::Restorer;
+use super::standby::Standbys;
 use super::state_updater::StateUpdater;
 use super::{global, refusal, status, StreamsConfig};
 use crate::error::StreamError;
@@ -69,6 +70,8 @@ pub(super) struct Engine {
     pub(super) producer: BaseProducer<DeliveryTracker>,
     /// What restores of this thread's new tasks need.
     pub(super) restorer: Restorer,
+    /// The instance's standby replicas, promoted when their tasks are assigned here.
+    pub(super) standbys: Standbys,
     pub(super) globals: Arc<global::GlobalTables>,
     pub(super) late_topic: String,
     /// Under exactly-once the producer is transactional and a commit is a transaction's commit.

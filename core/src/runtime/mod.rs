@@ -23,6 +23,7 @@
 //! | `task_manager`     | tasks created when assigned, committed and closed when revoked                     |
 //! | `state_updater`    | restoring as a phase of its own: new tasks restore while the others process        |
 //! | `restore`          | a task's stores brought up to their changelogs' end before it processes            |
+//! | `standby`          | standby replicas: warm copies of other instances' tasks, promoted on a failover    |
 //! | `task_executor`    | each record through its task; retries of transient failures                        |
 //! | `record_collector` | outputs sent to the producer, each tracked to the input that caused it             |
 //! | `delivery`         | the producer's delivery reports: failures, and the changelog offsets reached       |
@@ -50,6 +51,7 @@ mod rebalance;
 mod record_collector;
 mod refusal;
 mod restore;
+mod standby;
 mod state_updater;
 pub mod status;
 mod stream_thread;
@@ -109,12 +111,19 @@ pub struct Runtime {
     owned: Arc<Mutex<BTreeSet<TaskId>>>,
     /// Inputs whose outputs the broker refused, across thread restarts.
     refusals: Arc<refusal::Refusals>,
+    /// The standby replicas this instance keeps.
+    standbys: standby::Standbys,
 }
 
 impl Runtime {
     /// Prepare `topology` to run with `config`, registering the engine's metrics in `registry`.
     pub fn new(topology: Topology, config: StreamsConfig, registry: &prometheus::Registry) -> Result<Self, StreamError> {
         check_kafka_properties(&config.kafka_properties).map_err(StreamError::Config)?;
+        if config.standby_replicas > 0 && config.advertised_url.is_none() {
+            return Err(StreamError::Config(
+                "standby replicas need an advertised URL: where they go is worked out from the owners topic".into(),
+            ));
+        }
         let metrics = Metrics::new(registry, topology.name()).map_err(|e| StreamError::Config(format!("metrics: {e}")))?;
         Ok(Runtime {
             config: config.clone(),
@@ -126,6 +135,7 @@ impl Runtime {
             partitions: Arc::default(),
             owned: Arc::default(),
             refusals: Arc::default(),
+            standbys: standby::Standbys::default(),
         })
     }
 
@@ -203,6 +213,7 @@ impl Runtime {
         global_cfg.set("auto.offset.reset", "earliest");
         let globals = Arc::new(global::GlobalTables::bootstrap(&global_cfg, &tables, &self.stores)?);
         let instance = self.instance_id()?;
+        let _standby_thread = self.spawn_standby_keeper()?;
         let threads = self.config.threads.max(1);
         if threads == 1 {
             return self.run_thread(0, &globals, &instance);
@@ -238,6 +249,32 @@ impl Runtime {
             }
         }
         first
+    }
+
+    /// With standby replicas asked for, the thread that keeps them (see `standby`), stopped by the shutdown.
+    fn spawn_standby_keeper(&self) -> Result<Option<StandbyThread>, StreamError> {
+        let Some(url) = self.config.advertised_url.clone().filter(|_| self.config.standby_replicas > 0) else { return Ok(None) };
+        let keeper = standby::StandbyKeeper {
+            standbys: self.standbys.clone(),
+            restorer: restore::Restorer {
+                application_id: self.topology.name().to_owned(),
+                state_dir: self.config.state_dir.clone(),
+                consumer: self.restore_config(),
+                group: None,
+                metrics: self.metrics.clone(),
+            },
+            topology: self.topology.clone(),
+            stores: self.stores.clone(),
+            owners_store: crate::routing::owners_topic(self.topology.name()),
+            url,
+            replicas: self.config.standby_replicas,
+        };
+        let shutdown = self.shutdown.clone();
+        let handle = std::thread::Builder::new()
+            .name(format!("{}-standby", self.config.service))
+            .spawn(move || keeper.run(&shutdown))
+            .map_err(|e| StreamError::Config(format!("cannot start the standby thread: {e}")))?;
+        Ok(Some(StandbyThread { handle: Some(handle), shutdown: self.shutdown.clone() }))
     }
 
     /// The configuration of the consumers that only read assigned partitions: restoring and global tables.
@@ -289,5 +326,20 @@ impl Runtime {
         let wanted = topics_to_create(&self.topology, &self.config);
         topics::ensure(client, &existing, &wanted, &partitions)?;
         Ok(partitions)
+    }
+}
+
+/// The standby thread, stopped and joined when the stream threads are done (also when they failed).
+struct StandbyThread {
+    handle: Option<std::thread::JoinHandle<()>>,
+    shutdown: Shutdown,
+}
+
+impl Drop for StandbyThread {
+    fn drop(&mut self) {
+        self.shutdown.trigger();
+        if let Some(handle) = self.handle.take() {
+            let _ = handle.join();
+        }
     }
 }

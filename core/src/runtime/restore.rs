@@ -37,13 +37,22 @@ pub(crate) enum Restored {
     Cancelled,
 }
 
+/// Why a changelog is replayed, which says where it is counted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Replay {
+    /// Into a task about to become active: `streamcore_restored_records_total`, the restore gauges and logs.
+    Restore,
+    /// Into a standby replica, again and again: `streamcore_standby_*`, logged at debug.
+    Standby,
+}
+
 /// Replays `topic`/`partition` into `store` from its checkpoint to the current end, unless `cancel` is set.
 pub(crate) fn restore(
     consumer: &BaseConsumer,
     store: &dyn KeyValueStore,
-    topic: &str,
-    partition: i32,
+    (topic, partition): (&str, i32),
     metrics: &Metrics,
+    replay: Replay,
     cancel: &AtomicBool,
 ) -> Result<Restored, StreamError> {
     let (low, high) = watermarks(consumer, topic, partition)?;
@@ -52,7 +61,11 @@ pub(crate) fn restore(
         return Ok(Restored::StaleCheckpoint { checkpoint: cp, end: high });
     }
     let from = checkpoint.unwrap_or(low);
-    let remaining = metrics.restore_remaining.with_label_values(&[store.name(), &partition.to_string()]);
+    let (counter, remaining) = match replay {
+        Replay::Restore => (&metrics.restored, &metrics.restore_remaining),
+        Replay::Standby => (&metrics.standby_replayed, &metrics.standby_lag),
+    };
+    let remaining = remaining.with_label_values(&[store.name(), &partition.to_string()]);
     if from >= high {
         if checkpoint != Some(high) {
             store.apply(&WriteBatch::default(), Some(high))?;
@@ -60,12 +73,14 @@ pub(crate) fn restore(
         remaining.set(0);
         return Ok(Restored::Records(0));
     }
-    tracing::info!(store = store.name(), partition, from, to = high, resumed = checkpoint.is_some(), "restoring from changelog");
+    if replay == Replay::Restore {
+        tracing::info!(store = store.name(), partition, from, to = high, resumed = checkpoint.is_some(), "restoring from changelog");
+    }
     let started = Instant::now();
     let mut tpl = TopicPartitionList::new();
     tpl.add_partition_offset(topic, partition, Offset::Offset(from)).map_err(StreamError::kafka("restore assignment"))?;
     consumer.assign(&tpl).map_err(StreamError::kafka("restore assignment"))?;
-    let restored_counter = metrics.restored.with_label_values(&[store.name()]);
+    let restored_counter = counter.with_label_values(&[store.name()]);
     let (mut batch, mut restored, mut counted, mut reached) = (LogBatch::default(), 0u64, 0u64, from);
     let mut last_progress = Instant::now();
     while reached < high {
@@ -105,8 +120,12 @@ pub(crate) fn restore(
     store.apply_log(&batch, Some(high))?;
     remaining.set(0);
     consumer.unassign().map_err(StreamError::kafka("restore unassign"))?;
-    metrics.restore_seconds.inc_by(started.elapsed().as_secs_f64());
-    tracing::info!(store = store.name(), partition, restored, "restore complete");
+    if replay == Replay::Restore {
+        metrics.restore_seconds.inc_by(started.elapsed().as_secs_f64());
+        tracing::info!(store = store.name(), partition, restored, "restore complete");
+    } else {
+        tracing::debug!(store = store.name(), partition, restored, "standby caught up");
+    }
     Ok(Restored::Records(restored))
 }
 
@@ -145,7 +164,7 @@ impl Restorer {
         let consumer: BaseConsumer = self.consumer.create().map_err(StreamError::kafka("creating a restore consumer"))?;
         let mut stores = Vec::new();
         for spec in specs {
-            match self.open_restored(&consumer, spec, partition, cancel)? {
+            match self.open_restored(&consumer, spec, partition, Replay::Restore, cancel)? {
                 Some(backend) => stores.push((spec.clone(), backend)),
                 None => return Ok(None),
             }
@@ -183,16 +202,17 @@ impl Restorer {
     }
 
     /// Open a store and bring it up to the changelog's end, discarding local data that belongs to another history.
-    fn open_restored(
+    pub(super) fn open_restored(
         &self,
         consumer: &BaseConsumer,
         spec: &StoreSpec,
         partition: i32,
+        replay: Replay,
         cancel: &AtomicBool,
     ) -> Result<Option<Arc<dyn KeyValueStore>>, StreamError> {
         let changelog = spec.changelog_topic(&self.application_id);
         let backend = self.open_store(spec, partition)?;
-        match restore(consumer, backend.as_ref(), &changelog, partition, &self.metrics, cancel)? {
+        match restore(consumer, backend.as_ref(), (&changelog, partition), &self.metrics, replay, cancel)? {
             Restored::Records(_) => Ok(Some(backend)),
             Restored::Cancelled => Ok(None),
             Restored::StaleCheckpoint { checkpoint, end } => {
@@ -201,7 +221,7 @@ impl Restorer {
                 let dir = self.store_dir(spec, partition);
                 std::fs::remove_dir_all(&dir).map_err(|source| crate::state::StoreError::Io { path: dir, source })?;
                 let backend = self.open_store(spec, partition)?;
-                match restore(consumer, backend.as_ref(), &changelog, partition, &self.metrics, cancel)? {
+                match restore(consumer, backend.as_ref(), (&changelog, partition), &self.metrics, replay, cancel)? {
                     Restored::Records(_) => Ok(Some(backend)),
                     Restored::Cancelled => Ok(None),
                     Restored::StaleCheckpoint { .. } => Err(StreamError::Config(format!("{changelog}[{partition}] moved while restoring"))),

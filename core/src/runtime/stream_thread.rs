@@ -136,6 +136,7 @@ impl Runtime {
             }),
             producer,
             restorer,
+            standbys: self.standbys.clone(),
             globals: globals.clone(),
             late_topic: cfg.late_topic(),
             exactly_once,

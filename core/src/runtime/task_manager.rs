@@ -27,6 +27,8 @@ impl Engine {
         if !new.is_empty() {
             // Paused before their first fetch: no record reaches a task before its stores are restored.
             consumer.pause(&self.partition_list(&new)).map_err(StreamError::kafka("pausing restoring tasks' input"))?;
+            // A replica kept here closes its stores first; the restore goes on from where it stood.
+            self.standbys.promote(&new);
             let mut state = self.lock();
             for &task in &new {
                 let specs = self.topology.stores_of(task.subtopology);
@@ -162,6 +164,7 @@ impl Engine {
             guard.committed.retain(|(topic, p), _| !(*p == id.partition && sources.contains(&topic.as_str())));
         }
         drop(guard);
+        self.standbys.demote(tasks);
         self.update_status();
     }
 
