@@ -21,11 +21,24 @@ pub struct Cluster {
     binary: PathBuf,
     args: Vec<String>,
     exits: usize,
+    /// Standby replicas each instance keeps (which needs each to advertise its URL).
+    standby_replicas: usize,
 }
 
 impl Cluster {
-    /// `count` instances of the ticker at `binary`, reading topics under `prefix` as application `app`.
-    pub fn new(binary: &Path, bootstrap: &str, app: &str, prefix: &str, guarantee: Guarantee, dir: &Path, count: usize) -> Self {
+    /// `count` instances of the ticker at `binary`, reading topics under `prefix` as application `app`, each
+    /// keeping `standby_replicas` standby replicas.
+    #[allow(clippy::too_many_arguments)]
+    pub fn new(
+        binary: &Path,
+        bootstrap: &str,
+        app: &str,
+        prefix: &str,
+        guarantee: Guarantee,
+        dir: &Path,
+        count: usize,
+        standby_replicas: usize,
+    ) -> Self {
         let args: Vec<String> = [
             "--bootstrap",
             bootstrap,
@@ -45,7 +58,7 @@ impl Cluster {
         .collect();
         let instances =
             (0..count).map(|i| Instance { process: None, state: dir.join(format!("instance-{i}")), port: free_port() }).collect();
-        Cluster { instances, binary: binary.to_path_buf(), args, exits: 0 }
+        Cluster { instances, binary: binary.to_path_buf(), args, exits: 0, standby_replicas }
     }
 
     /// Start instance `i` on its state directory (and its port, so its address stays the same).
@@ -53,6 +66,10 @@ impl Cluster {
         let inst = &mut self.instances[i];
         let mut args = self.args.clone();
         args.extend(["--state-dir".to_owned(), inst.state.display().to_string()]);
+        if self.standby_replicas > 0 {
+            let url = format!("http://127.0.0.1:{}", inst.port);
+            args.extend(["--standby-replicas".to_owned(), self.standby_replicas.to_string(), "--advertised-url".to_owned(), url]);
+        }
         inst.process = Some(ServiceProcess::start_on(inst.port, &self.binary.display().to_string(), &args));
     }
 
@@ -101,6 +118,11 @@ impl Cluster {
     /// How many times an instance exited on its own so far.
     pub fn exits(&self) -> usize {
         self.exits
+    }
+
+    /// A metric of instance `i` (0 while it is down).
+    pub fn metric_of(&self, i: usize, name: &str) -> f64 {
+        self.instances[i].process.as_ref().map_or(0.0, |p| p.metric(name))
     }
 
     /// The sum of a metric over the running instances.

@@ -35,6 +35,12 @@ struct Cli {
     /// SIGKILLs in the SIGKILL scenario.
     #[arg(long, default_value_t = 5)]
     kills: usize,
+    /// Standby replicas each instance keeps (with its URL advertised).
+    #[arg(long, default_value_t = 0)]
+    standby_replicas: usize,
+    /// Records preloaded into the daily-statistics store's changelog: a large store for each takeover to restore.
+    #[arg(long, default_value_t = 0)]
+    preload: u64,
     /// The stock-ticker binary (default: next to this one).
     #[arg(long)]
     ticker: Option<PathBuf>,
@@ -51,6 +57,8 @@ fn main() -> anyhow::Result<()> {
         rate: cli.rate,
         symbols: cli.symbols,
         kills: cli.kills,
+        standby_replicas: cli.standby_replicas,
+        preload: cli.preload,
     };
     let mut rows = Vec::new();
     for &scenario in &cli.scenarios {

@@ -6,16 +6,17 @@ use std::fmt::Write;
 /// The header and one line per row.
 pub fn table(rows: &[Row]) -> String {
     let mut out = String::from(
-        "| scenario | guarantee | records | missing | duplicates | wrong aggregates | dead letters (injected) | late (injected) | recovery | restored | restore rec/s | aborts | exits |\n\
-         |---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n",
+        "| scenario | standbys | guarantee | records | missing | duplicates | wrong aggregates | dead letters (injected) | late (injected) | recovery | restored | restore rec/s | aborts | exits |\n\
+         |---|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n",
     );
     for r in rows {
         let v = &r.verdict;
         let rate = if r.restore_seconds > 0.0 { format!("{:.0}", r.restored / r.restore_seconds) } else { "-".into() };
         let _ = writeln!(
             out,
-            "| {} | {} | {} | {} | {} | {} | {} ({}) | {} ({}) | {:.1} s | {:.0} | {} | {:.0} | {} |",
+            "| {} | {} | {} | {} | {} | {} | {} | {} ({}) | {} ({}) | {:.1} s | {:.0} | {} | {:.0} | {} |",
             r.scenario,
+            r.standby_replicas,
             r.guarantee,
             r.records,
             v.missing,

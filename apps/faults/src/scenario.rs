@@ -11,7 +11,7 @@ use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use stock_ticker::topology::{BY_SYMBOL, DAILY_STATS_TOPIC, TRADES_TOPIC};
+use stock_ticker::topology::{BY_SYMBOL, DAILY_STATS_STORE, DAILY_STATS_TOPIC, TRADES_TOPIC};
 use streamcore::runtime::Guarantee;
 use streamcore::testkit::kafka::{create_topic, create_topic_with, unique, wait_caught_up};
 use streamcore::topology::repartition_topic;
@@ -32,6 +32,10 @@ pub enum Scenario {
     BrokerKill,
     /// Stop an instance, delete its state directory, start it again.
     LostState,
+    /// SIGKILL an instance and leave it down until the other has taken its tasks over (after the session
+    /// timeout) and every output partition has new output; then start it again. With `--preload` its tasks have
+    /// a large store, which the takeover restores in full, or, with standby replicas, only the tail of.
+    Takeover,
     /// Write records the broker takes in and then refuses out: malformed trades stamped two days ahead (the input
     /// topic allows it), whose dead-letter copies keep the stamp and are refused by the dead-letter topic.
     Poison,
@@ -48,6 +52,7 @@ impl std::fmt::Display for Scenario {
             Scenario::BrokerTerm => "SIGTERM broker",
             Scenario::BrokerKill => "SIGKILL broker",
             Scenario::LostState => "state dir deleted",
+            Scenario::Takeover => "SIGKILL, taken over",
             Scenario::Poison => "poison records",
         })
     }
@@ -69,6 +74,11 @@ pub struct Options {
     pub symbols: usize,
     /// SIGKILLs in the SIGKILL scenario.
     pub kills: usize,
+    /// Standby replicas each instance keeps (`--standby-replicas`).
+    pub standby_replicas: usize,
+    /// Records written into the daily-statistics store's changelog before the start (keys no trade has): a large
+    /// store for every task of the daily stage to restore.
+    pub preload: u64,
 }
 
 /// One line of the report.
@@ -96,6 +106,8 @@ pub struct Row {
     pub aborts: f64,
     /// Instances that exited on their own and were started again.
     pub exits: usize,
+    /// Standby replicas each instance kept.
+    pub standby_replicas: usize,
 }
 
 /// Counts what the broker did not take.
@@ -149,6 +161,31 @@ fn drive(bootstrap: &str, topic: &str, workload: &Workload, rate: u64, sent: &At
     Ok(())
 }
 
+/// Writes `n` records into the daily-statistics store's changelog of application `app`, spread over its
+/// partitions, under keys no symbol has (`~preload-<i>`: no query's range reaches them).
+fn preload(bootstrap: &str, app: &str, n: u64) -> anyhow::Result<()> {
+    let changelog = format!("{app}-{DAILY_STATS_STORE}-changelog");
+    create_topic(bootstrap, &changelog, PARTITIONS, true);
+    let producer: BaseProducer = ClientConfig::new().set("bootstrap.servers", bootstrap).set("linger.ms", "20").create()?;
+    let value = format!(r#"{{"preloaded":"{}"}}"#, "x".repeat(80));
+    for i in 0..n {
+        let key = format!("~preload-{i}");
+        let mut record = BaseRecord::<String, String>::to(&changelog).key(&key).payload(&value);
+        loop {
+            match producer.send(record) {
+                Ok(()) => break,
+                Err((e, back)) if e.rdkafka_error_code() == Some(rdkafka::types::RDKafkaErrorCode::QueueFull) => {
+                    producer.poll(Duration::from_millis(10));
+                    record = back;
+                }
+                Err((e, _)) => anyhow::bail!("preloading {changelog}: {e}"),
+            }
+        }
+    }
+    producer.flush(Duration::from_secs(120))?;
+    Ok(())
+}
+
 /// Writes [`POISON`] malformed trades stamped two days ahead of now, one per symbol from the first.
 fn poison(bootstrap: &str, topic: &str, symbols: usize) -> anyhow::Result<()> {
     let producer: BaseProducer = ClientConfig::new().set("bootstrap.servers", bootstrap).set("partitioner", "murmur2_random").create()?;
@@ -181,8 +218,11 @@ pub fn run(scenario: Scenario, guarantee: Guarantee, opts: &Options) -> anyhow::
     } else {
         create_topic(&bs, &input, PARTITIONS, false);
     }
+    if opts.preload > 0 {
+        preload(&bs, &app, opts.preload)?;
+    }
     let dir = tempfile::tempdir()?;
-    let mut cluster = Cluster::new(&opts.ticker, &bs, &app, &prefix, guarantee, dir.path(), 2);
+    let mut cluster = Cluster::new(&opts.ticker, &bs, &app, &prefix, guarantee, dir.path(), 2, opts.standby_replicas);
     cluster.start(0);
     cluster.start(1);
     let progress = Progress::tail(&bs, &format!("{prefix}{DAILY_STATS_TOPIC}"))?;
@@ -196,6 +236,8 @@ pub fn run(scenario: Scenario, guarantee: Guarantee, opts: &Options) -> anyhow::
     let timeout = Duration::from_secs(180);
     let mut recovery = Duration::ZERO;
     let mut note = |d: Duration| recovery = recovery.max(d);
+    // The takeover scenario's restore: (records, seconds) the survivor replayed.
+    let mut taken_over = None;
     match scenario {
         Scenario::Sigkill => {
             for k in 0..opts.kills {
@@ -230,6 +272,19 @@ pub fn run(scenario: Scenario, guarantee: Guarantee, opts: &Options) -> anyhow::
             cluster.delete_state(0)?;
             cluster.start(0);
             note(progress.recovered_since(t0, &mut cluster, timeout)?);
+        }
+        Scenario::Takeover => {
+            wait_sent(&sent, opts.records / 4, &driver);
+            // What the survivor replays to take the tasks over.
+            let replayed =
+                |c: &Cluster| (c.metric_of(1, "streamcore_restored_records_total"), c.metric_of(1, "streamcore_restore_seconds_total"));
+            let before = replayed(&cluster);
+            let t0 = Instant::now();
+            cluster.kill(0);
+            note(progress.recovered_since(t0, &mut cluster, timeout)?);
+            let after = replayed(&cluster);
+            taken_over = Some((after.0 - before.0, after.1 - before.1));
+            cluster.start(0);
         }
         Scenario::Poison => {
             wait_sent(&sent, opts.records / 4, &driver);
@@ -273,10 +328,11 @@ pub fn run(scenario: Scenario, guarantee: Guarantee, opts: &Options) -> anyhow::
         late: workload.late,
         verdict,
         recovery,
-        restored: cluster.metric("streamcore_restored_records_total"),
-        restore_seconds: cluster.metric("streamcore_restore_seconds_total"),
+        restored: taken_over.map_or_else(|| cluster.metric("streamcore_restored_records_total"), |t| t.0),
+        restore_seconds: taken_over.map_or_else(|| cluster.metric("streamcore_restore_seconds_total"), |t| t.1),
         aborts: cluster.metric("streamcore_aborted_transactions_total") + cluster.metric("streamcore_thread_restarts_total"),
         exits: cluster.exits(),
+        standby_replicas: opts.standby_replicas,
     };
     for i in 0..cluster.instances.len() {
         cluster.terminate(i);

@@ -11,7 +11,17 @@ use streamcore::testkit::kafka::bootstrap;
 fn the_short_fault_suite_loses_nothing_and_exactly_once_duplicates_nothing() {
     let ticker = faults::ticker_binary();
     assert!(ticker.exists(), "{} is missing: scripts/test builds the binaries first", ticker.display());
-    let opts = Options { bootstrap: bootstrap(), ticker, broker: None, records: 6_000, rate: 600, symbols: 20, kills: 2 };
+    let opts = Options {
+        bootstrap: bootstrap(),
+        ticker,
+        broker: None,
+        records: 6_000,
+        rate: 600,
+        symbols: 20,
+        kills: 2,
+        standby_replicas: 0,
+        preload: 0,
+    };
     let runs = [
         (Scenario::Sigkill, Guarantee::AtLeastOnce),
         (Scenario::Sigkill, Guarantee::ExactlyOnce),
