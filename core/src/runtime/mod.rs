@@ -256,13 +256,8 @@ impl Runtime {
         let Some(url) = self.config.advertised_url.clone().filter(|_| self.config.standby_replicas > 0) else { return Ok(None) };
         let keeper = standby::StandbyKeeper {
             standbys: self.standbys.clone(),
-            restorer: restore::Restorer {
-                application_id: self.topology.name().to_owned(),
-                state_dir: self.config.state_dir.clone(),
-                consumer: self.restore_config(),
-                group: None,
-                metrics: self.metrics.clone(),
-            },
+            // A replica never waits for stable offsets: it reads committed changelog records as they come.
+            restorer: self.restorer(false),
             topology: self.topology.clone(),
             stores: self.stores.clone(),
             owners_store: crate::routing::owners_topic(self.topology.name()),
@@ -275,6 +270,24 @@ impl Runtime {
             .spawn(move || keeper.run(&shutdown))
             .map_err(|e| StreamError::Config(format!("cannot start the standby thread: {e}")))?;
         Ok(Some(StandbyThread { handle: Some(handle), shutdown: self.shutdown.clone() }))
+    }
+
+    /// What restoring stores needs: for a stream thread's new tasks, and for standby replicas. `wait_for_stable`
+    /// (a stream thread under exactly-once) adds a client of the group, which never joins it, to wait until a
+    /// previous owner's transaction is resolved before a restore reads the changelogs.
+    fn restorer(&self, wait_for_stable: bool) -> restore::Restorer {
+        let app = self.topology.name();
+        restore::Restorer {
+            application_id: app.to_owned(),
+            state_dir: self.config.state_dir.clone(),
+            consumer: self.restore_config(),
+            group: wait_for_stable.then(|| {
+                let mut c = self.restore_config();
+                c.set("group.id", app).set("isolation.level", "read_committed");
+                c
+            }),
+            metrics: self.metrics.clone(),
+        }
     }
 
     /// The configuration of the consumers that only read assigned partitions: restoring and global tables.

@@ -11,7 +11,6 @@ use super::engine::{Engine, EngineState};
 use super::guarantee::{CALL_TIMEOUT, TRANSACTION_TIMEOUT};
 use super::ownership::Advertised;
 use super::rebalance::{self, StreamContext};
-use super::restore::Restorer;
 use super::{global, topics, topics_to_create, Guarantee, Runtime};
 use crate::error::StreamError;
 use crate::metrics::TopicCounters;
@@ -101,18 +100,7 @@ impl Runtime {
             producer.init_transactions(CALL_TIMEOUT).map_err(StreamError::kafka("initializing transactions"))?;
             producer.begin_transaction().map_err(StreamError::kafka("beginning a transaction"))?;
         }
-        let restorer = Restorer {
-            application_id: app.to_owned(),
-            state_dir: cfg.state_dir.clone(),
-            consumer: self.restore_config(),
-            // A client of the group that never joins it: it reads committed offsets, which must be stable.
-            group: exactly_once.then(|| {
-                let mut c = self.restore_config();
-                c.set("group.id", app).set("isolation.level", "read_committed");
-                c
-            }),
-            metrics: self.metrics.clone(),
-        };
+        let restorer = self.restorer(exactly_once);
         let outputs = topics_to_create(&self.topology, cfg).into_iter().map(|t| t.name);
         let partitions = self
             .partitions
