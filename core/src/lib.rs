@@ -24,6 +24,8 @@
 //! | [`runtime`] | the consumer group, rebalances, commits, dead letters, graceful shutdown |
 //! | [`partition`] | where a key lands: Kafka's murmur2 partitioner |
 //! | [`query`] | interactive queries: reading tasks' committed local state from HTTP handlers |
+//! | [`routing`] | which instance owns which key, for queries answered by the owner and lists gathered from all |
+//! | [`stale`] | stale reads: a query answered from a standby replica, marked with how far behind it is |
 //! | [`http`] | the endpoints every service shares: health, readiness, metrics, topology |
 //! | [`service`] | a service process: its runtimes, its HTTP server, one graceful shutdown |
 //! | [`money`] | amounts with currencies in exact decimals, and conversion rates |
@@ -43,6 +45,7 @@ pub mod record;
 pub mod routing;
 pub mod runtime;
 pub mod service;
+pub mod stale;
 pub mod state;
 pub mod stats;
 pub mod table;

@@ -1,16 +1,20 @@
 //! Interactive queries: HTTP handlers read the *committed* contents of the tasks' stores, on whichever partition
 //! holds the key. Reads never see a task's uncommitted writes, so an answer never shows state the changelog might
-//! still lose. Tasks register their stores when created and unregister them when closed.
+//! still lose. Tasks register their stores when created and unregister them when closed; standby replicas
+//! register theirs apart, read only by a query that accepts a stale answer (`crate::stale`).
 
+use crate::stale::Replica;
 use crate::state::{Entries, KeyValueStore, Order, StoreError};
+use crate::task_id::TaskId;
 use std::collections::BTreeMap;
 use std::ops::Bound;
 use std::sync::{Arc, RwLock};
 
-/// The stores of the tasks this instance owns, by (store name, partition).
+/// The stores of the tasks this instance owns, by (store name, partition), and of the replicas it keeps, by task.
 #[derive(Clone, Default)]
 pub struct StoreRegistry {
     inner: Arc<RwLock<StoreMap>>,
+    replicas: Arc<RwLock<BTreeMap<TaskId, Replica>>>,
 }
 
 type StoreMap = BTreeMap<(String, i32), Arc<dyn KeyValueStore>>;
@@ -24,15 +28,31 @@ impl StoreRegistry {
         self.inner.write().unwrap_or_else(|p| p.into_inner()).remove(&(name.to_owned(), partition));
     }
 
-    /// The partitions of `store` this instance holds.
+    pub(crate) fn register_replica(&self, task: TaskId, replica: Replica) {
+        self.replicas.write().unwrap_or_else(|p| p.into_inner()).insert(task, replica);
+    }
+
+    pub(crate) fn unregister_replica(&self, task: TaskId) {
+        self.replicas.write().unwrap_or_else(|p| p.into_inner()).remove(&task);
+    }
+
+    /// The replica of `task` this instance keeps, caught up, if it keeps one.
+    pub fn replica(&self, task: TaskId) -> Option<Replica> {
+        self.replicas.read().unwrap_or_else(|p| p.into_inner()).get(&task).cloned()
+    }
+
+    /// The partitions of `store` this instance holds (and, in a stale read, the replica's: `crate::stale`).
     pub fn partitions(&self, store: &str) -> Vec<(i32, Arc<dyn KeyValueStore>)> {
-        self.inner
+        let mut held: Vec<(i32, Arc<dyn KeyValueStore>)> = self
+            .inner
             .read()
             .unwrap_or_else(|p| p.into_inner())
             .iter()
             .filter(|((name, _), _)| name == store)
             .map(|((_, p), s)| (*p, s.clone()))
-            .collect()
+            .collect();
+        held.extend(crate::stale::replica_stores(store));
+        held
     }
 
     /// A key's committed value, from whichever local partition of `store` has it.

@@ -7,9 +7,12 @@
 //! - Every instance reads that topic as a global table, so it knows every owner.
 //! - A request for a key is routed to the task that holds the key in the store the route reads: that store's
 //!   sub-topology, and the key's partition (murmur2, as the producers partition) of its partition count. It is
-//!   served here when this instance owns the task (or nobody is known to), otherwise forwarded to the owner, whose
-//!   answer is returned as is. A forwarded request carries [`FORWARDED_HEADER`] and is always served where it lands, so a stale view can
-//!   cost one hop, never a loop.
+//!   served here when this instance owns the task, otherwise forwarded to the owner, whose answer is returned as
+//!   is. A forwarded request carries [`FORWARDED_HEADER`] and is never forwarded again, so a stale view can cost
+//!   one hop, never a loop.
+//! - A key whose task nobody can answer for now (restoring, moving, or its owner does not answer) gets 503 with
+//!   `Retry-After`, never a 404 that would say the key does not exist; or, when the caller allows, a stale
+//!   answer from a standby replica (`crate::stale`).
 //! - A list whose parts live in every task of a sub-topology is asked of every owner ([`Routing::owners`]) and
 //!   merged by [`crate::http::gather`].
 //! - A task claimed by several records (an instance that died before it could release it, and the one that took it
@@ -45,12 +48,15 @@ pub struct Claim {
 /// Where a key is served.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Owner {
-    /// By this instance (or nobody else is known to own it).
+    /// By this instance, which holds the key's task.
     Local,
     /// By the instance at this URL.
     Remote(String),
     /// By this instance, whose task for the key is restoring its state: nothing can be answered yet.
     Restoring,
+    /// By nobody now: the task is moving (its last owner let it go, or died, and no claim has come yet), or the
+    /// runtime does not know its partitions yet.
+    Unowned,
 }
 
 /// A runtime's view of who owns the tasks of one sub-topology, for the HTTP routes that read its stores.
@@ -59,6 +65,7 @@ pub struct Routing {
     pub(crate) url: String,
     /// `<application-id>-owners`, read as a global store.
     pub(crate) store: String,
+    /// The instance's stores: the owners store among them, and the replicas it keeps.
     pub(crate) stores: StoreRegistry,
     /// The sub-topology whose stores the routes read.
     pub(crate) subtopology: usize,
@@ -71,13 +78,14 @@ pub struct Routing {
 }
 
 impl Routing {
-    /// Who serves `key`.
-    pub fn owner(&self, key: &str) -> Owner {
+    /// The task that holds `key`, once the runtime knows the sub-topology's partition count.
+    pub fn task_of(&self, key: &str) -> Option<TaskId> {
         let partitions = self.partitions.get().map_or(0, |p| p.of_subtopology(self.subtopology));
-        if partitions <= 0 {
-            return Owner::Local;
-        }
-        let task = TaskId::new(self.subtopology, crate::partition::partition_for(key.as_bytes(), partitions));
+        (partitions > 0).then(|| TaskId::new(self.subtopology, crate::partition::partition_for(key.as_bytes(), partitions)))
+    }
+
+    /// Who serves `task`.
+    pub fn owner(&self, task: TaskId) -> Owner {
         if self.status.restoring().contains(&task) {
             return Owner::Restoring;
         }
@@ -86,8 +94,13 @@ impl Routing {
         }
         match self.claimants().remove(&task) {
             Some(url) if url != self.url => Owner::Remote(url),
-            _ => Owner::Local,
+            _ => Owner::Unowned,
         }
+    }
+
+    /// The replica of `task` this instance keeps, for a stale read.
+    pub fn replica(&self, task: TaskId) -> Option<crate::stale::Replica> {
+        self.stores.replica(task)
     }
 
     fn claimants(&self) -> BTreeMap<TaskId, String> {
@@ -149,4 +162,29 @@ pub(crate) fn claimants(stores: &StoreRegistry, store: &str) -> BTreeMap<TaskId,
         }
     }
     newest.into_iter().map(|(task, (_, url))| (task, url)).collect()
+}
+
+/// For tests: a view of sub-topology 1 over 4 partitions from `http://this-instance`, which owns the tasks of
+/// `local`, with `claims` (URL and partition) in its owners store `owners`.
+#[cfg(test)]
+pub(crate) fn test_routing(claims: &[(&str, i32)], local: &[i32]) -> Routing {
+    use crate::state::{memory::MemoryStore, KeyValueStore, WriteBatch};
+    let owners = MemoryStore::new("owners");
+    let mut batch = WriteBatch::default();
+    for (url, partition) in claims {
+        let claim = Claim { url: (*url).to_owned(), tasks: BTreeSet::from([TaskId::new(1, *partition)]), at: 1 };
+        batch.put(format!("{url}#{partition}").into_bytes(), serde_json::to_vec(&claim).expect("claim"));
+    }
+    owners.apply(&batch, None).expect("claims");
+    let stores = StoreRegistry::default();
+    stores.register(0, Arc::new(owners));
+    Routing {
+        url: "http://this-instance".into(),
+        store: "owners".into(),
+        stores,
+        subtopology: 1,
+        partitions: Arc::new(OnceLock::from(Partitions::uniform(2, 4))),
+        local: Arc::new(Mutex::new(local.iter().map(|p| TaskId::new(1, *p)).collect())),
+        status: crate::runtime::RuntimeStatus::default(),
+    }
 }

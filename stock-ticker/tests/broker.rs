@@ -25,11 +25,13 @@ impl Ticker {
         ServiceProcess::start(env!("CARGO_BIN_EXE_stock-ticker"), &self.args(&self.state))
     }
 
-    /// An instance on `state` that tells the others its address, so queries it cannot answer go to their owner.
-    fn start_advertised(&self, state: &std::path::Path) -> ServiceProcess {
+    /// An instance on `state` that tells the others its address, so queries it cannot answer go to their owner,
+    /// and keeps `standby_replicas` replicas of other instances' tasks.
+    fn start_advertised(&self, state: &std::path::Path, standby_replicas: usize) -> ServiceProcess {
         let port = free_port();
         let mut args = self.args(state);
         args.extend(["--advertised-url".to_owned(), format!("http://127.0.0.1:{port}")]);
+        args.extend(["--standby-replicas".to_owned(), standby_replicas.to_string()]);
         ServiceProcess::start_on(port, env!("CARGO_BIN_EXE_stock-ticker"), &args)
     }
 
@@ -170,43 +172,155 @@ fn golden_scenario_over_four_partitions_survives_sigkill_and_a_lost_state_direct
 /// golden file says, a symbol's statistics through the instance that owns its task of sub-topology 1, and the
 /// top-10 through the one instance that owns task 2_0. Then one is SIGKILLed and comes back with its state
 /// directory wiped: its tasks restore from the changelogs and both answer as before.
-#[test]
-fn two_instances_answer_every_endpoint_through_the_owner_across_a_sigkill_and_a_wiped_state_directory() {
-    let bs = bootstrap();
-    let (batches, expected) = support::golden();
-    let (state_a, state_b) = (tempfile::tempdir().expect("state dir"), tempfile::tempdir().expect("state dir"));
-    let t = Ticker { app: unique("ticker-pair"), prefix: format!("{}.", unique("sp")), state: state_a.path().to_path_buf() };
-    let input = format!("{}{TRADES_TOPIC}", t.prefix);
-    create_topic(&bs, &input, 4, false);
-    let a = t.start_advertised(state_a.path());
-    let b = t.start_advertised(state_b.path());
-    for batch in &batches {
-        let records: Vec<(Option<String>, Vec<u8>)> = batch.iter().map(|i| (i.key.clone(), i.value.clone())).collect();
-        produce(&bs, &input, &records);
-        t.wait_caught_up();
-    }
-    assert_endpoints(&a, &expected);
-    assert_endpoints(&b, &expected);
-    let active = |p: &ServiceProcess| -> Vec<String> {
-        let ready: serde_json::Value = serde_json::from_str(&p.get("/readyz").1).unwrap_or_default();
-        ready["active"].as_array().into_iter().flatten().filter_map(|t| t.as_str().map(str::to_owned)).collect()
-    };
-    let want: Vec<String> = (0..3).flat_map(|st| (0..if st == 2 { 1 } else { 4 }).map(move |p| format!("{st}_{p}"))).collect();
+/// The tasks an instance runs, by `/readyz`.
+fn active(p: &ServiceProcess) -> Vec<String> {
+    let ready: serde_json::Value = serde_json::from_str(&p.get("/readyz").1).unwrap_or_default();
+    ready["active"].as_array().into_iter().flatten().filter_map(|t| t.as_str().map(str::to_owned)).collect()
+}
+
+/// The topology's 9 tasks: sub-topologies 0 and 1 over 4 partitions, the ranking's one.
+fn all_tasks() -> Vec<String> {
+    (0..3).flat_map(|st| (0..if st == 2 { 1 } else { 4 }).map(move |p| format!("{st}_{p}"))).collect()
+}
+
+/// The tasks `a` and `b` run together, sorted, once they run all 9 (or after 60 s).
+fn split_tasks(a: &ServiceProcess, b: &ServiceProcess) -> Vec<String> {
     let deadline = std::time::Instant::now() + Duration::from_secs(60);
-    let between = loop {
-        let mut all = active(&a);
-        all.extend(active(&b));
+    loop {
+        let mut all = active(a);
+        all.extend(active(b));
         all.sort();
-        if all == want || std::time::Instant::now() > deadline {
-            break all;
+        if all == all_tasks() || std::time::Instant::now() > deadline {
+            return all;
         }
         std::thread::sleep(Duration::from_millis(100));
-    };
-    assert_eq!(between, want, "the two instances run the topology's 9 tasks between them, each once");
+    }
+}
 
-    b.kill();
-    std::fs::remove_dir_all(state_b.path()).expect("wipe state");
-    let b = t.start_advertised(state_b.path());
-    assert_endpoints(&b, &expected);
-    assert_endpoints(&a, &expected);
+/// Two instances with `standby_replicas` each, done with the golden scenario, its answers checked on both.
+struct Pair {
+    t: Ticker,
+    a: ServiceProcess,
+    b: ServiceProcess,
+    /// Kept until the pair is dropped, like `state_b`.
+    _state_a: tempfile::TempDir,
+    state_b: tempfile::TempDir,
+    expected: support::Expected,
+}
+
+impl Pair {
+    fn start(app: &str, standby_replicas: usize) -> Pair {
+        let bs = bootstrap();
+        let (batches, expected) = support::golden();
+        let (state_a, state_b) = (tempfile::tempdir().expect("state dir"), tempfile::tempdir().expect("state dir"));
+        let t = Ticker { app: unique(app), prefix: format!("{}.", unique("sp")), state: state_a.path().to_path_buf() };
+        let input = format!("{}{TRADES_TOPIC}", t.prefix);
+        create_topic(&bs, &input, 4, false);
+        let a = t.start_advertised(state_a.path(), standby_replicas);
+        let b = t.start_advertised(state_b.path(), standby_replicas);
+        for batch in &batches {
+            let records: Vec<(Option<String>, Vec<u8>)> = batch.iter().map(|i| (i.key.clone(), i.value.clone())).collect();
+            produce(&bs, &input, &records);
+            t.wait_caught_up();
+        }
+        assert_endpoints(&a, &expected);
+        assert_endpoints(&b, &expected);
+        assert_eq!(split_tasks(&a, &b), all_tasks(), "the two instances run the topology's 9 tasks between them, each once");
+        Pair { t, a, b, _state_a: state_a, state_b, expected }
+    }
+}
+
+#[test]
+fn two_instances_answer_every_endpoint_through_the_owner_across_a_sigkill_and_a_wiped_state_directory() {
+    let pair = Pair::start("ticker-pair", 0);
+    pair.b.kill();
+    std::fs::remove_dir_all(pair.state_b.path()).expect("wipe state");
+    let b = pair.t.start_advertised(pair.state_b.path(), 0);
+    assert_endpoints(&b, &pair.expected);
+    assert_endpoints(&pair.a, &pair.expected);
+}
+
+/// What one query through a failover got.
+#[derive(Debug, Default)]
+struct Answers {
+    fresh: usize,
+    stale: usize,
+    unavailable: usize,
+}
+
+impl Answers {
+    /// Count the answer to `path`, which must be `want` (fresh, or marked stale), or 503 with `Retry-After`;
+    /// whether it was fresh.
+    fn count<T: serde::de::DeserializeOwned + PartialEq + std::fmt::Debug>(&mut self, p: &ServiceProcess, path: &str, want: &T) -> bool {
+        let (status, head, body) = p.exchange("GET", path, &[], "");
+        match status {
+            200 => {
+                let got: T = serde_json::from_str(&body).unwrap_or_else(|e| panic!("GET {path}: {e}: {body}"));
+                assert_eq!(&got, want, "GET {path} ({head})");
+                let stale = head.contains(&format!("\r\n{}: ", streamcore::stale::STALE_HEADER));
+                assert!(!stale || path.ends_with("?stale=ok"), "only a caller that allows it gets a stale answer: GET {path}");
+                if stale {
+                    self.stale += 1;
+                } else {
+                    self.fresh += 1;
+                }
+                !stale
+            }
+            503 => {
+                assert!(head.contains("\r\nretry-after: "), "GET {path}: a 503 says when to ask again: {head}");
+                self.unavailable += 1;
+                false
+            }
+            other => panic!("GET {path}: {other} {body}, neither the right answer nor a 503 to retry"),
+        }
+    }
+}
+
+#[test]
+fn every_key_stays_answered_right_or_marked_stale_through_a_sigkill_and_the_takeover() {
+    // Moved out of `pair` one by one, so that its state directories live until the end.
+    let pair = Pair::start("ticker-failover", 1);
+    let (a, b, expected) = (pair.a, pair.b, &pair.expected);
+
+    // The instance with more stateful tasks (sub-topologies 1 and 2) dies; the other keeps replicas of them all.
+    let stateful = |p: &ServiceProcess| active(p).iter().filter(|t| !t.starts_with("0_")).count();
+    let (victim, survivor) = if stateful(&a) >= stateful(&b) { (a, b) } else { (b, a) };
+    let moving = stateful(&victim);
+    assert!(moving > 0, "one of the two holds stateful tasks");
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    while survivor.metric("streamcore_standby_tasks") < moving as f64 && std::time::Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert_eq!(
+        survivor.metric("streamcore_standby_tasks"),
+        moving as f64,
+        "the survivor keeps a replica of each stateful task of the victim"
+    );
+
+    let days: Vec<(String, &DailyStats)> = expected.daily.iter().map(|d| (format!("/stocks/{}/days/{}", d.symbol, d.date), d)).collect();
+    let tops: Vec<(String, &Top10)> = expected.top10.iter().map(|t| (format!("/top10/{}", t.date), t)).collect();
+    victim.kill();
+    let (mut strict, mut lenient) = (Answers::default(), Answers::default());
+    let deadline = std::time::Instant::now() + Duration::from_secs(120);
+    loop {
+        let mut all_fresh = true;
+        for (path, want) in &days {
+            lenient.count(&survivor, &format!("{path}?stale=ok"), *want);
+            all_fresh &= strict.count(&survivor, path, *want);
+        }
+        for (path, want) in &tops {
+            lenient.count(&survivor, &format!("{path}?stale=ok"), *want);
+            all_fresh &= strict.count(&survivor, path, *want);
+        }
+        if (all_fresh && active(&survivor).len() == all_tasks().len()) || std::time::Instant::now() > deadline {
+            break;
+        }
+        // A caller's pace between rounds, so the queries leave the survivor's two cores to the takeover.
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    eprintln!("answers through the failover: without stale reads {strict:?}, with them {lenient:?}");
+    assert_eq!(active(&survivor).len(), all_tasks().len(), "the survivor took every task over");
+    assert!(lenient.stale > 0, "while the owner was dead, callers that allow it got the replicas' answers: {lenient:?}");
+    assert_eq!(strict.stale, 0, "{strict:?}");
+    assert_endpoints(&survivor, expected);
 }

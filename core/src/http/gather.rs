@@ -191,16 +191,8 @@ fn mark_partial(mut response: Response, missing: &[String]) -> Response {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::query::StoreRegistry;
-    use crate::routing::Claim;
-    use crate::runtime::RuntimeStatus;
-    use crate::state::memory::MemoryStore;
-    use crate::state::{KeyValueStore, WriteBatch};
-    use crate::task_id::TaskId;
     use axum::routing::get;
-    use std::collections::BTreeSet;
     use std::future::IntoFuture;
-    use std::sync::Mutex;
 
     async fn serve(router: Router) -> String {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
@@ -215,24 +207,7 @@ mod tests {
 
     /// This instance owns task 1_0, a live peer 1_1, a dead one 1_2; nobody owns 1_3.
     fn routing(peer: &str, dead: &str) -> Routing {
-        let owners = MemoryStore::new("owners");
-        let mut claims = WriteBatch::default();
-        for (url, partition) in [(peer, 1), (dead, 2)] {
-            let claim = Claim { url: url.to_owned(), tasks: BTreeSet::from([TaskId::new(1, partition)]), at: 1 };
-            claims.put(format!("{url}#0").into_bytes(), serde_json::to_vec(&claim).expect("claim"));
-        }
-        owners.apply(&claims, None).expect("claims");
-        let stores = StoreRegistry::default();
-        stores.register(0, std::sync::Arc::new(owners));
-        Routing {
-            url: "http://this-instance".into(),
-            store: "owners".into(),
-            stores,
-            subtopology: 1,
-            partitions: Arc::new(std::sync::OnceLock::from(crate::runtime::Partitions::uniform(2, 4))),
-            local: Arc::new(Mutex::new(BTreeSet::from([TaskId::new(1, 0)]))),
-            status: RuntimeStatus::default(),
-        }
+        crate::routing::test_routing(&[(peer, 1), (dead, 2)], &[0])
     }
 
     #[tokio::test]

@@ -8,7 +8,8 @@
 //!   leaves moves only the replicas next to it on the ring.
 //! - **Keeping a replica** is restoring that never ends: a thread of its own opens the task's RocksDB stores where
 //!   the task would open them, replays their changelogs from the stores' checkpoints, and then once a second
-//!   replays what was appended since. Only committed changelog records are read (`read_committed`).
+//!   replays what was appended since. Only committed changelog records are read (`read_committed`). Once caught
+//!   up, its stores answer stale reads (`crate::stale`) for the task while its owner cannot.
 //! - **Promotion.** When the group assigns this instance a task it keeps a replica of, the stream thread stops the
 //!   replica first ([`Standbys::promote`], which waits until its stores are closed) and then restores the task as
 //!   any other: from the checkpoints the replica left, so only the records it lacked are replayed.
@@ -26,7 +27,7 @@ use crate::task_id::TaskId;
 use crate::topology::Topology;
 use rdkafka::consumer::BaseConsumer;
 use std::collections::{BTreeMap, BTreeSet};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -183,25 +184,36 @@ impl StandbyKeeper {
     fn start(&self, task: TaskId) -> Result<Replica, StreamError> {
         let cancel = Arc::new(AtomicBool::new(false));
         let (restorer, specs, flag) = (self.restorer.clone(), self.persistent_stores(&task), cancel.clone());
+        let registry = self.stores.clone();
         let handle = std::thread::Builder::new()
             .name(format!("standby-{task}"))
-            .spawn(move || keep(&restorer, &specs, task, &flag))
+            .spawn(move || keep(&restorer, &registry, &specs, task, &flag))
             .map_err(|e| StreamError::Config(format!("cannot start a standby thread: {e}")))?;
         Ok(Replica { cancel, handle })
     }
 }
 
-/// Keep task `task`'s stores `specs` at their changelogs' end until `cancel` is set.
-fn keep(restorer: &Restorer, specs: &[StoreSpec], task: TaskId, cancel: &AtomicBool) -> Result<(), StreamError> {
+/// Keep task `task`'s stores `specs` at their changelogs' end until `cancel` is set, readable by stale reads
+/// through `registry` from the moment they first reach it.
+fn keep(restorer: &Restorer, registry: &StoreRegistry, specs: &[StoreSpec], task: TaskId, cancel: &AtomicBool) -> Result<(), StreamError> {
     let consumer: BaseConsumer = restorer.consumer.create().map_err(StreamError::kafka("creating a standby consumer"))?;
     let mut stores: Vec<(String, Arc<dyn KeyValueStore>)> = Vec::new();
+    let started = now_ms();
     for spec in specs {
         match restorer.open_restored(&consumer, spec, task.partition, Replay::Standby, cancel)? {
             Some(store) => stores.push((spec.changelog_topic(&restorer.application_id), store)),
             None => return Ok(()),
         }
     }
+    let replica = crate::stale::Replica {
+        partition: task.partition,
+        stores: stores.iter().map(|(_, s)| s.clone()).collect(),
+        caught_up_at: Arc::new(AtomicI64::new(started)),
+    };
+    let caught_up_at = replica.caught_up_at.clone();
+    let _readable = Readable::register(registry, task, replica);
     while !wait(PASS_INTERVAL, &|| cancel.load(Ordering::Relaxed)) {
+        let pass = now_ms();
         for (changelog, store) in &stores {
             if let Restored::StaleCheckpoint { checkpoint, end } =
                 restore(&consumer, store.as_ref(), (changelog, task.partition), &restorer.metrics, Replay::Standby, cancel)?
@@ -210,8 +222,34 @@ fn keep(restorer: &Restorer, specs: &[StoreSpec], task: TaskId, cancel: &AtomicB
                 return Err(StreamError::Config(format!("{changelog}[{}] is at {end}, behind the replica's {checkpoint}", task.partition)));
             }
         }
+        caught_up_at.store(pass, Ordering::Relaxed);
     }
     Ok(())
+}
+
+/// A replica's stores registered for stale reads, until dropped: unregistered before the stores close, so a
+/// promotion that opens them next finds no reader holding them.
+struct Readable<'a> {
+    registry: &'a StoreRegistry,
+    task: TaskId,
+}
+
+impl<'a> Readable<'a> {
+    fn register(registry: &'a StoreRegistry, task: TaskId, replica: crate::stale::Replica) -> Self {
+        registry.register_replica(task, replica);
+        Readable { registry, task }
+    }
+}
+
+impl Drop for Readable<'_> {
+    fn drop(&mut self) {
+        self.registry.unregister_replica(self.task);
+    }
+}
+
+/// The wall clock, in ms: when a replica stood at its changelogs' ends.
+fn now_ms() -> i64 {
+    chrono::Utc::now().timestamp_millis()
 }
 
 /// Sleep for `period`, or until `stop` holds; whether it did.

@@ -64,20 +64,27 @@ impl ServiceProcess {
 
     /// Any request with extra `headers` and a `body`: (status, body). Status 0 when the server does not answer.
     pub fn request(&self, method: &str, path: &str, headers: &[(&str, &str)], body: &str) -> (u16, String) {
-        let Ok(mut s) = std::net::TcpStream::connect(("127.0.0.1", self.port)) else { return (0, String::new()) };
+        let (status, _, body) = self.exchange(method, path, headers, body);
+        (status, body)
+    }
+
+    /// Like [`request`](Self::request), with the answer's head too (status line and headers, names lower-cased):
+    /// (status, head, body).
+    pub fn exchange(&self, method: &str, path: &str, headers: &[(&str, &str)], body: &str) -> (u16, String, String) {
+        let Ok(mut s) = std::net::TcpStream::connect(("127.0.0.1", self.port)) else { return (0, String::new(), String::new()) };
         let _ = s.set_read_timeout(Some(Duration::from_secs(20)));
         let mut head = format!("{method} {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\nContent-Length: {}\r\n", body.len());
         for (k, v) in headers {
             head.push_str(&format!("{k}: {v}\r\n"));
         }
         if write!(s, "{head}\r\n{body}").is_err() {
-            return (0, String::new());
+            return (0, String::new(), String::new());
         }
         let mut raw = String::new();
         let _ = s.read_to_string(&mut raw);
         let status = raw.split_whitespace().nth(1).and_then(|c| c.parse().ok()).unwrap_or(0);
-        let body = raw.split_once("\r\n\r\n").map(|(_, b)| b.to_owned()).unwrap_or_default();
-        (status, body)
+        let (head, body) = raw.split_once("\r\n\r\n").unwrap_or((&raw, ""));
+        (status, head.to_ascii_lowercase(), body.to_owned())
     }
 
     /// GET a path that must answer 200 with JSON.
