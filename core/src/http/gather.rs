@@ -11,7 +11,7 @@
 //! - A part's 404 is an empty part ("none of these here"); the answer is 404 only when every part is.
 //! - The local answer's other errors (a malformed parameter's 400) are answered as they are, asking nobody.
 
-use super::keyed::restoring_retry_after;
+use super::keyed::with_retry_after;
 use super::peer::{describe, PeerClient};
 use super::ApiError;
 use crate::routing::{Routing, FORWARDED_HEADER};
@@ -137,7 +137,7 @@ async fn gather(client: &PeerClient, route: &GatheredRoute, req: Request, next: 
         }
         let message = format!("no part of this list could be read yet: {}", missing.join("; "));
         let answer = (StatusCode::SERVICE_UNAVAILABLE, Json(serde_json::json!({ "error": message })));
-        return restoring_retry_after(answer.into_response());
+        return with_retry_after(answer.into_response());
     }
     match (route.merge)(&query, found) {
         Ok(merged) => mark_partial(Json(merged).into_response(), &missing),

@@ -41,7 +41,7 @@ pub fn route_by_key(router: Router, routes: Vec<KeyedRoute>) -> Router {
         let (routes, clients) = (routes.clone(), clients.clone());
         async move {
             let Some(query) = keyed(&routes, &req) else { return next.run(req).await };
-            let task = query.task.map_or_else(|| "the key's task".to_owned(), |t| format!("task {t}"));
+            let task = || query.task.map_or_else(|| "the key's task".to_owned(), |t| format!("task {t}"));
             let answer = match query.task.map_or(Owner::Unowned, |t| query.routing.owner(t)) {
                 Owner::Local => return next.run(req).await,
                 Owner::Remote(url) if !query.forwarded => {
@@ -49,9 +49,9 @@ pub fn route_by_key(router: Router, routes: Vec<KeyedRoute>) -> Router {
                     let client = if query.stale_ok { &clients.hasty } else { &clients.patient };
                     forward(client, &url, &target).await
                 }
-                Owner::Remote(url) => Err(format!("this instance does not hold {task}, which holds this key; {url} does")),
-                Owner::Restoring => Err(format!("{task}, which holds this key, is restoring its state")),
-                Owner::Unowned => Err(format!("{task}, which holds this key, is moving between instances")),
+                Owner::Remote(url) => Err(format!("this instance does not hold {}, which holds this key; {url} does", task())),
+                Owner::Restoring => Err(format!("{}, which holds this key, is restoring its state", task())),
+                Owner::Unowned => Err(format!("{}, which holds this key, is moving between instances", task())),
             };
             match answer {
                 Ok(response) if response.status() != StatusCode::SERVICE_UNAVAILABLE => response,
@@ -108,24 +108,22 @@ fn keyed<'a>(routes: &'a [KeyedRoute], req: &Request) -> Option<KeyedQuery<'a>> 
 }
 
 /// How long a caller should wait before asking again for a key nobody can answer for now.
-const RESTORING_RETRY_AFTER_SECS: &str = "1";
+const RETRY_AFTER_SECS: &str = "1";
 
 /// 503 with `Retry-After`: nobody can answer for the key now, and a 404 would say it does not exist.
 fn unavailable(why: String) -> Response {
-    restoring_retry_after(
-        ApiError { status: StatusCode::SERVICE_UNAVAILABLE, message: format!("{why}; try again shortly") }.into_response(),
-    )
+    with_retry_after(ApiError { status: StatusCode::SERVICE_UNAVAILABLE, message: format!("{why}; try again shortly") }.into_response())
 }
 
-/// `response` with the `Retry-After` of an answer that has to wait for a restore.
-pub(super) fn restoring_retry_after(mut response: Response) -> Response {
-    response.headers_mut().insert(axum::http::header::RETRY_AFTER, axum::http::HeaderValue::from_static(RESTORING_RETRY_AFTER_SECS));
+/// `response` with the `Retry-After` of an answer nobody can give now: a restore, a move, an owner that is gone.
+pub(super) fn with_retry_after(mut response: Response) -> Response {
+    response.headers_mut().insert(axum::http::header::RETRY_AFTER, axum::http::HeaderValue::from_static(RETRY_AFTER_SECS));
     response
 }
 
 /// The route's answer from `replica`'s stores, marked with how far behind they may be.
 async fn stale(replica: Replica, query: impl std::future::Future<Output = Response>) -> Response {
-    let behind = replica.behind_ms(chrono::Utc::now().timestamp_millis());
+    let behind = replica.behind_ms(crate::time::Clock::System.now_ms());
     let mut response = crate::stale::read_from(replica, query).await;
     response.headers_mut().insert(STALE_HEADER, behind.into());
     response
@@ -143,7 +141,7 @@ const FORWARD_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
 /// The same, for a caller that accepts a stale answer instead.
 const STALE_OK_FORWARD_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(1);
 
-/// The owner's answer as it came (status, content type, `Retry-After`), or why there was none.
+/// The owner's answer as it came (status, content type, `Retry-After`, [`STALE_HEADER`]), or why there was none.
 async fn forward(client: &PeerClient, url: &str, target: &str) -> Result<Response, String> {
     let answer = client
         .get(url, target, &[(crate::routing::FORWARDED_HEADER, "1")])

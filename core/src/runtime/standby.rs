@@ -24,6 +24,7 @@ use crate::error::StreamError;
 use crate::query::StoreRegistry;
 use crate::state::{Backend, KeyValueStore, StoreSpec};
 use crate::task_id::TaskId;
+use crate::time::Clock;
 use crate::topology::Topology;
 use rdkafka::consumer::BaseConsumer;
 use std::collections::{BTreeMap, BTreeSet};
@@ -198,7 +199,7 @@ impl StandbyKeeper {
 fn keep(restorer: &Restorer, registry: &StoreRegistry, specs: &[StoreSpec], task: TaskId, cancel: &AtomicBool) -> Result<(), StreamError> {
     let consumer: BaseConsumer = restorer.consumer.create().map_err(StreamError::kafka("creating a standby consumer"))?;
     let mut stores: Vec<(String, Arc<dyn KeyValueStore>)> = Vec::new();
-    let started = now_ms();
+    let started = Clock::System.now_ms();
     for spec in specs {
         match restorer.open_restored(&consumer, spec, task.partition, Replay::Standby, cancel)? {
             Some(store) => stores.push((spec.changelog_topic(&restorer.application_id), store)),
@@ -213,7 +214,7 @@ fn keep(restorer: &Restorer, registry: &StoreRegistry, specs: &[StoreSpec], task
     let caught_up_at = replica.caught_up_at.clone();
     let _readable = Readable::register(registry, task, replica);
     while !wait(PASS_INTERVAL, &|| cancel.load(Ordering::Relaxed)) {
-        let pass = now_ms();
+        let pass = Clock::System.now_ms();
         for (changelog, store) in &stores {
             if let Restored::StaleCheckpoint { checkpoint, end } =
                 restore(&consumer, store.as_ref(), (changelog, task.partition), &restorer.metrics, Replay::Standby, cancel)?
@@ -245,11 +246,6 @@ impl Drop for Readable<'_> {
     fn drop(&mut self) {
         self.registry.unregister_replica(self.task);
     }
-}
-
-/// The wall clock, in ms: when a replica stood at its changelogs' ends.
-fn now_ms() -> i64 {
-    chrono::Utc::now().timestamp_millis()
 }
 
 /// Sleep for `period`, or until `stop` holds; whether it did.
