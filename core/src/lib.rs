@@ -53,6 +53,7 @@ pub mod task;
 pub mod task_id;
 pub mod testkit;
 pub mod time;
+pub mod topic_names;
 pub mod topology;
 pub mod window;
 
@@ -60,4 +61,5 @@ pub use error::{ProcessError, StreamError};
 pub use processor::{Processor, ProcessorContext, RecordSink};
 pub use record::Record;
 pub use runtime::{Runtime, StreamsConfig};
+pub use topic_names::TopicNames;
 pub use topology::{Stream, Topology, TopologyBuilder};

@@ -5,6 +5,7 @@
 
 use crate::error::StreamError;
 use crate::runtime::Guarantee;
+use crate::state::budget::MemoryBudget;
 use crate::time::TimestampMode;
 use crate::{Runtime, StreamsConfig};
 use std::future::{Future, IntoFuture};
@@ -56,6 +57,10 @@ pub struct ServiceArgs {
     /// dead-lettered, so a wrong clock or year cannot move stream time to the future.
     #[arg(long, env = "MAX_FUTURE", default_value = "1d")]
     pub max_future: DurationOrOff,
+    /// Memory for all RocksDB stores of this instance together, block cache and write buffers (`off`: each
+    /// store on RocksDB's own defaults, unbounded).
+    #[arg(long, env = "STATE_MEMORY", default_value_t = MemoryBudget::DEFAULT)]
+    pub state_memory: MemoryBudget,
     /// Log format: `text` or `json`.
     #[arg(long, env = "LOG_FORMAT", default_value = "text")]
     pub log_format: String,
@@ -77,6 +82,7 @@ impl ServiceArgs {
             standby_replicas: 0,
             guarantee: Guarantee::AtLeastOnce,
             max_future: DurationOrOff(Some(crate::runtime::DEFAULT_MAX_FUTURE)),
+            state_memory: MemoryBudget::DEFAULT,
             log_format: "text".into(),
         }
     }
@@ -98,6 +104,7 @@ impl ServiceArgs {
         c.standby_replicas = self.standby_replicas;
         c.guarantee = self.guarantee;
         c.max_future = self.max_future.0;
+        c.state_memory = self.state_memory;
         Ok(c)
     }
 }

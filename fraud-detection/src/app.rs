@@ -17,13 +17,13 @@ pub async fn run(cfg: Config, shutdown: impl Future<Output = ()> + Send) -> anyh
     registry.register(Box::new(without_profile.clone()))?;
     let settings = Settings {
         application_id: cfg.service.application_id("fraud-detection"),
-        topic_prefix: cfg.topic_prefix.clone(),
+        topics: cfg.topics.clone(),
         thresholds: cfg.thresholds(),
         fx: cfg.fx.clone(),
         without_profile,
     };
     let mut streams = cfg.service.streams_config("fraud-detection").map_err(anyhow::Error::msg)?;
-    streams.topic_prefix.clone_from(&cfg.topic_prefix);
+    streams.topics.clone_from(&cfg.topics);
 
     let runtime = Runtime::new(build_topology(&settings)?, streams, &registry)?;
     let mut routes = crate::http::app(runtime.stores());

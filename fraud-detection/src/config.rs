@@ -7,6 +7,7 @@ use rust_decimal::Decimal;
 use std::net::SocketAddr;
 use streamcore::money::FxRates;
 use streamcore::service::ServiceArgs;
+use streamcore::TopicNames;
 
 /// `fraud-detection`: anomaly rules over card transactions joined with card profiles.
 #[derive(Debug, Clone, Parser)]
@@ -39,9 +40,9 @@ pub struct Config {
     /// Conversion rates to USD, `EUR=1.08,GBP=1.27`; a currency without a rate is dead-lettered.
     #[arg(long, env = "FX_RATES", default_value = "")]
     pub fx: FxRates,
-    /// Prepended to every topic the service reads or writes, so several deployments can share a cluster.
-    #[arg(long, env = "TOPIC_PREFIX", default_value = "")]
-    pub topic_prefix: String,
+    /// Topic names (`card-transactions`, `fraud-alerts`, ...) and their prefixes.
+    #[command(flatten)]
+    pub topics: TopicNames,
 }
 
 impl Config {

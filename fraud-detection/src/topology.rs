@@ -28,7 +28,7 @@ use streamcore::money::FxRates;
 use streamcore::state::{Order, StoreSpec};
 use streamcore::table::Change;
 use streamcore::time::EventTime;
-use streamcore::{ProcessError, Processor, ProcessorContext, Record, StreamError, Topology, TopologyBuilder};
+use streamcore::{ProcessError, Processor, ProcessorContext, Record, StreamError, TopicNames, Topology, TopologyBuilder};
 
 /// Input: transactions (before `--topic-prefix`).
 pub const TRANSACTIONS_TOPIC: &str = "card-transactions";
@@ -57,21 +57,14 @@ const RECENT_KEPT: usize = 1000;
 pub struct Settings {
     /// The application id.
     pub application_id: String,
-    /// Prepended to every topic name (the contract's names when empty).
-    pub topic_prefix: String,
+    /// How the topics are named (the contract's names when both prefixes are empty).
+    pub topics: TopicNames,
     /// The rules' thresholds.
     pub thresholds: Thresholds,
     /// Rates to USD (daily limits and statistics are in USD).
     pub fx: FxRates,
     /// Counts transactions on cards without a profile.
     pub without_profile: prometheus::IntCounter,
-}
-
-impl Settings {
-    /// The full name of topic `name`.
-    pub fn topic(&self, name: &str) -> String {
-        format!("{}{name}", self.topic_prefix)
-    }
 }
 
 /// A valid transaction with its amount in USD.
@@ -97,10 +90,10 @@ pub struct Joined {
 /// The topology.
 pub fn build_topology(s: &Settings) -> Result<Topology, StreamError> {
     let b = TopologyBuilder::new(s.application_id.clone());
-    let profiles = b.table(&s.topic(PROFILES_TOPIC), Json::<Profile>::new(), StoreSpec::persistent(PROFILES_STORE));
+    let profiles = b.table(&s.topics.input(PROFILES_TOPIC), Json::<Profile>::new(), StoreSpec::persistent(PROFILES_STORE));
     let closures = profiles.changes().process("track-closures", &[StoreSpec::persistent(CLOSED_STORE)], || TrackClosures);
 
-    let txns = b.source(&s.topic(TRANSACTIONS_TOPIC), Json::<CardTxn>::new(), |t: &CardTxn| EventTime::payload(&t.ts));
+    let txns = b.source(&s.topics.input(TRANSACTIONS_TOPIC), Json::<CardTxn>::new(), |t: &CardTxn| EventTime::payload(&t.ts));
     let fx = s.fx.clone();
     let valid = txns.try_map_values("validate", move |txn: CardTxn| {
         if let Some(problem) = txn.problem() {
@@ -115,7 +108,7 @@ pub fn build_topology(s: &Settings) -> Result<Topology, StreamError> {
         profile,
         blocked: None,
     });
-    let blocklist = b.global_table(&s.topic(BLOCKLIST_TOPIC), Json::<Blocked>::new(), BLOCKLIST_STORE);
+    let blocklist = b.global_table(&s.topics.input(BLOCKLIST_TOPIC), Json::<Blocked>::new(), BLOCKLIST_STORE);
     let joined = with_profile.join_global(
         "with-blocklist",
         &blocklist,
@@ -126,7 +119,7 @@ pub fn build_topology(s: &Settings) -> Result<Topology, StreamError> {
     let stores = [StoreSpec::persistent(CARDS_STORE), StoreSpec::persistent(CLOSED_STORE), StoreSpec::persistent(ALERTS_STORE)];
     let alerts =
         joined.process("detect", &stores, move || Detector { thresholds: thresholds.clone(), without_profile: counter.clone(), kept: 0 });
-    alerts.to("alerts-sink", &s.topic(ALERTS_TOPIC), Json::new(), |r: &Record<Alert>| Some(r.value.card_id.clone()));
+    alerts.to("alerts-sink", &s.topics.output(ALERTS_TOPIC), Json::new(), |r: &Record<Alert>| Some(r.value.card_id.clone()));
     drop((profiles, closures, txns, valid, by_card, with_profile, joined, alerts));
     b.build()
 }

@@ -12,7 +12,7 @@ use streamcore::time::RecordTimestamp;
 fn settings() -> Settings {
     Settings {
         application_id: "fraud-detection".into(),
-        topic_prefix: String::new(),
+        topics: Default::default(),
         thresholds: Thresholds::default(),
         fx: "EUR=1.10".parse().expect("fx"),
         without_profile: prometheus::IntCounter::new("t", "t").expect("counter"),

@@ -12,7 +12,7 @@ use streamcore::time::RecordTimestamp;
 fn detector() -> (TopologyTestDriver, u32) {
     let settings = Settings {
         application_id: "fraud-detection".into(),
-        topic_prefix: String::new(),
+        topics: Default::default(),
         thresholds: Thresholds::default(),
         fx: "EUR=1.10".parse().expect("fx"),
         without_profile: prometheus::IntCounter::new("fuzz", "fuzz").expect("counter"),

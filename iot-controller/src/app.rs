@@ -16,7 +16,7 @@ pub async fn run(cfg: Config, shutdown: impl Future<Output = ()> + Send) -> anyh
     registry.register(Box::new(unknown.clone()))?;
     let settings = cfg.settings(unknown);
     let mut streams = cfg.service.streams_config("iot-controller").map_err(anyhow::Error::msg)?;
-    streams.topic_prefix.clone_from(&cfg.topic_prefix);
+    streams.topics.clone_from(&cfg.topics);
 
     let runtime = Runtime::new(build_topology(&settings)?, streams.clone(), &registry)?;
     let manual = ManualCommands::default();

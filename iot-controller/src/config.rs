@@ -7,6 +7,7 @@ use rust_decimal::Decimal;
 use std::net::SocketAddr;
 use std::time::Duration;
 use streamcore::service::{parse_duration, DurationOrOff, ServiceArgs};
+use streamcore::TopicNames;
 
 /// `iot-controller`: telemetry joined with a device registry becomes commands routed to devices.
 #[derive(Debug, Clone, Parser)]
@@ -39,16 +40,16 @@ pub struct Config {
     /// The zone of the calendar days that limit reorders.
     #[arg(long, env = "TIMEZONE", default_value = "UTC")]
     pub timezone: Tz,
-    /// Prepended to every topic the service reads or writes, so several deployments can share a cluster.
-    #[arg(long, env = "TOPIC_PREFIX", default_value = "")]
-    pub topic_prefix: String,
+    /// Topic names (`telemetry`, `device-commands.<type>`, ...) and their prefixes.
+    #[command(flatten)]
+    pub topics: TopicNames,
 }
 
 impl Config {
     /// The topology's settings, counting unknown devices in `unknown_devices`.
     pub fn settings(&self, unknown_devices: prometheus::IntCounter) -> Settings {
         Settings {
-            topic_prefix: self.topic_prefix.clone(),
+            topics: self.topics.clone(),
             window: self.window,
             advance: self.advance,
             grace: self.grace,

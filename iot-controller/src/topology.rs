@@ -39,7 +39,7 @@ use streamcore::table::Change;
 use streamcore::time::EventTime;
 use streamcore::window::aggregate::{EmitMode, Windowed, WindowedAggregation};
 use streamcore::window::TimeWindows;
-use streamcore::{ProcessError, Processor, ProcessorContext, Record, StreamError, Topology, TopologyBuilder};
+use streamcore::{ProcessError, Processor, ProcessorContext, Record, StreamError, TopicNames, Topology, TopologyBuilder};
 
 /// Input: readings (before `--topic-prefix`).
 pub const TELEMETRY_TOPIC: &str = "telemetry";
@@ -63,8 +63,8 @@ pub const WINDOWS_STORE: &str = "temperature-windows";
 pub struct Settings {
     /// The application id.
     pub application_id: String,
-    /// Prepended to every topic name (the contract's names when empty).
-    pub topic_prefix: String,
+    /// How the topics are named (the contract's names when both prefixes are empty).
+    pub topics: TopicNames,
     /// Window size (5 minutes).
     pub window: Duration,
     /// Window advance (1 minute).
@@ -86,7 +86,7 @@ impl Settings {
     pub fn new(application_id: &str, unknown_devices: prometheus::IntCounter) -> Self {
         Settings {
             application_id: application_id.to_owned(),
-            topic_prefix: String::new(),
+            topics: TopicNames::default(),
             window: Duration::from_secs(300),
             advance: Duration::from_secs(60),
             grace: Duration::from_secs(30),
@@ -97,14 +97,9 @@ impl Settings {
         }
     }
 
-    /// The full name of topic `name`.
-    pub fn topic(&self, name: &str) -> String {
-        format!("{}{name}", self.topic_prefix)
-    }
-
     /// The command topic of `kind`.
     pub fn commands_topic(&self, kind: Kind) -> String {
-        self.topic(&format!("{COMMANDS_TOPIC_PREFIX}{}", kind.as_str()))
+        self.topics.output(&format!("{COMMANDS_TOPIC_PREFIX}{}", kind.as_str()))
     }
 }
 
@@ -122,12 +117,12 @@ pub fn build_topology(s: &Settings) -> Result<Topology, StreamError> {
     let b = TopologyBuilder::new(s.application_id.clone());
     // The stream handles only describe the graph; they are dropped at the end of this block, before `build`.
     {
-        let devices = b.table(&s.topic(DEVICES_TOPIC), Json::<Device>::new(), StoreSpec::persistent(DEVICES_STORE));
+        let devices = b.table(&s.topics.input(DEVICES_TOPIC), Json::<Device>::new(), StoreSpec::persistent(DEVICES_STORE));
         devices
             .changes()
             .process("index-homes", &[StoreSpec::persistent(HOME_INDEX_STORE), StoreSpec::persistent(STATE_STORE)], || IndexHomes);
 
-        let telemetry = b.source(&s.topic(TELEMETRY_TOPIC), Json::<Reading>::new(), |r: &Reading| EventTime::payload(&r.ts));
+        let telemetry = b.source(&s.topics.input(TELEMETRY_TOPIC), Json::<Reading>::new(), |r: &Reading| EventTime::payload(&r.ts));
         let valid = telemetry.try_map_values("validate", |r: Reading| match r.problem() {
             Some(problem) => Err(ProcessError::Invalid(problem)),
             None => Ok(r),

@@ -13,7 +13,7 @@ use streamcore::Runtime;
 pub async fn run(cfg: Config, shutdown: impl Future<Output = ()> + Send) -> anyhow::Result<()> {
     let settings = cfg.settings();
     let mut streams = cfg.service.streams_config("stock-ticker").map_err(anyhow::Error::msg)?;
-    streams.topic_prefix.clone_from(&cfg.topic_prefix);
+    streams.topics.clone_from(&cfg.topics);
 
     let registry = prometheus::Registry::new();
     let runtime = Runtime::new(topology(&settings)?, streams, &registry)?;

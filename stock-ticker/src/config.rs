@@ -6,6 +6,7 @@ use clap::Parser;
 use std::net::SocketAddr;
 use std::time::Duration;
 use streamcore::service::{parse_duration, DurationOrOff, ServiceArgs};
+use streamcore::TopicNames;
 
 /// `stock-ticker`: daily statistics per symbol in the exchange's time zone, moving windows, and the top-10.
 #[derive(Debug, Clone, Parser)]
@@ -36,10 +37,9 @@ pub struct Config {
     /// stream time only).
     #[arg(long, env = "CLOSE_WHEN_IDLE", default_value = "5m")]
     pub close_when_idle: DurationOrOff,
-    /// Prepended to every topic the service reads or writes (`trades`, `stock-daily-stats`, ...), so that
-    /// several deployments can share a cluster.
-    #[arg(long, env = "TOPIC_PREFIX", default_value = "")]
-    pub topic_prefix: String,
+    /// Topic names (`trades`, `stock-daily-stats`, ...) and their prefixes.
+    #[command(flatten)]
+    pub topics: TopicNames,
 }
 
 impl Config {
@@ -47,7 +47,7 @@ impl Config {
     pub fn settings(&self) -> Settings {
         Settings {
             application_id: self.service.application_id("stock-ticker"),
-            topic_prefix: self.topic_prefix.clone(),
+            topics: self.topics.clone(),
             timezone: self.timezone,
             grace: self.grace,
             window: self.window,

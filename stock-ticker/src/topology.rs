@@ -21,7 +21,7 @@ use streamcore::codec::Json;
 use streamcore::state::StoreSpec;
 use streamcore::time::EventTime;
 use streamcore::window::{DailyWindows, TimeWindows, Window, Windowed, WindowedAggregation};
-use streamcore::{ProcessError, Processor, ProcessorContext, Record, StreamError, Topology, TopologyBuilder};
+use streamcore::{ProcessError, Processor, ProcessorContext, Record, StreamError, TopicNames, Topology, TopologyBuilder};
 
 /// The input topic (before `--topic-prefix`).
 pub const TRADES_TOPIC: &str = "trades";
@@ -47,9 +47,8 @@ pub const TOP10_TOPIC: &str = "stock-top10";
 pub struct Settings {
     /// The application id: consumer group, and prefix of the internal topics.
     pub application_id: String,
-    /// Prepended to every topic name the service reads or writes (the contract's names when empty), so several
-    /// deployments, or tests, can share a cluster.
-    pub topic_prefix: String,
+    /// How the topics are named (the contract's names when both prefixes are empty).
+    pub topics: TopicNames,
     /// The exchange's time zone: where trading days begin and end.
     pub timezone: Tz,
     /// How long after a day ends its trades are still accepted.
@@ -69,7 +68,7 @@ impl Settings {
     pub fn new(application_id: &str) -> Self {
         Settings {
             application_id: application_id.to_owned(),
-            topic_prefix: String::new(),
+            topics: TopicNames::default(),
             timezone: chrono_tz::America::New_York,
             grace: Duration::from_secs(4 * 3600),
             window: Duration::from_secs(300),
@@ -77,11 +76,6 @@ impl Settings {
             moving_grace: Duration::from_secs(300),
             close_when_idle: Some(Duration::from_secs(300)),
         }
-    }
-
-    /// The full name of topic `name`.
-    pub fn topic(&self, name: &str) -> String {
-        format!("{}{name}", self.topic_prefix)
     }
 
     fn windows<W: streamcore::window::Windowing>(&self, windows: W, store: &str, grace: Duration) -> WindowedAggregation<W> {
@@ -108,7 +102,7 @@ pub fn topology(s: &Settings) -> Result<Topology, StreamError> {
 
 /// Sub-topologies 0 and 1: trades to daily and moving statistics, and daily changes for the ranking.
 fn statistics(b: &TopologyBuilder, s: &Settings) -> Result<(), StreamError> {
-    let trades = b.source(&s.topic(TRADES_TOPIC), Json::<Trade>::new(), |t: &Trade| EventTime::payload(&t.ts));
+    let trades = b.source(&s.topics.input(TRADES_TOPIC), Json::<Trade>::new(), |t: &Trade| EventTime::payload(&t.ts));
     let valid = trades.try_map_values("validate", |t: Trade| match t.problem() {
         Some(problem) => Err(ProcessError::Invalid(problem)),
         None => Ok(t),
@@ -123,7 +117,7 @@ fn statistics(b: &TopologyBuilder, s: &Settings) -> Result<(), StreamError> {
         let date = days.date_of(w.window.start).ok_or_else(|| ProcessError::Invalid(format!("no date for {}", w.window.start)))?;
         DailyStats::of(&w.key, date, &w.value).map_err(ProcessError::Invalid)
     });
-    stats.to("daily-stats-sink", &s.topic(DAILY_STATS_TOPIC), Json::new(), |r: &Record<DailyStats>| Some(r.value.symbol.clone()));
+    stats.to("daily-stats-sink", &s.topics.output(DAILY_STATS_TOPIC), Json::new(), |r: &Record<DailyStats>| Some(r.value.symbol.clone()));
     let table = stats.process("daily-stats-table", &[StoreSpec::persistent(DAILY_STATS_STORE)], || MaterializeDaily);
     let changes = stats.map("daily-change", |r: Record<DailyStats>| {
         let ts = DateTime::<Utc>::from_timestamp_millis(r.time.millis).unwrap_or_default();
@@ -131,8 +125,10 @@ fn statistics(b: &TopologyBuilder, s: &Settings) -> Result<(), StreamError> {
         let change = DailyChange { symbol: s.symbol, date: s.date, change_pct: s.change_pct, close: s.close, ts };
         Record { key: r.key, value: change, time: r.time }
     });
-    changes.to("daily-changes-sink", &s.topic(DAILY_CHANGES_TOPIC), Json::new(), |r: &Record<DailyChange>| Some(r.value.symbol.clone()));
-    b.topic_partitions(&s.topic(DAILY_CHANGES_TOPIC), 1);
+    changes.to("daily-changes-sink", &s.topics.output(DAILY_CHANGES_TOPIC), Json::new(), |r: &Record<DailyChange>| {
+        Some(r.value.symbol.clone())
+    });
+    b.topic_partitions(&s.topics.output(DAILY_CHANGES_TOPIC), 1);
 
     let hopping = TimeWindows::hopping(duration(s.window)?, duration(s.advance)?).map_err(|e| StreamError::Config(e.to_string()))?;
     let moving = by_symbol.aggregate_windowed(
@@ -141,19 +137,20 @@ fn statistics(b: &TopologyBuilder, s: &Settings) -> Result<(), StreamError> {
         |prev, r: &Record<Trade>, _: &Window| MovingAggregate::add(prev, &r.value),
     );
     let moving_stats = moving.map_values("moving-stats", |w: Windowed<MovingAggregate>| MovingStats::of(&w.key, &w.window, &w.value));
-    moving_stats.to("moving-stats-sink", &s.topic(MOVING_STATS_TOPIC), Json::new(), |r: &Record<MovingStats>| Some(r.value.symbol.clone()));
+    moving_stats
+        .to("moving-stats-sink", &s.topics.output(MOVING_STATS_TOPIC), Json::new(), |r: &Record<MovingStats>| Some(r.value.symbol.clone()));
     drop((trades, valid, by_symbol, daily, stats, table, changes, moving, moving_stats));
     Ok(())
 }
 
 /// Sub-topology 2: every symbol's daily change to the day's top-10.
 fn ranking(b: &TopologyBuilder, s: &Settings) {
-    let changes = b.source(&s.topic(DAILY_CHANGES_TOPIC), Json::<DailyChange>::new(), |c: &DailyChange| EventTime::payload(&c.ts));
+    let changes = b.source(&s.topics.output(DAILY_CHANGES_TOPIC), Json::<DailyChange>::new(), |c: &DailyChange| EventTime::payload(&c.ts));
     let stores = [StoreSpec::persistent(CHANGES_STORE), StoreSpec::persistent(TOP10_STORE)];
     let (zone, grace_ms) = (DailyWindows::new(s.timezone), i64::try_from(s.grace.as_millis()).unwrap_or(i64::MAX));
     let top = changes.process("rank", &stores, move || Ranking::new(zone, grace_ms));
     b.late_records();
-    top.to("top10-sink", &s.topic(TOP10_TOPIC), Json::new(), |r: &Record<Top10>| Some(r.value.date.to_string()));
+    top.to("top10-sink", &s.topics.output(TOP10_TOPIC), Json::new(), |r: &Record<Top10>| Some(r.value.date.to_string()));
     drop((changes, top));
 }
 

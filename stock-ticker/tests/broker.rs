@@ -9,14 +9,16 @@ mod support;
 use std::collections::BTreeMap;
 use std::time::Duration;
 use stock_ticker::model::{DailyStats, Top10};
-use stock_ticker::topology::{BY_SYMBOL, DAILY_CHANGES_TOPIC, TRADES_TOPIC};
-use streamcore::testkit::kafka::{bootstrap, create_topic, produce, read_topic, unique, wait_caught_up};
+use stock_ticker::topology::{BY_SYMBOL, DAILY_CHANGES_TOPIC, DAILY_STATS_TOPIC, MOVING_STATS_TOPIC, TOP10_TOPIC, TRADES_TOPIC};
+use streamcore::testkit::kafka::{bootstrap, create_topic, produce, read_to_end, read_topic, unique, wait_caught_up};
 use streamcore::testkit::process::{free_port, ServiceProcess};
 use streamcore::topology::repartition_topic;
 
 struct Ticker {
     app: String,
     prefix: String,
+    /// `--output-prefix`: empty, or a reprocessing run's.
+    output_prefix: String,
     state: std::path::PathBuf,
 }
 
@@ -43,6 +45,8 @@ impl Ticker {
             &self.app,
             "--topic-prefix",
             &self.prefix,
+            "--output-prefix",
+            &self.output_prefix,
             "--state-dir",
             &state.display().to_string(),
             "--commit-interval-ms",
@@ -66,7 +70,7 @@ impl Ticker {
         let sources = [
             format!("{}{TRADES_TOPIC}", self.prefix),
             repartition_topic(&self.app, BY_SYMBOL),
-            format!("{}{DAILY_CHANGES_TOPIC}", self.prefix),
+            format!("{}{}{DAILY_CHANGES_TOPIC}", self.prefix, self.output_prefix),
         ];
         for topic in sources {
             assert!(wait_caught_up(&bs, &self.app, &topic, Duration::from_secs(90)), "{} did not catch up on {topic}", self.app);
@@ -102,7 +106,12 @@ fn golden_scenario_over_four_partitions_survives_sigkill_and_a_lost_state_direct
     let bs = bootstrap();
     let (batches, expected) = support::golden();
     let state = tempfile::tempdir().expect("state dir");
-    let t = Ticker { app: unique("ticker"), prefix: format!("{}.", unique("st")), state: state.path().to_path_buf() };
+    let t = Ticker {
+        app: unique("ticker"),
+        prefix: format!("{}.", unique("st")),
+        output_prefix: String::new(),
+        state: state.path().to_path_buf(),
+    };
     let input = format!("{}{TRADES_TOPIC}", t.prefix);
     create_topic(&bs, &input, 4, false);
 
@@ -168,10 +177,52 @@ fn golden_scenario_over_four_partitions_survives_sigkill_and_a_lost_state_direct
     assert_eq!(top["gainers"][0]["symbol"], "AAPL");
 }
 
-/// Two instances of the one application, each telling the other its address: both answer every endpoint as the
-/// golden file says, a symbol's statistics through the instance that owns its task of sub-topology 1, and the
-/// top-10 through the one instance that owns task 2_0. Then one is SIGKILLed and comes back with its state
-/// directory wiped: its tasks restore from the changelogs and both answer as before.
+/// The chapter's reprocessing pattern: while the running version keeps its outputs, a second version under a new
+/// application id with `--output-prefix v2.` reads the same trades from the start into fresh state. It answers
+/// every endpoint as the golden file says, and every topic it writes holds exactly what the running version's
+/// holds, while the running version's topics did not get one record more.
+///
+/// The trades are on one partition here, so the reprocessing run meets them in the order the running version
+/// did. Over several partitions, a run reading them all at once interleaves the partitions after the repartition
+/// differently from a run that read them as they came, and a trade inside the grace period in one run can be late
+/// in the other: reprocessing repeats event time, not the order records from different partitions meet.
+#[test]
+fn a_reprocessing_run_writes_beside_the_running_version_and_leaves_its_outputs_alone() {
+    let bs = bootstrap();
+    let (batches, expected) = support::golden();
+    let (state_v1, state_v2) = (tempfile::tempdir().expect("state dir"), tempfile::tempdir().expect("state dir"));
+    let prefix = format!("{}.", unique("rp"));
+    let v1 =
+        Ticker { app: unique("ticker-v1"), prefix: prefix.clone(), output_prefix: String::new(), state: state_v1.path().to_path_buf() };
+    let input = format!("{prefix}{TRADES_TOPIC}");
+    create_topic(&bs, &input, 1, false);
+    let running = v1.start();
+    for batch in &batches {
+        let records: Vec<(Option<String>, Vec<u8>)> = batch.iter().map(|i| (i.key.clone(), i.value.clone())).collect();
+        produce(&bs, &input, &records);
+        v1.wait_caught_up();
+    }
+    assert_endpoints(&running, &expected);
+    let outputs = [DAILY_STATS_TOPIC, MOVING_STATS_TOPIC, DAILY_CHANGES_TOPIC, TOP10_TOPIC, "stock-ticker.dlq", "stock-ticker.late"];
+    let values = |topic: &str| -> Vec<Vec<u8>> {
+        let mut v: Vec<_> = read_to_end(&bs, topic, Duration::from_secs(60)).expect(topic).into_iter().filter_map(|r| r.value).collect();
+        v.sort();
+        v
+    };
+    let before: Vec<_> = outputs.iter().map(|o| values(&format!("{prefix}{o}"))).collect();
+
+    let v2 = Ticker { app: unique("ticker-v2"), prefix: prefix.clone(), output_prefix: "v2.".into(), state: state_v2.path().to_path_buf() };
+    let reprocessing = v2.start();
+    v2.wait_caught_up();
+    assert_endpoints(&reprocessing, &expected);
+    for (output, before) in outputs.iter().zip(&before) {
+        assert!(!before.is_empty(), "the running version wrote {prefix}{output}");
+        assert_eq!(&values(&format!("{prefix}{output}")), before, "the reprocessing run wrote nothing to {prefix}{output}");
+        assert_eq!(&values(&format!("{prefix}v2.{output}")), before, "{prefix}v2.{output} holds what {prefix}{output} holds");
+    }
+    drop(running);
+}
+
 /// The tasks an instance runs, by `/readyz`.
 fn active(p: &ServiceProcess) -> Vec<String> {
     let ready: serde_json::Value = serde_json::from_str(&p.get("/readyz").1).unwrap_or_default();
@@ -213,7 +264,12 @@ impl Pair {
         let bs = bootstrap();
         let (batches, expected) = support::golden();
         let (state_a, state_b) = (tempfile::tempdir().expect("state dir"), tempfile::tempdir().expect("state dir"));
-        let t = Ticker { app: unique(app), prefix: format!("{}.", unique("sp")), state: state_a.path().to_path_buf() };
+        let t = Ticker {
+            app: unique(app),
+            prefix: format!("{}.", unique("sp")),
+            output_prefix: String::new(),
+            state: state_a.path().to_path_buf(),
+        };
         let input = format!("{}{TRADES_TOPIC}", t.prefix);
         create_topic(&bs, &input, 4, false);
         let a = t.start_advertised(state_a.path(), standby_replicas);
@@ -230,6 +286,10 @@ impl Pair {
     }
 }
 
+/// Two instances of the one application, each telling the other its address: both answer every endpoint as the
+/// golden file says, a symbol's statistics through the instance that owns its task of sub-topology 1, and the
+/// top-10 through the one instance that owns task 2_0. Then one is SIGKILLed and comes back with its state
+/// directory wiped: its tasks restore from the changelogs and both answer as before.
 #[test]
 fn two_instances_answer_every_endpoint_through_the_owner_across_a_sigkill_and_a_wiped_state_directory() {
     let pair = Pair::start("ticker-pair", 0);

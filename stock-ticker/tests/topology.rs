@@ -232,9 +232,9 @@ fn a_trade_dated_beyond_max_future_is_dead_lettered_and_moves_no_time() {
 #[test]
 fn the_topic_prefix_reaches_every_topic_of_the_contract_dead_letters_and_late_records_included() {
     let mut s = Settings::new("stock-ticker");
-    s.topic_prefix = "blue.".into();
+    s.topics = streamcore::TopicNames::prefixed("blue.");
     let mut config = streamcore::StreamsConfig::new("stock-ticker", "");
-    config.topic_prefix = "blue.".into();
+    config.topics = s.topics.clone();
     let topology = topology(&s).expect("topology");
     let names: Vec<String> = streamcore::runtime::topics_to_create(&topology, &config).into_iter().map(|t| t.name).collect();
     assert!(names.contains(&"blue.stock-ticker.dlq".to_owned()) && names.contains(&"blue.stock-ticker.late".to_owned()), "{names:?}");

@@ -7,13 +7,14 @@ use crate::plain_loop;
 use fraud_detection::model::CardTxn;
 use fraud_detection::topology::{build_topology, Settings, BLOCKLIST_TOPIC, BY_CARD, PROFILES_TOPIC, TRANSACTIONS_TOPIC};
 use std::time::Instant;
+use streamcore::state::budget::MemoryBudget;
 use streamcore::testkit::kafka::{create_topic, unique};
 
 fn validated(t: CardTxn) -> CardTxn {
     CardTxn { currency: t.currency.to_ascii_uppercase(), ..t }
 }
 
-pub(crate) fn run(bs: &str, n: u64, partitions: i32, cards: u32) -> anyhow::Result<()> {
+pub(crate) fn run(bs: &str, n: u64, partitions: i32, cards: u32, budget: MemoryBudget) -> anyhow::Result<()> {
     let prefix = format!("{}.", unique("bench"));
     let (txns, profiles, blocklist) =
         (format!("{prefix}{TRANSACTIONS_TOPIC}"), format!("{prefix}{PROFILES_TOPIC}"), format!("{prefix}{BLOCKLIST_TOPIC}"));
@@ -32,9 +33,9 @@ pub(crate) fn run(bs: &str, n: u64, partitions: i32, cards: u32) -> anyhow::Resu
 
     beside_plain_loop(
         "transactions",
-        "fraud-detection",
+        &format!("fraud-detection, --state-memory {budget}"),
         || plain_loop(bs, &txns, txn_count, validated),
-        || detector(bs, &prefix, txn_count),
+        || detector(bs, &prefix, txn_count, budget),
     )
 }
 
@@ -46,18 +47,18 @@ fn others(opts: &loadgen::cards::Options) -> u64 {
         .count() as u64
 }
 
-fn detector(bs: &str, prefix: &str, n: u64) -> anyhow::Result<f64> {
+fn detector(bs: &str, prefix: &str, n: u64, state_memory: MemoryBudget) -> anyhow::Result<f64> {
     let app = unique("bench-fraud");
     let settings = Settings {
         application_id: app.clone(),
-        topic_prefix: prefix.to_owned(),
+        topics: streamcore::TopicNames::prefixed(prefix),
         thresholds: Default::default(),
         fx: Default::default(),
         without_profile: prometheus::IntCounter::new("without_profile", "unregistered")?,
     };
     let input = format!("{prefix}{TRANSACTIONS_TOPIC}");
     let repartition = streamcore::topology::repartition_topic(&app, BY_CARD);
-    let secs = crate::timed::through_repartition(bs, build_topology(&settings)?, &input, &repartition, n)?;
+    let secs = crate::timed::through_repartition(bs, build_topology(&settings)?, &input, &repartition, n, state_memory)?;
     println!("fraud-detection: {n} transactions in {secs:.2}s");
     Ok(n as f64 / secs)
 }

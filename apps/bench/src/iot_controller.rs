@@ -45,10 +45,10 @@ pub(crate) fn run(bs: &str, n: u64, partitions: i32, devices: u32) -> anyhow::Re
 fn controller(bs: &str, prefix: &str, n: u64) -> anyhow::Result<f64> {
     let app = unique("bench-iot");
     let unknown = prometheus::IntCounter::new("unknown", "unregistered")?;
-    let settings = Settings { topic_prefix: prefix.to_owned(), ..Settings::new(&app, unknown) };
+    let settings = Settings { topics: streamcore::TopicNames::prefixed(prefix), ..Settings::new(&app, unknown) };
     let input = format!("{prefix}{TELEMETRY_TOPIC}");
     let repartition = streamcore::topology::repartition_topic(&app, BY_DEVICE);
-    let secs = crate::timed::through_repartition(bs, build_topology(&settings)?, &input, &repartition, n)?;
+    let secs = crate::timed::through_repartition(bs, build_topology(&settings)?, &input, &repartition, n, Default::default())?;
     println!("iot-controller: {n} readings in {secs:.2}s");
     Ok(n as f64 / secs)
 }

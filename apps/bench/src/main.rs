@@ -84,6 +84,10 @@ enum Bench {
         /// Cards (profiles).
         #[arg(long, default_value_t = 100_000)]
         cards: u32,
+        /// The detector's state-memory budget (`off`: unbounded). One per run: a process's resident set does not
+        /// shrink back after a run, so a second run's peak would include the first's.
+        #[arg(long, default_value_t = streamcore::state::budget::MemoryBudget::DEFAULT)]
+        state_memory: streamcore::state::budget::MemoryBudget,
     },
     /// The IoT controller on telemetry, with every device registered.
     IotController {
@@ -159,7 +163,9 @@ fn main() -> anyhow::Result<()> {
                 .collect();
             stock_ticker::run(&cli.bootstrap, cli.records, cli.partitions, symbols, &setups)
         }
-        Some(Bench::FraudDetection { cards }) => fraud_detection::run(&cli.bootstrap, cli.records, cli.partitions, cards),
+        Some(Bench::FraudDetection { cards, state_memory }) => {
+            fraud_detection::run(&cli.bootstrap, cli.records, cli.partitions, cards, state_memory)
+        }
         Some(Bench::IotController { devices }) => iot_controller::run(&cli.bootstrap, cli.records, cli.partitions, devices),
         Some(Bench::Restore { threads }) => restore::run(&cli.bootstrap, cli.records, cli.partitions, threads),
     }

@@ -78,7 +78,7 @@ pub(crate) fn run(bs: &str, n: u64, partitions: i32, symbols: u32, setups: &[Set
 fn ticker(bs: &str, prefix: &str, n: u64, setup: Setup) -> anyhow::Result<f64> {
     let app = unique("bench-ticker");
     let mut settings = Settings::new(&app);
-    settings.topic_prefix = prefix.to_owned();
+    settings.topics = streamcore::TopicNames::prefixed(prefix);
     settings.close_when_idle = None;
     let state = std::env::temp_dir().join(&app);
     let (mut registries, mut stops, mut threads) = (Vec::new(), Vec::new(), Vec::new());

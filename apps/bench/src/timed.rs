@@ -5,15 +5,24 @@
 use crate::stock_ticker::counter;
 use anyhow::Context;
 use std::time::{Duration, Instant};
+use streamcore::state::budget::MemoryBudget;
 use streamcore::{Runtime, StreamsConfig, Topology};
 
 /// Seconds `topology` (application id `app`) takes over `n` records of `input`, repartitioned through
 /// `repartition`; its state lives in a temporary directory, removed afterwards.
-pub(crate) fn through_repartition(bs: &str, topology: Topology, input: &str, repartition: &str, n: u64) -> anyhow::Result<f64> {
+pub(crate) fn through_repartition(
+    bs: &str,
+    topology: Topology,
+    input: &str,
+    repartition: &str,
+    n: u64,
+    state_memory: MemoryBudget,
+) -> anyhow::Result<f64> {
     let app = topology.name().to_owned();
     let mut cfg = StreamsConfig::new(&app, bs);
     let state = std::env::temp_dir().join(&app);
     cfg.state_dir = state.clone();
+    cfg.state_memory = state_memory;
     let registry = prometheus::Registry::new();
     let runtime = Runtime::new(topology, cfg, &registry)?;
     let stop = runtime.shutdown_handle();

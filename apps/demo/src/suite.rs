@@ -63,7 +63,7 @@ pub(crate) fn ticker(bootstrap: &str, state: &Path, http: SocketAddr) -> stock_t
         advance: defaults.advance,
         moving_grace: defaults.moving_grace,
         close_when_idle: streamcore::service::DurationOrOff(defaults.close_when_idle),
-        topic_prefix: String::new(),
+        topics: Default::default(),
     }
 }
 
@@ -79,7 +79,7 @@ pub(crate) fn fraud(bootstrap: &str, state: &Path, http: SocketAddr) -> anyhow::
         anomaly_min_history: t.anomaly_min_history,
         timezone: t.timezone,
         fx: FX.parse().map_err(anyhow::Error::msg)?,
-        topic_prefix: String::new(),
+        topics: Default::default(),
     })
 }
 
@@ -99,7 +99,7 @@ pub(crate) fn iot(bootstrap: &str, state: &Path, http: SocketAddr) -> anyhow::Re
         close_when_idle: streamcore::service::DurationOrOff(d.close_when_idle),
         reorder_below: d.reorder_below,
         timezone: d.timezone,
-        topic_prefix: String::new(),
+        topics: Default::default(),
     })
 }
 
@@ -118,7 +118,7 @@ pub(crate) fn topologies(state: &Path) -> anyhow::Result<Vec<(&'static str, Topo
     let counter = prometheus::IntCounter::new("probe", "topology probe")?;
     let fraud = fraud_detection::topology::Settings {
         application_id: "fraud-detection".into(),
-        topic_prefix: String::new(),
+        topics: Default::default(),
         thresholds: Default::default(),
         fx: FX.parse().map_err(anyhow::Error::msg)?,
         without_profile: counter.clone(),

@@ -8,7 +8,7 @@ use serde_json::{json, Value};
 use std::sync::Arc;
 use streamcore::query::StoreRegistry;
 use streamcore::testkit::kafka::read_to_end;
-use streamcore::{StreamsConfig, Topology};
+use streamcore::{StreamsConfig, TopicNames, Topology};
 
 /// One service, ready to run.
 pub struct Service {
@@ -60,7 +60,7 @@ fn ts(ago: Duration) -> String {
 /// The configuration every service runs with here.
 pub fn config(name: &str, bootstrap: &str, prefix: &str, state: &std::path::Path) -> StreamsConfig {
     let mut c = StreamsConfig::new(name, bootstrap);
-    c.topic_prefix = prefix.to_owned();
+    c.topics = TopicNames::prefixed(prefix);
     c.state_dir = state.join(name);
     c.commit_interval = std::time::Duration::from_millis(200);
     c
@@ -108,7 +108,7 @@ pub fn mailer(prefix: &str, app: &str, good: usize) -> anyhow::Result<Service> {
 /// The stock ticker: trades of today, each one update of its symbol's daily statistics.
 pub fn ticker(prefix: &str, app: &str, good: usize) -> anyhow::Result<Service> {
     let mut s = stock_ticker::topology::Settings::new(app);
-    s.topic_prefix = prefix.to_owned();
+    s.topics = TopicNames::prefixed(prefix);
     let topology = stock_ticker::topology::topology(&s)?;
     let trade = |i: usize| {
         json!({"symbol": format!("S{}", i % 5), "price": format!("100.{i}"), "volume": 1,
@@ -136,7 +136,7 @@ pub fn ticker(prefix: &str, app: &str, good: usize) -> anyhow::Result<Service> {
 pub fn fraud(prefix: &str, app: &str, good: usize) -> anyhow::Result<Service> {
     let settings = fraud_detection::topology::Settings {
         application_id: app.to_owned(),
-        topic_prefix: prefix.to_owned(),
+        topics: TopicNames::prefixed(prefix),
         thresholds: fraud_detection::rules::Thresholds::default(),
         fx: "EUR=1.10".parse().map_err(anyhow::Error::msg)?,
         without_profile: prometheus::IntCounter::new("hostile_without_profile", "unused")?,
@@ -195,7 +195,7 @@ pub fn fraud(prefix: &str, app: &str, good: usize) -> anyhow::Result<Service> {
 /// The IoT controller: registered thermostats, each with one reading, which becomes its latest state.
 pub fn iot(prefix: &str, app: &str, good: usize) -> anyhow::Result<Service> {
     let mut s = iot_controller::topology::Settings::new(app, prometheus::IntCounter::new("hostile_unknown", "unused")?);
-    s.topic_prefix = prefix.to_owned();
+    s.topics = TopicNames::prefixed(prefix);
     let topology = iot_controller::topology::build_topology(&s)?;
     let device =
         |i: usize| json!({"device_id": format!("t-{i}"), "home_id": "h-1", "kind": "thermostat", "target_c": "21.0", "band_c": "1.0"});

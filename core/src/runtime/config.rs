@@ -2,8 +2,10 @@
 
 use super::global;
 use super::Guarantee;
+use crate::state::budget::MemoryBudget;
 use crate::task::TaskConfig;
 use crate::time::{Clock, TimestampMode};
+use crate::topic_names::TopicNames;
 use rdkafka::ClientConfig;
 use std::path::PathBuf;
 use std::time::Duration;
@@ -16,9 +18,9 @@ pub const DEFAULT_MAX_FUTURE: Duration = Duration::from_secs(86_400);
 pub struct StreamsConfig {
     /// The service name: prefix of the dead-letter topic `<service>.dlq`.
     pub service: String,
-    /// Prepended to the dead-letter and late topics' names, as the service prepends it to every topic of its
-    /// contract (`--topic-prefix`).
-    pub topic_prefix: String,
+    /// How the service names its topics: the dead-letter and late topics are outputs of it (`--topic-prefix`,
+    /// `--output-prefix`).
+    pub topics: TopicNames,
     /// How far ahead of the wall clock an event time may be; a record further ahead is bad input (a clock or a
     /// typo in the year must not move stream time to the future). `None`: unbounded.
     pub max_future: Option<Duration>,
@@ -44,6 +46,8 @@ pub struct StreamsConfig {
     pub standby_replicas: usize,
     /// At-least-once, or exactly-once through transactions.
     pub guarantee: Guarantee,
+    /// The memory all RocksDB stores of the instance share (see [`crate::state::budget`]).
+    pub state_memory: MemoryBudget,
 }
 
 impl StreamsConfig {
@@ -51,7 +55,7 @@ impl StreamsConfig {
     pub fn new(service: &str, bootstrap: &str) -> Self {
         StreamsConfig {
             service: service.to_owned(),
-            topic_prefix: String::new(),
+            topics: TopicNames::default(),
             max_future: Some(DEFAULT_MAX_FUTURE),
             bootstrap: bootstrap.to_owned(),
             kafka_properties: Vec::new(),
@@ -63,17 +67,18 @@ impl StreamsConfig {
             standby_replicas: 0,
             advertised_url: None,
             guarantee: Guarantee::AtLeastOnce,
+            state_memory: MemoryBudget::DEFAULT,
         }
     }
 
-    /// `<prefix><service>.dlq`.
+    /// `<prefixes><service>.dlq`.
     pub fn dead_letter_topic(&self) -> String {
-        format!("{}{}.dlq", self.topic_prefix, self.service)
+        self.topics.output(&format!("{}.dlq", self.service))
     }
 
-    /// `<prefix><service>.late`: records that arrived after their windows closed.
+    /// `<prefixes><service>.late`: records that arrived after their windows closed.
     pub fn late_topic(&self) -> String {
-        format!("{}{}.late", self.topic_prefix, self.service)
+        self.topics.output(&format!("{}.late", self.service))
     }
 
     pub(super) fn task_config(&self, globals: &global::GlobalTables, input_partitions: i32) -> TaskConfig {

@@ -70,6 +70,7 @@ pub use status::{Phase, RuntimeStatus};
 use crate::error::StreamError;
 use crate::metrics::Metrics;
 use crate::query::StoreRegistry;
+use crate::state::budget::StateMemory;
 use crate::task_id::TaskId;
 use crate::topology::Topology;
 use rdkafka::consumer::BaseConsumer;
@@ -113,6 +114,8 @@ pub struct Runtime {
     refusals: Arc<refusal::Refusals>,
     /// The standby replicas this instance keeps.
     standbys: standby::Standbys,
+    /// The memory budget all RocksDB stores of this instance share.
+    memory: StateMemory,
 }
 
 impl Runtime {
@@ -125,6 +128,10 @@ impl Runtime {
             ));
         }
         let metrics = Metrics::new(registry, topology.name()).map_err(|e| StreamError::Config(format!("metrics: {e}")))?;
+        let memory = StateMemory::new(config.state_memory);
+        registry
+            .register(memory.collector(topology.name()).map_err(|e| StreamError::Config(format!("metrics: {e}")))?)
+            .map_err(|e| StreamError::Config(format!("metrics: {e}")))?;
         Ok(Runtime {
             config: config.clone(),
             topology: Arc::new(topology),
@@ -136,6 +143,7 @@ impl Runtime {
             owned: Arc::default(),
             refusals: Arc::default(),
             standbys: standby::Standbys::default(),
+            memory,
         })
     }
 
@@ -287,6 +295,7 @@ impl Runtime {
                 c
             }),
             metrics: self.metrics.clone(),
+            memory: self.memory.clone(),
         }
     }
 

@@ -9,6 +9,7 @@ use super::guarantee::{CALL_TIMEOUT, TRANSACTION_TIMEOUT};
 use super::partition_end::{positions, watermarks, POLL};
 use crate::error::StreamError;
 use crate::metrics::Metrics;
+use crate::state::budget::StateMemory;
 use crate::state::memory::MemoryStore;
 use crate::state::rocksdb::RocksDbStore;
 use crate::state::{Backend, KeyValueStore, LogBatch, StoreSpec, WriteBatch};
@@ -143,6 +144,8 @@ pub(super) struct Restorer {
     /// Under exactly-once: a client of the application's group, which never joins it, to wait for stable offsets.
     pub(super) group: Option<ClientConfig>,
     pub(super) metrics: Metrics,
+    /// The memory budget every RocksDB store of the instance shares.
+    pub(super) memory: StateMemory,
 }
 
 impl Restorer {
@@ -197,7 +200,7 @@ impl Restorer {
     fn open_store(&self, spec: &StoreSpec, partition: i32) -> Result<Arc<dyn KeyValueStore>, StreamError> {
         Ok(match spec.backend {
             Backend::InMemory => Arc::new(MemoryStore::new(spec.name.clone())),
-            Backend::RocksDb => Arc::new(RocksDbStore::open(spec.name.clone(), &self.store_dir(spec, partition))?),
+            Backend::RocksDb => Arc::new(RocksDbStore::open(spec.name.clone(), &self.store_dir(spec, partition), &self.memory)?),
         })
     }
 

@@ -6,8 +6,10 @@
 //! writes to keeps its uncommitted writes in a batch (reads see them), sends each write to the changelog, and
 //! applies the batch to the backend only after the broker acknowledged those changelog records and the input
 //! offsets were committed. So a backend's checkpoint never claims more than the changelog holds, and a restart
-//! resumes the restore from that checkpoint instead of rebuilding from zero.
+//! resumes the restore from that checkpoint instead of rebuilding from zero. All RocksDB stores of an instance
+//! share one memory [`budget`].
 
+pub mod budget;
 pub mod changelog;
 pub mod log_batch;
 pub mod memory;

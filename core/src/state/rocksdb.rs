@@ -1,7 +1,8 @@
 //! The RocksDB backend. Data lives in the default column family; the changelog checkpoint lives in a `meta`
 //! column family and is written in the same `WriteBatch` as the data it describes, so the two can never disagree,
-//! whatever moment a crash picks.
+//! whatever moment a crash picks. Every store of an instance shares one [`StateMemory`] budget.
 
+use super::budget::StateMemory;
 use super::{Entries, KeyValueStore, LogBatch, Order, StoreError, WriteBatch};
 use rocksdb::{ColumnFamilyDescriptor, Direction, IteratorMode, Options, DB};
 use std::ops::Bound;
@@ -17,21 +18,25 @@ pub struct RocksDbStore {
 }
 
 impl RocksDbStore {
-    /// Open (or create) the store in `dir`.
-    pub fn open(name: impl Into<String>, dir: &Path) -> Result<Self, StoreError> {
+    /// Open (or create) the store in `dir`, its memory counted in `memory`.
+    pub fn open(name: impl Into<String>, dir: &Path, memory: &StateMemory) -> Result<Self, StoreError> {
         let name = name.into();
         std::fs::create_dir_all(dir).map_err(|source| StoreError::Io { path: dir.to_path_buf(), source })?;
         let mut opts = Options::default();
         opts.create_if_missing(true);
         opts.create_missing_column_families(true);
+        memory.configure_db(&mut opts);
         // A task has a store per declared store, and an instance many tasks: RocksDB's default 64 MiB write
         // buffers let a busy instance hold gigabytes in memtables. Kafka Streams' defaults bound each store to
-        // three buffers of 16 MiB; the metadata family holds one key and needs far less.
+        // three buffers of 16 MiB; the metadata family holds one key and needs far less. The shared budget
+        // flushes sooner when all stores together reach its share.
         let mut data = Options::default();
         data.set_write_buffer_size(16 << 20);
         data.set_max_write_buffer_number(3);
+        memory.configure_family(&mut data);
         let mut meta = Options::default();
         meta.set_write_buffer_size(1 << 20);
+        memory.configure_family(&mut meta);
         let cfs = vec![ColumnFamilyDescriptor::new(rocksdb::DEFAULT_COLUMN_FAMILY_NAME, data), ColumnFamilyDescriptor::new(META_CF, meta)];
         let db = DB::open_cf_descriptors(&opts, dir, cfs).map_err(|source| StoreError::RocksDb { store: name.clone(), source })?;
         Ok(RocksDbStore { name, db })
@@ -44,6 +49,15 @@ impl RocksDbStore {
             wb.put_cf(meta, CHECKPOINT_KEY, offset.to_be_bytes());
         }
         self.db.write(wb).map_err(self.err())
+    }
+
+    /// Bytes in this store's memtables now, flushing ones included (RocksDB's own count, whatever the budget).
+    #[cfg(test)]
+    fn memtable_bytes(&self) -> u64 {
+        let property = "rocksdb.cur-size-all-mem-tables";
+        let data = self.db.property_int_value(property).expect("property").unwrap_or(0);
+        let meta = self.db.cf_handle(META_CF).and_then(|cf| self.db.property_int_value_cf(cf, property).expect("property"));
+        data + meta.unwrap_or(0)
     }
 
     fn err(&self) -> impl Fn(rocksdb::Error) -> StoreError + '_ {
@@ -127,7 +141,9 @@ impl KeyValueStore for RocksDbStore {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::state::budget::MemoryBudget;
     use crate::state::memory::MemoryStore;
+    use std::time::{Duration, Instant};
 
     fn batch(entries: &[(&str, Option<&str>)]) -> WriteBatch {
         let mut b = WriteBatch::default();
@@ -148,7 +164,7 @@ mod tests {
     #[test]
     fn backends_agree_on_ranges() {
         let dir = tempfile::tempdir().expect("tempdir");
-        let rocks = RocksDbStore::open("s", dir.path()).expect("open");
+        let rocks = RocksDbStore::open("s", dir.path(), &StateMemory::new(MemoryBudget::DEFAULT)).expect("open");
         let mem = MemoryStore::new("s");
         let b = batch(&[("a", Some("1")), ("b", Some("2")), ("c", Some("3")), ("d", Some("4"))]);
         for store in [&rocks as &dyn KeyValueStore, &mem] {
@@ -167,14 +183,71 @@ mod tests {
     fn checkpoint_survives_reopen_with_its_data() {
         let dir = tempfile::tempdir().expect("tempdir");
         {
-            let s = RocksDbStore::open("s", dir.path()).expect("open");
+            let s = RocksDbStore::open("s", dir.path(), &StateMemory::new(MemoryBudget::DEFAULT)).expect("open");
             assert_eq!(s.checkpoint().expect("checkpoint"), None);
             s.apply(&batch(&[("k", Some("v")), ("gone", Some("x"))]), Some(41)).expect("apply");
             s.apply(&batch(&[("gone", None)]), Some(42)).expect("apply");
         }
-        let s = RocksDbStore::open("s", dir.path()).expect("reopen");
+        let s = RocksDbStore::open("s", dir.path(), &StateMemory::new(MemoryBudget::DEFAULT)).expect("reopen");
         assert_eq!(s.checkpoint().expect("checkpoint"), Some(42));
         assert_eq!(s.get(b"k").expect("get"), Some(b"v".to_vec()));
         assert_eq!(s.get(b"gone").expect("get"), None);
+    }
+
+    /// Many stores write four times the budget: without a budget each keeps what it wrote in memory (its own
+    /// 16 MiB buffers are not full); under one shared budget their memtables together come down within it (the
+    /// share at which flushes start, plus what the arenas keep allocated), the shared cache counts them, and every
+    /// write reads back.
+    #[test]
+    fn stores_sharing_a_budget_keep_their_memtables_within_it_together() {
+        const STORES: usize = 4;
+        const PER_STORE: usize = 8 << 20;
+        let budget = 8 << 20;
+        let memtables = |budget: MemoryBudget| {
+            let dir = tempfile::tempdir().expect("tempdir");
+            let memory = StateMemory::new(budget);
+            let stores: Vec<_> =
+                (0..STORES).map(|i| RocksDbStore::open(format!("s{i}"), &dir.path().join(i.to_string()), &memory).expect("open")).collect();
+            let value = vec![7u8; 1024];
+            for n in 0..PER_STORE / value.len() {
+                for store in &stores {
+                    store.apply(&batch_of(n, &value), Some(n as i64)).expect("apply");
+                }
+            }
+            // Flushes run in RocksDB's background threads: wait until they brought the memtables within the budget.
+            let deadline = Instant::now() + Duration::from_secs(30);
+            let total = || stores.iter().map(RocksDbStore::memtable_bytes).sum::<u64>();
+            while total() > budget_bytes(budget) as u64 && Instant::now() < deadline {
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            for store in &stores {
+                for n in [0, PER_STORE / value.len() / 2, PER_STORE / value.len() - 1] {
+                    assert_eq!(store.get(&key(n)).expect("get"), Some(value.clone()), "key {n} of {}", store.name());
+                }
+            }
+            (total(), memory.used())
+        };
+        let (unbounded, _) = memtables(MemoryBudget::Unbounded);
+        assert!(unbounded >= (STORES * PER_STORE) as u64, "without a budget the memtables hold everything: {unbounded} bytes");
+        let (bounded, used) = memtables(MemoryBudget::Bounded(budget));
+        assert!(bounded <= budget as u64, "memtables {bounded} bytes over the budget of {budget}");
+        assert!(used >= bounded as usize, "the shared cache counts {used} bytes, the memtables hold {bounded}");
+    }
+
+    fn budget_bytes(budget: MemoryBudget) -> usize {
+        match budget {
+            MemoryBudget::Bounded(b) => b,
+            MemoryBudget::Unbounded => usize::MAX,
+        }
+    }
+
+    fn key(n: usize) -> Vec<u8> {
+        format!("key-{n:08}").into_bytes()
+    }
+
+    fn batch_of(n: usize, value: &[u8]) -> WriteBatch {
+        let mut b = WriteBatch::default();
+        b.put(key(n), value.to_vec());
+        b
     }
 }
