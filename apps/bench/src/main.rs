@@ -11,6 +11,10 @@
 //! `bench fraud-detection` does the same with card transactions and their profiles, and `bench iot-controller`
 //! with telemetry and the device registry.
 //!
+//! `bench kafka-streams` runs the `stock-ticker` binary beside the same contract written as a Kafka Streams
+//! application, each a process of its own (see `kafka_streams`); `bench latency` measures both programs'
+//! end-to-end latency under a steady load (see `latency`).
+//!
 //! `bench restore` measures restoring instead: a pre-loaded changelog read into an empty state directory, beside a
 //! plain read of the same records (see `restore`).
 //!
@@ -37,8 +41,11 @@ use streamcore::testkit::kafka::{create_topic, produce, unique};
 use streamcore::time::EventTime;
 use streamcore::{ProcessError, Processor, ProcessorContext, Record, Runtime, StreamsConfig, TopologyBuilder};
 
+mod engines;
 mod fraud_detection;
 mod iot_controller;
+mod kafka_streams;
+mod latency;
 mod memory;
 mod restore;
 mod stock_ticker;
@@ -78,6 +85,50 @@ enum Bench {
         /// Guarantees to measure, comma-separated.
         #[arg(long, value_enum, value_delimiter = ',', default_value = "at-least-once")]
         guarantees: Vec<streamcore::runtime::Guarantee>,
+    },
+    /// The `stock-ticker` binary beside the same contract as a Kafka Streams application, each a process of its
+    /// own: trades/s, CPU seconds, trades per CPU second, peak memory (`scripts/bench kafka-streams` builds both).
+    KafkaStreams {
+        /// Distinct symbols.
+        #[arg(long, default_value_t = 500)]
+        symbols: u32,
+        /// Stream threads to measure, comma-separated.
+        #[arg(long, value_delimiter = ',', default_value = "1,2")]
+        threads: Vec<usize>,
+        /// Guarantees to measure, comma-separated.
+        #[arg(long, value_enum, value_delimiter = ',', default_value = "at-least-once,exactly-once")]
+        guarantees: Vec<streamcore::runtime::Guarantee>,
+        /// The release `stock-ticker` binary.
+        #[arg(long, env = "STOCK_TICKER_BIN")]
+        ticker: std::path::PathBuf,
+        /// The Kafka Streams reference's jar.
+        #[arg(long, env = "KAFKA_STREAMS_JAR")]
+        jar: std::path::PathBuf,
+    },
+    /// Latency from a trade's produce time to its daily statistics being readable (`read_committed`), the
+    /// `stock-ticker` binary beside the Kafka Streams application, at a steady rate.
+    Latency {
+        /// Trades per second offered.
+        #[arg(long, default_value_t = 4000)]
+        rate: u32,
+        /// Seconds of load per run, the warm-up included.
+        #[arg(long, default_value_t = 40)]
+        seconds: u64,
+        /// Seconds at the start of each run whose trades are not counted.
+        #[arg(long, default_value_t = 10)]
+        warm_up: u64,
+        /// Distinct symbols.
+        #[arg(long, default_value_t = 500)]
+        symbols: u32,
+        /// Guarantees to measure, comma-separated.
+        #[arg(long, value_enum, value_delimiter = ',', default_value = "at-least-once,exactly-once")]
+        guarantees: Vec<streamcore::runtime::Guarantee>,
+        /// The release `stock-ticker` binary.
+        #[arg(long, env = "STOCK_TICKER_BIN")]
+        ticker: std::path::PathBuf,
+        /// The Kafka Streams reference's jar.
+        #[arg(long, env = "KAFKA_STREAMS_JAR")]
+        jar: std::path::PathBuf,
     },
     /// The fraud detector on card transactions, with every profile loaded.
     FraudDetection {
@@ -162,6 +213,14 @@ fn main() -> anyhow::Result<()> {
                 .flat_map(|&guarantee| threads.iter().map(move |&threads| stock_ticker::Setup { threads, instances, guarantee }))
                 .collect();
             stock_ticker::run(&cli.bootstrap, cli.records, cli.partitions, symbols, &setups)
+        }
+        Some(Bench::KafkaStreams { symbols, threads, guarantees, ticker, jar }) => {
+            let programs = engines::Programs { ticker, jar };
+            kafka_streams::run(&cli.bootstrap, cli.records, cli.partitions, symbols, &threads, &guarantees, &programs)
+        }
+        Some(Bench::Latency { rate, seconds, warm_up, symbols, guarantees, ticker, jar }) => {
+            let load = latency::Load { rate, seconds, warm_up, symbols, partitions: cli.partitions };
+            latency::run(&cli.bootstrap, &load, &guarantees, &engines::Programs { ticker, jar })
         }
         Some(Bench::FraudDetection { cards, state_memory }) => {
             fraud_detection::run(&cli.bootstrap, cli.records, cli.partitions, cards, state_memory)

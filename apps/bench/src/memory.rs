@@ -11,13 +11,14 @@ pub(crate) fn reset_peak() {
 
 /// The peak resident set since the last reset, in MiB.
 pub(crate) fn peak_mib() -> f64 {
-    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
-    let kib: f64 = status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmHWM:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        .unwrap_or(0.0);
-    kib / 1024.0
+    peak_mib_of("self").unwrap_or(0.0)
+}
+
+/// The peak resident set of process `pid` (a number, or `self`), in MiB, when `/proc` tells it.
+pub(crate) fn peak_mib_of(pid: &str) -> Option<f64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let kib: f64 = status.lines().find_map(|l| l.strip_prefix("VmHWM:"))?.trim().trim_end_matches("kB").trim().parse().ok()?;
+    Some(kib / 1024.0)
 }
 
 /// Run `plain` (the baseline), `service`, and `plain` again, each with its own peak memory, and print the table:

@@ -11,6 +11,7 @@
 //! Under exactly-once ([`Guarantee::ExactlyOnce`](super::Guarantee::ExactlyOnce)) steps 1 and 2 are one Kafka
 //! transaction instead: see [`guarantee`] for how it commits, aborts and fences.
 
+use super::acks;
 use super::delivery::NO_ORIGIN;
 use super::engine::{Engine, EngineState, GroupConsumer};
 use super::guarantee::{self, Recovery, CALL_TIMEOUT};
@@ -152,14 +153,14 @@ impl Engine {
             // that the abort finds nothing outstanding. Those reports name their inputs: a refusal that caused this
             // abort is pinned (later sends fail only with the transaction's state).
             self.producer.purge(PurgeConfig::default().queue());
-            if let Err(e) = self.producer.flush(CALL_TIMEOUT) {
+            if let Err(e) = acks::await_all(&self.producer, CALL_TIMEOUT) {
                 tracing::debug!(error = %e, "records still outstanding before the abort");
             }
             self.pin_refusals(&self.producer.context().take_failures());
             self.producer.abort_transaction(CALL_TIMEOUT).map_err(StreamError::kafka("aborting the transaction"))?;
             self.metrics.aborted_transactions.inc();
         } else {
-            self.producer.flush(CALL_TIMEOUT).map_err(StreamError::kafka("waiting for acknowledgements"))?;
+            acks::await_all(&self.producer, CALL_TIMEOUT).map_err(StreamError::kafka("waiting for acknowledgements"))?;
         }
         self.pin_refusals(&self.producer.context().take_failures());
         self.rewind_requested.store(false, Ordering::SeqCst);

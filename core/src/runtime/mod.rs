@@ -27,6 +27,7 @@
 //! | `task_executor`    | each record through its task; retries of transient failures                        |
 //! | `record_collector` | outputs sent to the producer, each tracked to the input that caused it             |
 //! | `delivery`         | the producer's delivery reports: failures, and the changelog offsets reached       |
+//! | `acks`             | waiting for every delivery report, served as each arrives                          |
 //! | `refusal`          | inputs whose outputs the broker refuses: isolated, then dead-lettered              |
 //! | `commit`           | the commit protocol, and going back to the last commit when a step fails           |
 //! | `guarantee`        | at-least-once or exactly-once: how a transaction commits, aborts and fences        |
@@ -37,6 +38,7 @@
 //! | `properties`       | the user's librdkafka properties, and those the guarantees forbid overriding       |
 //! | `status`           | the lifecycle `/readyz` reports                                                    |
 
+mod acks;
 mod commit;
 mod config;
 mod copartition;

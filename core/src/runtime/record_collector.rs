@@ -3,6 +3,7 @@
 //! Every output carries, as its delivery opaque, the index of the input that caused it, so a refusal by the broker
 //! can be pinned on that input (see `refusal`); a commit waits for every acknowledgement first.
 
+use super::acks;
 use super::delivery;
 use super::engine::Engine;
 use crate::error::StreamError;
@@ -66,7 +67,7 @@ impl Engine {
     /// Wait until every record sent so far is acknowledged; any delivery failure fails the wait. A refusal the
     /// broker would repeat is pinned on its input first, and asks for a rewind (see `refusal`).
     pub(super) fn await_acks(&self) -> Result<(), StreamError> {
-        self.producer.flush(Duration::from_secs(120)).map_err(StreamError::kafka("waiting for acknowledgements"))?;
+        acks::await_all(&self.producer, Duration::from_secs(120)).map_err(StreamError::kafka("waiting for acknowledgements"))?;
         let failures = self.producer.context().take_failures();
         self.pin_refusals(&failures);
         match failures.all.first() {

@@ -5,6 +5,7 @@
 //! restored ([`Engine::finish_restores`]). A revoked task is committed before it closes; a restoring one is
 //! cancelled.
 
+use super::acks;
 use super::engine::{Engine, GroupConsumer, Slot};
 use super::Phase;
 use crate::error::StreamError;
@@ -182,7 +183,7 @@ impl Engine {
                 .and_then(|()| self.producer.begin_transaction())
                 .map_err(|e| e.to_string())
         } else {
-            self.producer.flush(Duration::from_secs(5)).map_err(|e| e.to_string())
+            acks::await_all(&self.producer, Duration::from_secs(5)).map_err(|e| e.to_string())
         };
         if let Err(e) = finished {
             tracing::warn!(error = %e, "the last records (the ownership release) were not confirmed");
