@@ -29,11 +29,14 @@ impl std::fmt::Display for Engine {
     }
 }
 
-/// Where the two programs are: `scripts/bench kafka-streams` builds both and says.
+/// Where the two programs are: `scripts/bench kafka-streams` (and `latency`) builds both and says.
+#[derive(Debug, Clone, clap::Args)]
 pub(crate) struct Programs {
     /// The release `stock-ticker` binary.
+    #[arg(long, env = "STOCK_TICKER_BIN")]
     pub(crate) ticker: PathBuf,
     /// The Kafka Streams reference's jar with its dependencies.
+    #[arg(long, env = "KAFKA_STREAMS_JAR")]
     pub(crate) jar: PathBuf,
 }
 

@@ -98,12 +98,8 @@ enum Bench {
         /// Guarantees to measure, comma-separated.
         #[arg(long, value_enum, value_delimiter = ',', default_value = "at-least-once,exactly-once")]
         guarantees: Vec<streamcore::runtime::Guarantee>,
-        /// The release `stock-ticker` binary.
-        #[arg(long, env = "STOCK_TICKER_BIN")]
-        ticker: std::path::PathBuf,
-        /// The Kafka Streams reference's jar.
-        #[arg(long, env = "KAFKA_STREAMS_JAR")]
-        jar: std::path::PathBuf,
+        #[command(flatten)]
+        programs: engines::Programs,
     },
     /// Latency from a trade's produce time to its daily statistics being readable (`read_committed`), the
     /// `stock-ticker` binary beside the Kafka Streams application, at a steady rate.
@@ -123,12 +119,8 @@ enum Bench {
         /// Guarantees to measure, comma-separated.
         #[arg(long, value_enum, value_delimiter = ',', default_value = "at-least-once,exactly-once")]
         guarantees: Vec<streamcore::runtime::Guarantee>,
-        /// The release `stock-ticker` binary.
-        #[arg(long, env = "STOCK_TICKER_BIN")]
-        ticker: std::path::PathBuf,
-        /// The Kafka Streams reference's jar.
-        #[arg(long, env = "KAFKA_STREAMS_JAR")]
-        jar: std::path::PathBuf,
+        #[command(flatten)]
+        programs: engines::Programs,
     },
     /// The fraud detector on card transactions, with every profile loaded.
     FraudDetection {
@@ -214,13 +206,12 @@ fn main() -> anyhow::Result<()> {
                 .collect();
             stock_ticker::run(&cli.bootstrap, cli.records, cli.partitions, symbols, &setups)
         }
-        Some(Bench::KafkaStreams { symbols, threads, guarantees, ticker, jar }) => {
-            let programs = engines::Programs { ticker, jar };
+        Some(Bench::KafkaStreams { symbols, threads, guarantees, programs }) => {
             kafka_streams::run(&cli.bootstrap, cli.records, cli.partitions, symbols, &threads, &guarantees, &programs)
         }
-        Some(Bench::Latency { rate, seconds, warm_up, symbols, guarantees, ticker, jar }) => {
+        Some(Bench::Latency { rate, seconds, warm_up, symbols, guarantees, programs }) => {
             let load = latency::Load { rate, seconds, warm_up, symbols, partitions: cli.partitions };
-            latency::run(&cli.bootstrap, &load, &guarantees, &engines::Programs { ticker, jar })
+            latency::run(&cli.bootstrap, &load, &guarantees, &programs)
         }
         Some(Bench::FraudDetection { cards, state_memory }) => {
             fraud_detection::run(&cli.bootstrap, cli.records, cli.partitions, cards, state_memory)
