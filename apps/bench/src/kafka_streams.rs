@@ -20,7 +20,7 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 use stock_ticker::topology::{BY_SYMBOL, DAILY_CHANGES_TOPIC, TRADES_TOPIC};
 use streamcore::runtime::Guarantee;
-use streamcore::testkit::kafka::{create_topic, unique, wait_caught_up};
+use streamcore::testkit::kafka::{unique, wait_caught_up};
 use streamcore::topology::repartition_topic;
 
 /// The trades every run reads: their topic prefix, how many, over how many partitions.
@@ -49,14 +49,7 @@ pub(crate) fn run(
     programs.check()?;
     let input = Preloaded { prefix: format!("{}.", unique("versus")), trades: n, partitions };
     let topic = format!("{}{TRADES_TOPIC}", input.prefix);
-    create_topic(bs, &topic, partitions, false);
-    let opts = loadgen::trades::Options { seed: 1, count: n, symbols, spacing_ms: 10, ..Default::default() };
-    let started = Instant::now();
-    loadgen::produce::produce(bs, &[], &topic, loadgen::trades::generate(&opts), None)?;
-    println!(
-        "pre-loaded {n} trades over {symbols} symbols into {topic} ({partitions} partitions) in {:.1}s",
-        started.elapsed().as_secs_f64()
-    );
+    crate::stock_ticker::preload(bs, &topic, n, partitions, symbols)?;
 
     println!();
     println!("| setup | engine | trades/s | CPU seconds | trades per CPU second | peak memory |");

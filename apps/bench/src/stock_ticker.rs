@@ -53,21 +53,27 @@ impl std::fmt::Display for Setup {
     }
 }
 
+/// Create `topic` and write `n` seeded trades over `symbols` symbols into it, streamed from the generator and never
+/// held in memory, so the peaks measured after are the runs' own.
+pub(crate) fn preload(bs: &str, topic: &str, n: u64, partitions: i32, symbols: u32) -> anyhow::Result<()> {
+    create_topic(bs, topic, partitions, false);
+    let opts = loadgen::trades::Options { seed: 1, count: n, symbols, spacing_ms: 10, ..Default::default() };
+    let started = Instant::now();
+    loadgen::produce::produce(bs, &[], topic, loadgen::trades::generate(&opts), None)?;
+    println!(
+        "pre-loaded {n} trades over {symbols} symbols into {topic} ({partitions} partitions) in {:.1}s",
+        started.elapsed().as_secs_f64()
+    );
+    Ok(())
+}
+
 pub(crate) fn run(bs: &str, n: u64, partitions: i32, symbols: u32, setups: &[Setup]) -> anyhow::Result<()> {
     for &setup in setups {
         // A fresh prefix per run: the ranking reads `stock-daily-changes` from the start, so a topic shared with an
         // earlier run would hand it that run's changes too.
         let prefix = format!("{}.", unique("bench"));
         let input = format!("{prefix}{TRADES_TOPIC}");
-        create_topic(bs, &input, partitions, false);
-        let opts = loadgen::trades::Options { seed: 1, count: n, symbols, spacing_ms: 10, ..Default::default() };
-        let started = Instant::now();
-        // Streamed from the generator, never held in memory, so the peaks below are the runs' own.
-        loadgen::produce::produce(bs, &[], &input, loadgen::trades::generate(&opts), None)?;
-        println!(
-            "pre-loaded {n} trades over {symbols} symbols into {input} ({partitions} partitions) in {:.1}s",
-            started.elapsed().as_secs_f64()
-        );
+        preload(bs, &input, n, partitions, symbols)?;
         beside_plain_loop("trades", &setup.to_string(), || plain_loop(bs, &input, n, validated), || ticker(bs, &prefix, n, setup))?;
     }
     Ok(())
