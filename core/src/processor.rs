@@ -18,6 +18,7 @@ pub(crate) type Value = Box<dyn Any + Send>;
 ///
 /// One instance exists per task (per input partition), created by the factory given to
 /// [`Stream::process`](crate::Stream::process), so instances never share state except through stores.
+// ANCHOR: processor
 pub trait Processor: Send + 'static {
     /// The value type it consumes.
     type In: Send + 'static;
@@ -41,6 +42,7 @@ pub trait Processor: Send + 'static {
     /// Called when the task is closed (partition revoked, or shutdown), after its last commit.
     fn close(&mut self) {}
 }
+// ANCHOR_END: processor
 
 /// The per-task state every node of a task shares.
 pub(crate) struct TaskState {

@@ -121,10 +121,12 @@ impl std::str::FromStr for TimestampMode {
 pub struct StreamTime(Option<i64>);
 
 impl StreamTime {
+    // ANCHOR: stream_time
     /// Advance with an observed event time; an older event leaves stream time where it is.
     pub fn observe(&mut self, t: EventTime) {
         self.0 = Some(self.0.map_or(t.millis, |cur| cur.max(t.millis)));
     }
+    // ANCHOR_END: stream_time
 
     /// The current stream time in milliseconds, if any record has been seen.
     pub fn millis(self) -> Option<i64> {

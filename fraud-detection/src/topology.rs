@@ -90,7 +90,9 @@ pub struct Joined {
 /// The topology.
 pub fn build_topology(s: &Settings) -> Result<Topology, StreamError> {
     let b = TopologyBuilder::new(s.application_id.clone());
+    // ANCHOR: profiles_table
     let profiles = b.table(&s.topics.input(PROFILES_TOPIC), Json::<Profile>::new(), StoreSpec::persistent(PROFILES_STORE));
+    // ANCHOR_END: profiles_table
     let closures = profiles.changes().process("track-closures", &[StoreSpec::persistent(CLOSED_STORE)], || TrackClosures);
 
     let txns = b.source(&s.topics.input(TRANSACTIONS_TOPIC), Json::<CardTxn>::new(), |t: &CardTxn| EventTime::payload(&t.ts));
@@ -102,12 +104,14 @@ pub fn build_topology(s: &Settings) -> Result<Topology, StreamError> {
         let amount_usd = fx.to_usd(txn.amount, &txn.currency).map_err(|e| ProcessError::Invalid(e.to_string()))?;
         Ok(Priced { txn, amount_usd })
     });
+    // ANCHOR: join
     let by_card = valid.repartition(BY_CARD, |r: &Record<Priced>| Some(r.value.txn.card_id.clone()));
     let with_profile = by_card.join_table("with-profile", &profiles, |r: Record<Priced>, profile: Option<Profile>| Joined {
         priced: r.value,
         profile,
         blocked: None,
     });
+    // ANCHOR_END: join
     let blocklist = b.global_table(&s.topics.input(BLOCKLIST_TOPIC), Json::<Blocked>::new(), BLOCKLIST_STORE);
     let joined = with_profile.join_global(
         "with-blocklist",

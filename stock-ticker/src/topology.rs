@@ -102,17 +102,21 @@ pub fn topology(s: &Settings) -> Result<Topology, StreamError> {
 
 /// Sub-topologies 0 and 1: trades to daily and moving statistics, and daily changes for the ranking.
 fn statistics(b: &TopologyBuilder, s: &Settings) -> Result<(), StreamError> {
+    // ANCHOR: repartition
     let trades = b.source(&s.topics.input(TRADES_TOPIC), Json::<Trade>::new(), |t: &Trade| EventTime::payload(&t.ts));
     let valid = trades.try_map_values("validate", |t: Trade| match t.problem() {
         Some(problem) => Err(ProcessError::Invalid(problem)),
         None => Ok(t),
     });
     let by_symbol = valid.repartition(BY_SYMBOL, |r: &Record<Trade>| Some(r.value.symbol.clone()));
+    // ANCHOR_END: repartition
 
+    // ANCHOR: daily
     let days = DailyWindows::new(s.timezone);
     let daily = by_symbol.aggregate_windowed("daily", s.windows(days, DAILY_WINDOWS, s.grace), |prev, r: &Record<Trade>, _: &Window| {
         DayAggregate::add(prev, &r.value, r.time.millis)
     });
+    // ANCHOR_END: daily
     let stats = daily.try_map_values("daily-stats", move |w: Windowed<DayAggregate>| {
         let date = days.date_of(w.window.start).ok_or_else(|| ProcessError::Invalid(format!("no date for {}", w.window.start)))?;
         DailyStats::of(&w.key, date, &w.value).map_err(ProcessError::Invalid)
@@ -130,12 +134,14 @@ fn statistics(b: &TopologyBuilder, s: &Settings) -> Result<(), StreamError> {
     });
     b.topic_partitions(&s.topics.output(DAILY_CHANGES_TOPIC), 1);
 
+    // ANCHOR: moving_windows
     let hopping = TimeWindows::hopping(duration(s.window)?, duration(s.advance)?).map_err(|e| StreamError::Config(e.to_string()))?;
     let moving = by_symbol.aggregate_windowed(
         "moving",
         s.windows(hopping, MOVING_WINDOWS, s.moving_grace),
         |prev, r: &Record<Trade>, _: &Window| MovingAggregate::add(prev, &r.value),
     );
+    // ANCHOR_END: moving_windows
     let moving_stats = moving.map_values("moving-stats", |w: Windowed<MovingAggregate>| MovingStats::of(&w.key, &w.window, &w.value));
     moving_stats
         .to("moving-stats-sink", &s.topics.output(MOVING_STATS_TOPIC), Json::new(), |r: &Record<MovingStats>| Some(r.value.symbol.clone()));
@@ -145,12 +151,14 @@ fn statistics(b: &TopologyBuilder, s: &Settings) -> Result<(), StreamError> {
 
 /// Sub-topology 2: every symbol's daily change to the day's top-10.
 fn ranking(b: &TopologyBuilder, s: &Settings) {
+    // ANCHOR: ranking
     let changes = b.source(&s.topics.output(DAILY_CHANGES_TOPIC), Json::<DailyChange>::new(), |c: &DailyChange| EventTime::payload(&c.ts));
     let stores = [StoreSpec::persistent(CHANGES_STORE), StoreSpec::persistent(TOP10_STORE)];
     let (zone, grace_ms) = (DailyWindows::new(s.timezone), i64::try_from(s.grace.as_millis()).unwrap_or(i64::MAX));
     let top = changes.process("rank", &stores, move || Ranking::new(zone, grace_ms));
     b.late_records();
     top.to("top10-sink", &s.topics.output(TOP10_TOPIC), Json::new(), |r: &Record<Top10>| Some(r.value.date.to_string()));
+    // ANCHOR_END: ranking
     drop((changes, top));
 }
 

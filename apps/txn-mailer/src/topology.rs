@@ -193,6 +193,7 @@ pub fn build_topology(settings: &Settings, mailer: Arc<Mailer>) -> Result<Topolo
     let b = TopologyBuilder::new(settings.application_id.as_str());
     let fx = settings.fx.clone();
     let default_rep = settings.default_rep.clone();
+    // ANCHOR: pipeline
     b.source(&settings.input_topic, Json::<Transaction>::new(), |t: &Transaction| EventTime::payload(&t.ts))
         .try_map_values("validate", move |t| validate(&fx, default_rep.as_deref(), t))
         .repartition(BY_TXN_ID, |r: &Record<Priced>| Some(r.value.txn.txn_id.clone()))
@@ -202,5 +203,6 @@ pub fn build_topology(settings: &Settings, mailer: Arc<Mailer>) -> Result<Topolo
             move || Notify { threshold_usd, mailer: mailer.clone() },
         )
         .to("alerts-sink", &settings.alerts_topic, Json::new(), |r: &Record<Alert>| Some(r.value.account_id.clone()));
+    // ANCHOR_END: pipeline
     b.build()
 }

@@ -75,6 +75,7 @@ impl TimeWindows {
     }
 
     /// Every window containing `ts`, earliest first.
+    // ANCHOR: windows_for
     pub fn windows_for(&self, ts: i64) -> impl Iterator<Item = Window> + use<> {
         let (size, advance) = (self.size_ms, self.advance_ms);
         // The latest window start at or before ts, then step back while the window still reaches ts.
@@ -86,6 +87,7 @@ impl TimeWindows {
             .filter(move |&s| s + size > ts)
             .map(move |s| Window { start: s, end: s + size })
     }
+    // ANCHOR_END: windows_for
 }
 
 /// Calendar days in a time zone: each local day from its first instant to the next day's.
