@@ -11,9 +11,11 @@
 //! | [`suite`] | the services' configurations, their topologies and topics, waiting for every application |
 //! | [`load`] | the generators: transactions, trades, card traffic, simulated homes |
 //! | [`page`] | the live page and the forwarding to each service's endpoints |
+//! | [`history`] | what the page draws over time, read back from the services' topics |
 //!
 //! Emails are written as `.eml` files into the outbox directory.
 
+mod history;
 mod load;
 mod page;
 mod suite;
@@ -147,7 +149,9 @@ async fn main() -> anyhow::Result<()> {
         tokio::spawn(fraud_detection::app::run(suite::fraud(&bootstrap, &state, ports.fraud)?, stopped())),
         tokio::spawn(iot_controller::app::run(suite::iot(&bootstrap, &state, ports.iot)?, stopped())),
     ];
-    let page = page::routes(ports.all().to_vec(), cli.outbox.clone(), cli.homes, mode);
+    let history = history::Shared::default();
+    let reader = tokio::spawn(history::follow(bootstrap.clone(), history.clone(), stopped()));
+    let page = page::routes(ports.all().to_vec(), cli.outbox.clone(), cli.homes, mode, history);
     let listener = tokio::net::TcpListener::bind(cli.page_http).await?;
     let page_server = tokio::spawn(axum::serve(listener, page).with_graceful_shutdown(stopped()).into_future());
     println!("demo: the live page: http://{}/", cli.page_http);
@@ -210,6 +214,7 @@ async fn main() -> anyhow::Result<()> {
         s.await??;
     }
     page_server.await??;
+    reader.await??;
     let _ = std::fs::remove_dir_all(&state);
     Ok(())
 }

@@ -1,7 +1,9 @@
 //! The live page: one HTML file that refreshes itself every two seconds from the demo's own server, which
-//! forwards `/svc/<service>/<path>` to that service's HTTP endpoint (one origin for the browser, so no CORS) and
-//! lists the mails in the outbox under `/api/mails`.
+//! forwards `/svc/<service>/<path>` to that service's HTTP endpoint (one origin for the browser, so no CORS),
+//! lists the mails in the outbox under `/api/mails`, and serves what it draws over time under `/api/history`
+//! (`crate::history`). The page draws its charts and the topologies itself, as inline SVG: no library to fetch.
 
+use crate::history;
 use axum::extract::{Path, RawQuery, State};
 use axum::http::{header, StatusCode};
 use axum::response::{Html, IntoResponse, Response};
@@ -21,19 +23,31 @@ struct Page {
     homes: u32,
     mode: String,
     client: PeerClient,
+    history: history::Shared,
 }
 
 /// How long the page waits for a service's answer.
 const SERVICE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// The page's routes; `mode` says where the data lives (the mock cluster or a real broker).
-pub(crate) fn routes(services: Vec<(&'static str, SocketAddr)>, outbox: PathBuf, homes: u32, mode: String) -> Router {
+pub(crate) fn routes(
+    services: Vec<(&'static str, SocketAddr)>,
+    outbox: PathBuf,
+    homes: u32,
+    mode: String,
+    history: history::Shared,
+) -> Router {
     Router::new()
         .route("/", get(|| async { Html(PAGE) }))
         .route("/api/info", get(info))
         .route("/api/mails", get(mails))
+        .route("/api/history", get(past))
         .route("/svc/{service}/{*path}", get(forward))
-        .with_state(Page { services: Arc::new(services), outbox, homes, mode, client: PeerClient::new(SERVICE_TIMEOUT) })
+        .with_state(Page { services: Arc::new(services), outbox, homes, mode, client: PeerClient::new(SERVICE_TIMEOUT), history })
+}
+
+async fn past(State(p): State<Page>) -> Json<history::History> {
+    Json(p.history.lock().unwrap_or_else(std::sync::PoisonError::into_inner).clone())
 }
 
 async fn info(State(p): State<Page>) -> Json<serde_json::Value> {

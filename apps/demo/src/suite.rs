@@ -181,13 +181,18 @@ pub(crate) fn role(topologies: &[(&str, Topology)], topic: &str) -> &'static str
     }
 }
 
-/// Wait until every application has committed the end of each of its source topics, one after the other.
+/// Wait until every application has committed the end of each of its source topics, one after the other, and
+/// then the live page's reader of their outputs (`crate::history`).
 pub(crate) fn wait_processed(bootstrap: &str, topologies: &[(&str, Topology)]) -> anyhow::Result<()> {
     for (_, t) in topologies {
         for source in t.source_topics() {
             let caught_up = streamcore::testkit::kafka::wait_caught_up(bootstrap, t.name(), source, Duration::from_secs(300));
             anyhow::ensure!(caught_up, "{} did not process all of {source}", t.name());
         }
+    }
+    for topic in crate::history::TOPICS {
+        let caught_up = streamcore::testkit::kafka::wait_caught_up(bootstrap, &crate::history::group_id(), topic, Duration::from_secs(300));
+        anyhow::ensure!(caught_up, "the live page did not read all of {topic}");
     }
     Ok(())
 }
