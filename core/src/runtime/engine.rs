@@ -87,6 +87,8 @@ pub(super) struct Engine {
     pub(super) commit_requested: AtomicBool,
     /// The thread failed and dropped its tasks: nothing may be committed any more.
     pub(super) abandoned: AtomicBool,
+    /// The thread is leaving the group (`stream_thread::leave_group`): a task assigned now is not started.
+    pub(super) leaving: AtomicBool,
     pub(super) state: Mutex<EngineState>,
 }
 

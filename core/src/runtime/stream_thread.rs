@@ -133,6 +133,7 @@ impl Runtime {
             rewind_requested: AtomicBool::new(false),
             commit_requested: AtomicBool::new(false),
             abandoned: AtomicBool::new(false),
+            leaving: AtomicBool::new(false),
             state: Mutex::new(EngineState::default()),
         });
         let consumer: BaseConsumer<StreamContext> = consumer_cfg
@@ -197,14 +198,35 @@ impl Runtime {
             }
             Ok(())
         };
-        if let Err(e) = run() {
-            engine.abandon();
-            return Err(e);
+        let outcome = run();
+        match outcome {
+            Ok(()) => engine.close_all(),
+            Err(_) => engine.abandon(),
         }
-        engine.close_all();
-        consumer.unsubscribe();
+        leave_group(&consumer);
         drop(consumer);
+        outcome?;
         engine.take_fatal().map_or(Ok(()), Err)
+    }
+}
+
+/// How long a stream thread that stops waits for the group to take its partitions back.
+const LEAVE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Leaves the group before the consumer is dropped, on every way out (a stop, or an error that ends the thread):
+/// unsubscribes, then polls until the group has taken the assignment back, answering its revocation in the
+/// rebalance callback, and starts no task it is handed meanwhile. On the error path the consumer used to be dropped
+/// with its assignment, leaving the revocation to librdkafka's close; once (a source that had gained partitions,
+/// the group rebalancing as the thread stopped) the callback's unassign inside that close never returned, and the
+/// service that should have stopped with the reason hung instead. librdkafka's advice for a cooperative consumer:
+/// unsubscribe, wait until nothing is assigned, then close.
+fn leave_group(consumer: &BaseConsumer<StreamContext>) {
+    consumer.context().engine.leaving.store(true, Ordering::SeqCst);
+    consumer.unsubscribe();
+    let deadline = Instant::now() + LEAVE_TIMEOUT;
+    while consumer.assignment().is_ok_and(|a| a.count() > 0) && Instant::now() < deadline {
+        // Only rebalance events arrive once unsubscribed: the poll serves the revocation.
+        let _ = consumer.poll(Duration::from_millis(100));
     }
 }
 

@@ -19,8 +19,12 @@ use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 impl Engine {
-    /// Start restoring newly assigned tasks, their input paused until they are restored.
+    /// Start restoring newly assigned tasks, their input paused until they are restored; none while the thread
+    /// leaves the group (a rebalance can still hand it partitions then, which it gives back at once).
     pub(super) fn assign(&self, consumer: &GroupConsumer, tasks: &BTreeSet<TaskId>) -> Result<(), StreamError> {
+        if self.leaving.load(Ordering::SeqCst) {
+            return Ok(());
+        }
         let new: BTreeSet<TaskId> = {
             let state = self.lock();
             tasks.iter().copied().filter(|t| !state.tasks.contains_key(t) && !state.restoring.contains(t)).collect()
