@@ -1,7 +1,7 @@
 //! What the live page draws over time, which no service keeps: each thermostat's readings and the commands it was
 //! sent, and the fraud alerts per rule per minute. The page reads them back from the services' topics with a
-//! consumer of its own, a reader like any other outside the services (its own group, from the earliest offset),
-//! and keeps the newest in memory. It commits what it has taken in, and only that, so the demo can wait until the
+//! consumer of its own, a reader like any other outside the services (every partition of the three topics from
+//! the beginning, committing under a group id of its own), and keeps the newest in memory. It commits what it has taken in, and only that, so the demo can wait until the
 //! page has caught up as it waits for the services ([`TOPICS`], [`group_id`]). Times are event times (`ts`), so a
 //! replay draws the same picture.
 //!
@@ -9,11 +9,12 @@
 
 use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{Consumer, StreamConsumer};
-use rdkafka::Message;
+use rdkafka::{Message, Offset, TopicPartitionList};
 use serde::Deserialize;
 use std::collections::{BTreeMap, VecDeque};
 use std::future::Future;
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 /// Readings kept per thermostat: at one reading every 30 simulated seconds, the last hour.
 const READINGS_KEPT: usize = 120;
@@ -126,12 +127,21 @@ pub(crate) async fn follow(bootstrap: String, history: Shared, stopped: impl Fut
     let consumer: StreamConsumer = ClientConfig::new()
         .set("bootstrap.servers", &bootstrap)
         .set("group.id", group_id())
-        .set("auto.offset.reset", "earliest")
         // Offsets are stored by hand once a record is in the history, and committed from there in the background.
         .set("enable.auto.offset.store", "false")
         .set("auto.commit.interval.ms", "200")
         .create()?;
-    consumer.subscribe(&TOPICS)?;
+    // Assigned by hand, never subscribed: the page is no member of a group that rebalances, so dropping the consumer
+    // at the end closes it at once (a subscribed one waits for its revocation, and at the demo's end it once waited
+    // forever).
+    let metadata = consumer.fetch_metadata(None, Duration::from_secs(30))?;
+    let mut partitions = TopicPartitionList::new();
+    for topic in metadata.topics().iter().filter(|t| TOPICS.contains(&t.name())) {
+        for p in topic.partitions() {
+            partitions.add_partition_offset(topic.name(), p.id(), Offset::Beginning)?;
+        }
+    }
+    consumer.assign(&partitions)?;
     tokio::pin!(stopped);
     loop {
         tokio::select! {
