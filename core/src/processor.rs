@@ -14,11 +14,11 @@ use std::collections::BTreeMap;
 /// A type-erased value travelling between nodes.
 pub(crate) type Value = Box<dyn Any + Send>;
 
+// ANCHOR: processor
 /// A stateful processor.
 ///
 /// One instance exists per task (per input partition), created by the factory given to
 /// [`Stream::process`](crate::Stream::process), so instances never share state except through stores.
-// ANCHOR: processor
 pub trait Processor: Send + 'static {
     /// The value type it consumes.
     type In: Send + 'static;

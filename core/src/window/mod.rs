@@ -74,8 +74,8 @@ impl TimeWindows {
         Ok(TimeWindows { size_ms, advance_ms })
     }
 
-    /// Every window containing `ts`, earliest first.
     // ANCHOR: windows_for
+    /// Every window containing `ts`, earliest first.
     pub fn windows_for(&self, ts: i64) -> impl Iterator<Item = Window> + use<> {
         let (size, advance) = (self.size_ms, self.advance_ms);
         // The latest window start at or before ts, then step back while the window still reaches ts.
