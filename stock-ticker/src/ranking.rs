@@ -6,7 +6,9 @@
 //! The ranking must hold *every* symbol's latest change, not only the current ten: when a leader falls back, the
 //! eleventh must be there to take its place. Changes are stored per (date, symbol), so a symbol is replaced, never
 //! listed twice; an in-memory ordered index (rebuilt from the store when the task starts) makes each update
-//! O(log n), and a new list is emitted only when the ten actually changed.
+//! O(log n), and a new list is emitted only when the ten actually changed. Whether they changed is decided
+//! against the day's last list, kept in memory beside the index (read from the store once, at the start), not
+//! by decoding the stored list again for every change: most changes leave the ten as they were.
 //!
 //! A day is a window like any other: it takes changes until the ranking's observed time (the highest event time of
 //! the changes it has seen, kept in the store across restarts) passes the day's end plus the daily grace. A change
@@ -37,6 +39,8 @@ struct Day {
     entries: BTreeMap<String, Ranked>,
     gainers: BTreeSet<(Reverse<Decimal>, String)>,
     losers: BTreeSet<(Decimal, String)>,
+    /// The list last written to the store (and emitted) for this day.
+    list: Option<Top10>,
 }
 
 impl Day {
@@ -53,9 +57,23 @@ impl Day {
         self.entries.insert(r.symbol.clone(), r);
     }
 
-    fn top10(&self, date: NaiveDate) -> Top10 {
-        let pick = |symbols: &mut dyn Iterator<Item = &String>| symbols.take(TOP).filter_map(|s| self.entries.get(s).cloned()).collect();
-        Top10 { date, gainers: pick(&mut self.gainers.iter().map(|(_, s)| s)), losers: pick(&mut self.losers.iter().map(|(_, s)| s)) }
+    /// The ten (or fewer) entries in `order`.
+    fn pick<'a>(&'a self, order: impl Iterator<Item = &'a String> + 'a) -> impl Iterator<Item = &'a Ranked> + 'a {
+        order.take(TOP).filter_map(|s| self.entries.get(s))
+    }
+
+    fn gainers(&self) -> impl Iterator<Item = &Ranked> {
+        self.pick(self.gainers.iter().map(|(_, s)| s))
+    }
+
+    fn losers(&self) -> impl Iterator<Item = &Ranked> {
+        self.pick(self.losers.iter().map(|(_, s)| s))
+    }
+
+    /// The day's list now, if it differs from the last one written.
+    fn changed_list(&self, date: NaiveDate) -> Option<Top10> {
+        let unchanged = self.list.as_ref().is_some_and(|l| self.gainers().eq(l.gainers.iter()) && self.losers().eq(l.losers.iter()));
+        (!unchanged).then(|| Top10 { date, gainers: self.gainers().cloned().collect(), losers: self.losers().cloned().collect() })
     }
 }
 
@@ -103,6 +121,10 @@ impl Processor for Ranking {
                 _ => return Err(ProcessError::Fatal(format!("{CHANGES_STORE} holds an entry that does not decode: {key}"))),
             }
         }
+        let lists = ctx.store(TOP10_STORE)?;
+        for (date, day) in &mut self.days {
+            day.list = lists.get_json(&date.to_string())?;
+        }
         Ok(())
     }
 
@@ -121,13 +143,12 @@ impl Processor for Ranking {
         let ranked = Ranked { symbol: c.symbol.clone(), change_pct: c.change_pct, close: c.close };
         let store = ctx.store(CHANGES_STORE)?;
         store.put_json(&change_key(c.date, &c.symbol), &ranked)?;
-        self.days.entry(c.date).or_default().set(ranked);
-        let Some(day) = self.days.get(&c.date) else { return Ok(()) };
-        let top = day.top10(c.date);
-        let lists = ctx.store(TOP10_STORE)?;
-        let date_key = c.date.to_string();
-        if lists.get_json::<Top10>(&date_key)?.as_ref() != Some(&top) {
-            lists.put_json(&date_key, &top)?;
+        let day = self.days.entry(c.date).or_default();
+        day.set(ranked);
+        if let Some(top) = day.changed_list(c.date) {
+            let date_key = c.date.to_string();
+            ctx.store(TOP10_STORE)?.put_json(&date_key, &top)?;
+            day.list = Some(top.clone());
             ctx.forward(Record { key: Some(date_key), value: top, time: record.time });
         }
         Ok(())

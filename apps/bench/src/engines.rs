@@ -15,6 +15,8 @@ use streamcore::testkit::kafka::create_topic;
 pub(crate) enum Engine {
     /// The suite's `stock-ticker`.
     Suite,
+    /// An earlier build of `stock-ticker` (`--earlier-ticker`), for a change's before and after in one run.
+    EarlierSuite,
     /// The Kafka Streams reference, its state cache on (10 MiB, its default) or off.
     KafkaStreams { cache: bool },
 }
@@ -23,6 +25,7 @@ impl std::fmt::Display for Engine {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             Engine::Suite => f.write_str("stock-ticker (streamcore)"),
+            Engine::EarlierSuite => f.write_str("stock-ticker, earlier build"),
             Engine::KafkaStreams { cache: false } => f.write_str("Kafka Streams 4.4, cache off"),
             Engine::KafkaStreams { cache: true } => f.write_str("Kafka Streams 4.4, default cache"),
         }
@@ -38,6 +41,10 @@ pub(crate) struct Programs {
     /// The Kafka Streams reference's jar with its dependencies.
     #[arg(long, env = "KAFKA_STREAMS_JAR")]
     pub(crate) jar: PathBuf,
+    /// An earlier release build of `stock-ticker`, run first in every setup, so that a change's before and after
+    /// are measured in one run, on one input.
+    #[arg(long, env = "STOCK_TICKER_EARLIER_BIN")]
+    pub(crate) earlier_ticker: Option<PathBuf>,
 }
 
 impl Programs {
@@ -45,6 +52,9 @@ impl Programs {
     pub(crate) fn check(&self) -> anyhow::Result<()> {
         ensure!(self.ticker.is_file(), "no stock-ticker binary at {} (scripts/bench kafka-streams builds it)", self.ticker.display());
         ensure!(self.jar.is_file(), "no Kafka Streams jar at {} (scripts/bench kafka-streams builds it)", self.jar.display());
+        if let Some(earlier) = &self.earlier_ticker {
+            ensure!(earlier.is_file(), "no earlier stock-ticker binary at {}", earlier.display());
+        }
         Ok(())
     }
 }
@@ -79,8 +89,12 @@ pub(crate) fn create_outputs(bootstrap: &str, outputs: &str, partitions: i32) {
 pub(crate) fn spawn(engine: Engine, programs: &Programs, launch: &Launch<'_>, log: &Path) -> anyhow::Result<Child> {
     let state = launch.state_dir.display().to_string();
     let mut command = match engine {
-        Engine::Suite => {
-            let mut c = Command::new(&programs.ticker);
+        Engine::Suite | Engine::EarlierSuite => {
+            let binary = match engine {
+                Engine::EarlierSuite => programs.earlier_ticker.as_ref().context("no --earlier-ticker")?,
+                _ => &programs.ticker,
+            };
+            let mut c = Command::new(binary);
             c.args(["--bootstrap", launch.bootstrap, "--application-id", launch.app, "--topic-prefix", launch.prefix]);
             c.args(["--output-prefix", launch.output_prefix, "--state-dir", &state]);
             c.args(["--threads", &launch.threads.to_string(), "--guarantee", &launch.guarantee.to_string()]);

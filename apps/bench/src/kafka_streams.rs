@@ -59,7 +59,9 @@ pub(crate) fn run(
         for &threads in threads {
             let setup = format!("{guarantee}, {threads} thread{}", if threads == 1 { "" } else { "s" });
             let mut figures = Vec::new();
-            for engine in [Engine::Suite, Engine::KafkaStreams { cache: false }, Engine::KafkaStreams { cache: true }] {
+            let earlier = programs.earlier_ticker.as_ref().map(|_| Engine::EarlierSuite);
+            let engines = earlier.into_iter().chain([Engine::Suite, Engine::KafkaStreams { cache: false }, Engine::KafkaStreams { cache: true }]);
+            for engine in engines {
                 let m = measure(bs, &input, engine, guarantee, threads, programs).with_context(|| format!("{setup}, {engine}"))?;
                 println!(
                     "| {setup} | {engine} | {:.0} | {:.1} | {:.0} | {:.0} MiB |",
@@ -68,15 +70,25 @@ pub(crate) fn run(
                     n as f64 / m.cpu_s,
                     m.peak_mib
                 );
-                figures.push(m);
+                figures.push((engine, m));
             }
-            let (suite, reference) = (&figures[0], &figures[1]);
-            ratios.push(format!(
-                "{setup}: the suite's trades/s {:.2}x, trades per CPU second {:.2}x, peak memory {:.2}x Kafka Streams' (cache off)",
-                suite.trades_per_s / reference.trades_per_s,
-                reference.cpu_s / suite.cpu_s,
-                suite.peak_mib / reference.peak_mib
-            ));
+            let of = |wanted: Engine| figures.iter().find(|(e, _)| *e == wanted).map(|(_, m)| m);
+            if let (Some(suite), Some(reference)) = (of(Engine::Suite), of(Engine::KafkaStreams { cache: false })) {
+                ratios.push(format!(
+                    "{setup}: the suite's trades/s {:.2}x, trades per CPU second {:.2}x, peak memory {:.2}x Kafka Streams' (cache off)",
+                    suite.trades_per_s / reference.trades_per_s,
+                    reference.cpu_s / suite.cpu_s,
+                    suite.peak_mib / reference.peak_mib
+                ));
+            }
+            if let (Some(suite), Some(earlier)) = (of(Engine::Suite), of(Engine::EarlierSuite)) {
+                ratios.push(format!(
+                    "{setup}: this build's trades/s {:.2}x, trades per CPU second {:.2}x, peak memory {:.2}x the earlier build's",
+                    suite.trades_per_s / earlier.trades_per_s,
+                    earlier.cpu_s / suite.cpu_s,
+                    suite.peak_mib / earlier.peak_mib
+                ));
+            }
         }
     }
     println!();

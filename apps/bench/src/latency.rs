@@ -110,7 +110,7 @@ pub(crate) fn run(bs: &str, load: &Load, guarantees: &[Guarantee], programs: &Pr
         for (engine, commit_ms) in setups(guarantee) {
             let interval = match (engine, commit_ms, guarantee) {
                 (_, Some(ms), _) => format!("{ms} ms"),
-                (Engine::Suite, None, _) => "1 s (its default)".to_owned(),
+                (Engine::Suite | Engine::EarlierSuite, None, _) => "1 s (its default)".to_owned(),
                 (Engine::KafkaStreams { .. }, None, Guarantee::AtLeastOnce) => "30 s (its default)".to_owned(),
                 (Engine::KafkaStreams { .. }, None, Guarantee::ExactlyOnce) => "100 ms (its default)".to_owned(),
             };

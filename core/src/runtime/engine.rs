@@ -23,7 +23,7 @@ use rdkafka::consumer::BaseConsumer;
 use rdkafka::producer::BaseProducer;
 use rdkafka::TopicPartitionList;
 use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
-use std::sync::atomic::AtomicBool;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Instant;
 
@@ -101,6 +101,12 @@ impl Engine {
 
     pub(super) fn take_fatal(&self) -> Option<StreamError> {
         self.lock().fatal.take()
+    }
+
+    /// Whether the stream thread must stop taking records and do its own work first: a commit was asked for (a
+    /// flush under exactly-once), a rewind (the broker refused an output), or a rebalance callback failed.
+    pub(super) fn must_stop_reading(&self) -> bool {
+        self.commit_requested.load(Ordering::SeqCst) || self.rewind_requested.load(Ordering::SeqCst) || self.lock().fatal.is_some()
     }
 
     pub(super) fn fail(&self, e: StreamError) {

@@ -7,7 +7,8 @@
 //! Changelog writes are *coalesced*: a key written many times between two commits (a window updated by every
 //! trade of a busy symbol) is sent once, with its latest value, when the task commits (or flushes). Compaction
 //! would keep only that last value anyway; sending the others costs broker round trips and restore time for
-//! nothing. This is the changelog half of Kafka Streams' record cache. The commit order is the one
+//! nothing. This is the changelog half of Kafka Streams' record cache. A pending write carries a mark saying it
+//! is not sent yet, so a write costs one search of one map and no second copy of its value. The commit order is the one
 //! that keeps the checkpoint honest (see invariants 2 and 3 in docs/src/invariants.md): flush outputs and changelog,
 //! wait for the acks, commit the input offsets, then apply the batch with the checkpoint. A crash anywhere leaves a
 //! backend that is behind the changelog, never ahead of it, and restore replays the difference.
@@ -16,12 +17,13 @@
 //! the backend, so a crash never forces a wipe of the local store.
 //!
 //! A record is processed all or nothing: the store keeps what each write of the record in hand replaced, so when
-//! the record is dead-lettered or retried, `LoggedStore::roll_back` puts both batches back as they were before it
+//! the record is dead-lettered or retried, `LoggedStore::roll_back` puts the pending writes back as they were before it
 //! (the task calls `LoggedStore::keep` once the record succeeded). Writes already sent, by a processor's
 //! `flush`, stay: they are on the changelog.
 
 use super::{Entries, KeyValueStore, Order, StoreError, WriteBatch};
 use crate::record::OutgoingRecord;
+use std::collections::BTreeMap;
 use std::ops::Bound;
 use std::sync::Arc;
 
@@ -30,27 +32,34 @@ pub struct LoggedStore {
     inner: Arc<dyn KeyValueStore>,
     changelog_topic: String,
     partition: i32,
-    pending: WriteBatch,
-    /// Latest write per key not yet sent to the changelog.
-    unsent: WriteBatch,
-    /// The record in hand's writes so far, each with what it replaced in `pending` and `unsent`, oldest first.
+    /// The writes not committed yet, latest per key: one map, searched once per write.
+    pending: BTreeMap<Vec<u8>, Pending>,
+    /// The record in hand's writes so far, each with the key's earlier pending write, oldest first.
     undo: Vec<Replaced>,
+}
+
+/// A key's latest uncommitted write.
+#[derive(Debug, Clone)]
+struct Pending {
+    /// The value written, `None` for a delete.
+    value: Option<Vec<u8>>,
+    /// Not sent to the changelog yet.
+    unsent: bool,
 }
 
 /// What one write replaced, so that it can be taken back.
 struct Replaced {
     key: Vec<u8>,
-    pending: Option<Option<Vec<u8>>>,
-    unsent: Option<Option<Vec<u8>>>,
+    earlier: Option<Pending>,
 }
 
 impl LoggedStore {
     /// Wrap a backend whose changelog is `changelog_topic`, partition `partition`.
     pub fn new(inner: Arc<dyn KeyValueStore>, changelog_topic: String, partition: i32) -> Self {
-        LoggedStore { inner, changelog_topic, partition, pending: WriteBatch::default(), unsent: WriteBatch::default(), undo: Vec::new() }
+        LoggedStore { inner, changelog_topic, partition, pending: BTreeMap::new(), undo: Vec::new() }
     }
 
-    /// The same backend without the writes not committed yet: pending, unsent and undo are dropped.
+    /// The same backend without the writes not committed yet: pending writes and undo are dropped.
     pub(crate) fn discarded(self) -> Self {
         LoggedStore::new(self.inner, self.changelog_topic, self.partition)
     }
@@ -67,24 +76,29 @@ impl LoggedStore {
 
     /// The value of a key, including writes not yet committed.
     pub fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
-        match self.pending.lookup(key) {
-            Some(v) => Ok(v.map(<[u8]>::to_vec)),
+        match self.pending.get(key) {
+            Some(p) => Ok(p.value.clone()),
             None => self.inner.get(key),
         }
     }
 
     /// Write a value.
     pub fn put(&mut self, key: Vec<u8>, value: Vec<u8>) {
-        let unsent = self.unsent.replace(key.clone(), Some(value.clone()));
-        let pending = self.pending.replace(key.clone(), Some(value));
-        self.undo.push(Replaced { key, pending, unsent });
+        self.write(key, Some(value));
     }
 
     /// Delete a key (a tombstone on the changelog).
     pub fn delete(&mut self, key: Vec<u8>) {
-        let unsent = self.unsent.replace(key.clone(), None);
-        let pending = self.pending.replace(key.clone(), None);
-        self.undo.push(Replaced { key, pending, unsent });
+        self.write(key, None);
+    }
+
+    fn write(&mut self, key: Vec<u8>, value: Option<Vec<u8>>) {
+        let write = Pending { value, unsent: true };
+        let earlier = match self.pending.get_mut(&key) {
+            Some(p) => Some(std::mem::replace(p, write)),
+            None => self.pending.insert(key.clone(), write),
+        };
+        self.undo.push(Replaced { key, earlier });
     }
 
     /// The record in hand succeeded: its writes stay.
@@ -97,8 +111,10 @@ impl LoggedStore {
     pub(crate) fn roll_back(&mut self) -> bool {
         let any = !self.undo.is_empty();
         for r in self.undo.drain(..).rev() {
-            self.unsent.restore(r.key.clone(), r.unsent);
-            self.pending.restore(r.key, r.pending);
+            match r.earlier {
+                Some(earlier) => self.pending.insert(r.key, earlier),
+                None => self.pending.remove(&r.key),
+            };
         }
         any
     }
@@ -107,9 +123,9 @@ impl LoggedStore {
     pub fn range(&self, from: Bound<Vec<u8>>, to: Bound<Vec<u8>>, order: Order, limit: usize) -> Result<Entries, StoreError> {
         // Fetch enough committed entries that deletes in the pending batch cannot starve the result.
         let committed = self.inner.range(from.clone(), to.clone(), order, limit.saturating_add(self.pending.len()))?;
-        let mut merged: std::collections::BTreeMap<Vec<u8>, Vec<u8>> = committed.into_iter().collect();
-        for (k, v) in self.pending.range(&from, &to) {
-            match v {
+        let mut merged: BTreeMap<Vec<u8>, Vec<u8>> = committed.into_iter().collect();
+        for (k, p) in self.pending.range::<Vec<u8>, _>((from, to)) {
+            match &p.value {
                 Some(v) => merged.insert(k.clone(), v.clone()),
                 None => merged.remove(k),
             };
@@ -144,26 +160,46 @@ impl LoggedStore {
     /// task to hand to the producer.
     pub(crate) fn drain_changelog(&mut self, out: &mut Vec<OutgoingRecord>) {
         self.undo.clear();
-        for (key, value) in std::mem::take(&mut self.unsent).into_entries() {
+        for (key, p) in self.pending.iter_mut().filter(|(_, p)| p.unsent) {
+            p.unsent = false;
             out.push(OutgoingRecord {
                 topic: self.changelog_topic.clone(),
                 partition: Some(self.partition),
-                key: Some(key),
-                value,
+                key: Some(key.clone()),
+                value: p.value.clone(),
                 headers: Vec::new(),
                 timestamp: None,
             });
         }
     }
 
-    /// Apply the pending batch to the backend with the changelog offset it reaches. Call only after the changelog
-    /// records were acknowledged and the input offsets committed.
+    /// Apply the pending writes to the backend with the changelog offset they reach. Call only after the changelog
+    /// records were acknowledged and the input offsets committed. A write not sent to the changelog yet stays
+    /// pending too, so the next drain still sends it.
     pub(crate) fn commit(&mut self, checkpoint: Option<i64>) -> Result<(), StoreError> {
         if self.pending.is_empty() && checkpoint.is_none() {
             return Ok(());
         }
-        self.inner.apply(&self.pending, checkpoint)?;
-        self.pending = WriteBatch::default();
+        let mut batch = WriteBatch::default();
+        for (key, p) in std::mem::take(&mut self.pending) {
+            let value = if p.unsent {
+                let value = p.value.clone();
+                self.pending.insert(key.clone(), p);
+                value
+            } else {
+                p.value
+            };
+            match value {
+                Some(v) => batch.put(key, v),
+                None => batch.delete(key),
+            }
+        }
+        if let Err(e) = self.inner.apply(&batch, checkpoint) {
+            for (key, value) in batch.into_entries() {
+                self.pending.entry(key).or_insert(Pending { value, unsent: false });
+            }
+            return Err(e);
+        }
         self.undo.clear();
         Ok(())
     }
@@ -215,6 +251,21 @@ mod tests {
         let mut out = Vec::new();
         store.drain_changelog(&mut out);
         assert_eq!(out.iter().map(|r| (r.key.clone(), r.value.clone())).collect::<Vec<_>>(), [(Some(b"a".to_vec()), Some(b"1".to_vec()))]);
+    }
+
+    #[test]
+    fn a_write_committed_before_it_was_sent_is_still_sent() {
+        let backend: Arc<dyn KeyValueStore> = Arc::new(MemoryStore::new("s"));
+        let mut store = LoggedStore::new(backend.clone(), "c".into(), 0);
+        store.put(b"a".to_vec(), b"1".to_vec());
+        store.commit(Some(1)).expect("commit");
+        assert_eq!(backend.get(b"a").expect("get"), Some(b"1".to_vec()));
+        let mut out = Vec::new();
+        store.drain_changelog(&mut out);
+        assert_eq!(out.iter().map(|r| (r.key.clone(), r.value.clone())).collect::<Vec<_>>(), [(Some(b"a".to_vec()), Some(b"1".to_vec()))]);
+        out.clear();
+        store.drain_changelog(&mut out);
+        assert!(out.is_empty(), "sent once");
     }
 
     #[test]

@@ -84,32 +84,9 @@ impl WriteBatch {
     pub fn delete(&mut self, key: Vec<u8>) {
         self.entries.insert(key, None);
     }
-    /// Record a put (`Some`) or delete (`None`) and return the key's earlier write in this batch, if any.
-    pub fn replace(&mut self, key: Vec<u8>, write: Option<Vec<u8>>) -> Option<Option<Vec<u8>>> {
-        self.entries.insert(key, write)
-    }
-    /// Put back what [`WriteBatch::replace`] returned: the key's earlier write, or none.
-    pub fn restore(&mut self, key: Vec<u8>, earlier: Option<Option<Vec<u8>>>) {
-        match earlier {
-            Some(write) => self.entries.insert(key, write),
-            None => self.entries.remove(&key),
-        };
-    }
-    /// The batch's write for a key: `Some(None)` is a delete, `None` means the batch does not touch the key.
-    pub fn lookup(&self, key: &[u8]) -> Option<Option<&[u8]>> {
-        self.entries.get(key).map(|v| v.as_deref())
-    }
     /// Writes in key order.
     pub fn iter(&self) -> impl Iterator<Item = (&[u8], Option<&[u8]>)> {
         self.entries.iter().map(|(k, v)| (k.as_slice(), v.as_deref()))
-    }
-    /// Writes whose key is within the bounds, in key order.
-    pub fn range<'a>(
-        &'a self,
-        from: &Bound<Vec<u8>>,
-        to: &Bound<Vec<u8>>,
-    ) -> impl DoubleEndedIterator<Item = (&'a Vec<u8>, &'a Option<Vec<u8>>)> + 'a {
-        self.entries.range::<Vec<u8>, _>((from.clone(), to.clone()))
     }
     /// The writes, by value, in key order.
     pub fn into_entries(self) -> impl Iterator<Item = (Vec<u8>, Option<Vec<u8>>)> {
@@ -144,7 +121,10 @@ pub trait KeyValueStore: Send + Sync {
     fn apply_log(&self, records: &LogBatch, checkpoint: Option<i64>) -> Result<(), StoreError> {
         let mut batch = WriteBatch::default();
         for (key, value) in records.iter() {
-            batch.replace(key.to_vec(), value.map(<[u8]>::to_vec));
+            match value {
+                Some(value) => batch.put(key.to_vec(), value.to_vec()),
+                None => batch.delete(key.to_vec()),
+            }
         }
         self.apply(&batch, checkpoint)
     }

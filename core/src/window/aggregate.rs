@@ -16,6 +16,11 @@
 //!   close. A record that then arrives for such a window is late, as it would have been had time kept flowing.
 //! - The observed time is saved in the store whenever windows close, so after a restart a closed window stays
 //!   closed instead of being re-opened by a straggler.
+//! - The open windows' aggregates are also kept decoded in memory, read from the store once when the task starts:
+//!   every record updates several windows, and decoding each one's JSON from the store again for every record
+//!   was the largest single cost of a windowed aggregation. The store stays the truth (every update is still
+//!   written to it, and logged); the copy in memory is what this processor wrote there. When a record is rolled
+//!   back, the task creates its processors again, so the copy never outlives a write that was taken back.
 
 use super::store::{is_window_key, window_key, OBSERVED_TIME_KEY};
 use super::{DailyWindows, TimeWindows, Window};
@@ -24,7 +29,7 @@ use crate::processor::{Processor, ProcessorContext};
 use crate::record::Record;
 use crate::state::{Order, StoreError, StoreSpec};
 use crate::time::{EventTime, TimestampKind};
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::marker::PhantomData;
 use std::ops::Bound;
 use std::sync::Arc;
@@ -121,6 +126,8 @@ pub(crate) struct WindowedAggregator<V, A, W> {
     add: Arc<Aggregator<V, A>>,
     /// Open windows by the time they close: (end + grace, key, start).
     open: BTreeSet<(i64, String, i64)>,
+    /// Every open window's aggregate as the store holds it, per key and window start.
+    current: HashMap<String, BTreeMap<i64, (Window, A)>>,
     /// The highest time this aggregation has seen or been advanced to.
     observed: Option<i64>,
     /// When the last record arrived on the wall clock, and the observed time then: the base of idle closing.
@@ -130,7 +137,16 @@ pub(crate) struct WindowedAggregator<V, A, W> {
 
 impl<V, A, W> WindowedAggregator<V, A, W> {
     pub(crate) fn new(name: String, spec: Arc<WindowedAggregation<W>>, add: Arc<Aggregator<V, A>>) -> Self {
-        WindowedAggregator { name, spec, add, open: BTreeSet::new(), observed: None, last_record: None, _v: PhantomData }
+        WindowedAggregator {
+            name,
+            spec,
+            add,
+            open: BTreeSet::new(),
+            current: HashMap::new(),
+            observed: None,
+            last_record: None,
+            _v: PhantomData,
+        }
     }
 }
 
@@ -167,16 +183,12 @@ where
         while let Some(first) = self.open.first().filter(|(due, _, _)| *due <= t).cloned() {
             self.open.remove(&first);
             let (_, key, start) = first;
-            let k = window_key(&key, start);
-            let store = ctx.store(&store_name)?;
-            let Some(bytes) = store.get(&k)? else { continue };
-            store.delete(k.clone());
+            let Some((window, value)) = self.take_current(&key, start) else { continue };
+            ctx.store(&store_name)?.delete(window_key(&key, start));
             closed_any = true;
             if self.spec.emit == EmitMode::OnClose {
-                let mut w: Windowed<A> = decode(&store_name, &k, &bytes)?;
-                w.closed = true;
-                let time = EventTime { millis: w.window.end - 1, kind: TimestampKind::Payload };
-                ctx.forward(Record { key: Some(key), value: w, time });
+                let time = EventTime { millis: window.end - 1, kind: TimestampKind::Payload };
+                ctx.forward(Record { key: Some(key.clone()), value: Windowed { key, window, value, closed: true }, time });
             }
         }
         if closed_any {
@@ -184,6 +196,28 @@ where
             ctx.store(&store_name)?.put(OBSERVED_TIME_KEY.to_vec(), bytes);
         }
         Ok(())
+    }
+
+    /// Remove `key`'s window starting at `start` from the aggregates in memory, returning it if it was open.
+    fn take_current(&mut self, key: &str, start: i64) -> Option<(Window, A)> {
+        let windows = self.current.get_mut(key)?;
+        let taken = windows.remove(&start);
+        if windows.is_empty() {
+            self.current.remove(key);
+        }
+        taken
+    }
+
+    /// Keep `value` as `key`'s aggregate of `window`.
+    fn set_current(&mut self, key: &str, window: Window, value: A) {
+        match self.current.get_mut(key) {
+            Some(windows) => {
+                windows.insert(window.start, (window, value));
+            }
+            None => {
+                self.current.insert(key.to_owned(), BTreeMap::from([(window.start, (window, value))]));
+            }
+        }
     }
 }
 
@@ -207,7 +241,8 @@ where
             } else if is_window_key(&k) {
                 let w: Windowed<A> = decode(&store_name, &k, &v)?;
                 latest_start = latest_start.max(Some(w.window.start));
-                self.open.insert((w.window.end.saturating_add(self.spec.grace_ms), w.key, w.window.start));
+                self.open.insert((w.window.end.saturating_add(self.spec.grace_ms), w.key.clone(), w.window.start));
+                self.set_current(&w.key, w.window, w.value);
             }
         }
         if let Some(base) = self.observed.max(latest_start) {
@@ -236,17 +271,19 @@ where
         let store_name = self.spec.store.name.clone();
         // Every window's new aggregate first, so a record one of them refuses changes none of them.
         let mut updates = Vec::with_capacity(windows.len());
+        let current = self.current.get(key.as_str());
         for window in windows {
-            let k = window_key(&key, window.start);
-            let store = ctx.store(&store_name)?;
-            let previous: Option<Windowed<A>> = store.get(&k)?.map(|b| decode(&store_name, &k, &b)).transpose()?;
+            let previous = current.and_then(|w| w.get(&window.start)).map(|(_, a)| a.clone());
             let is_new = previous.is_none();
-            let value = (self.add)(previous.map(|p| p.value), &record, &window).map_err(ProcessError::Invalid)?;
-            updates.push((k, is_new, Windowed { key: key.clone(), window, value, closed: false }));
+            let value = (self.add)(previous, &record, &window).map_err(ProcessError::Invalid)?;
+            updates.push((is_new, Windowed { key: key.clone(), window, value, closed: false }));
         }
-        for (k, is_new, updated) in updates {
+        for (is_new, updated) in updates {
             let window = updated.window;
-            ctx.store(&store_name)?.put(k.clone(), encode(&store_name, &k, &updated)?);
+            let k = window_key(&key, window.start);
+            let bytes = encode(&store_name, &k, &updated)?;
+            ctx.store(&store_name)?.put(k, bytes);
+            self.set_current(&key, window, updated.value.clone());
             if is_new {
                 self.open.insert((window.end.saturating_add(grace), key.clone(), window.start));
             }
