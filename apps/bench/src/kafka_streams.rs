@@ -60,7 +60,8 @@ pub(crate) fn run(
             let setup = format!("{guarantee}, {threads} thread{}", if threads == 1 { "" } else { "s" });
             let mut figures = Vec::new();
             let earlier = programs.earlier_ticker.as_ref().map(|_| Engine::EarlierSuite);
-            let engines = earlier.into_iter().chain([Engine::Suite, Engine::KafkaStreams { cache: false }, Engine::KafkaStreams { cache: true }]);
+            let engines =
+                earlier.into_iter().chain([Engine::Suite, Engine::KafkaStreams { cache: false }, Engine::KafkaStreams { cache: true }]);
             for engine in engines {
                 let m = measure(bs, &input, engine, guarantee, threads, programs).with_context(|| format!("{setup}, {engine}"))?;
                 println!(
