@@ -137,7 +137,7 @@ fn runtime_restore(bs: &str, app: &str, input: &str, partitions: i32, threads: u
     let thread = runtime.spawn()?;
     while !(status.is_ready() && status.tasks() == partitions as usize) {
         anyhow::ensure!(!thread.is_finished(), "the runtime stopped before it was ready");
-        std::thread::sleep(Duration::from_millis(2));
+        std::thread::sleep(crate::WATCH_INTERVAL);
     }
     let ready = started.elapsed().as_secs_f64();
     shutdown.trigger();

@@ -4,7 +4,7 @@
 use crate::memory::beside_plain_loop;
 use crate::plain_loop;
 use anyhow::Context;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 use stock_ticker::model::Trade;
 use stock_ticker::topology::{topology, Settings, BY_SYMBOL, DAILY_CHANGES_TOPIC, TRADES_TOPIC};
 use streamcore::runtime::Guarantee;
@@ -116,7 +116,7 @@ fn ticker(bs: &str, prefix: &str, n: u64, setup: Setup) -> anyhow::Result<f64> {
             break;
         }
         anyhow::ensure!(threads.iter().all(|t| !t.is_finished()), "a stream thread stopped early");
-        std::thread::sleep(Duration::from_millis(2));
+        std::thread::sleep(crate::WATCH_INTERVAL);
     }
     for stop in &stops {
         stop.trigger();

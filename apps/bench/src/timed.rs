@@ -4,7 +4,7 @@
 
 use crate::stock_ticker::counter;
 use anyhow::Context;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 use streamcore::state::budget::MemoryBudget;
 use streamcore::{Runtime, StreamsConfig, Topology};
 
@@ -34,7 +34,7 @@ pub(crate) fn through_repartition(
             first = Some(Instant::now());
         }
         anyhow::ensure!(!thread.is_finished(), "the stream thread stopped early");
-        std::thread::sleep(Duration::from_millis(2));
+        std::thread::sleep(crate::WATCH_INTERVAL);
     }
     stop.trigger();
     thread.join().map_err(|_| anyhow::anyhow!("stream thread panicked"))?.context("runtime")?;
