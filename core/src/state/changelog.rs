@@ -4,21 +4,21 @@
 //! onto the compacted changelog topic `<application-id>-<store>-changelog` (partition = the task's partition), and,
 //! only at commit, into the backend, together with the changelog offset it reached.
 //!
-//! Changelog writes are *coalesced*: a key written many times between two commits (a window updated by every
-//! trade of a busy symbol) is sent once, with its latest value, when the task commits (or flushes). Compaction
-//! would keep only that last value anyway; sending the others costs broker round trips and restore time for
-//! nothing. This is the changelog half of Kafka Streams' record cache. A pending write carries a mark saying it
-//! is not sent yet, so a write costs one search of one map and no second copy of its value. The commit order is the one
-//! that keeps the checkpoint honest (see invariants 2 and 3 in docs/src/invariants.md): flush outputs and changelog,
-//! wait for the acks, commit the input offsets, then apply the batch with the checkpoint. A crash anywhere leaves a
-//! backend that is behind the changelog, never ahead of it, and restore replays the difference.
+//! Changelog writes are *coalesced*: a key written many times between two commits (a window updated by every trade
+//! of a busy symbol) is sent once, with its latest value, when the task commits (or flushes). Compaction would keep
+//! only that last value anyway; sending the others costs broker round trips and restore time for nothing. This is
+//! the changelog half of Kafka Streams' record cache. A pending write carries a mark saying it is not sent yet, so
+//! a write costs one search of one map and no second copy of its value. The commit order is the one that keeps the
+//! checkpoint honest (see invariants 2 and 3 in docs/src/invariants.md): flush outputs and changelog, wait for the
+//! acks, commit the input offsets, then apply the batch with the checkpoint. A crash anywhere leaves a backend that
+//! is behind the changelog, never ahead of it, and restore replays the difference.
 //!
 //! The same pending batch is what exactly-once needs later: writes of an uncommitted transaction never reach
 //! the backend, so a crash never forces a wipe of the local store.
 //!
 //! A record is processed all or nothing: the store keeps what each write of the record in hand replaced, so when
-//! the record is dead-lettered or retried, `LoggedStore::roll_back` puts the pending writes back as they were before it
-//! (the task calls `LoggedStore::keep` once the record succeeded). Writes already sent, by a processor's
+//! the record is dead-lettered or retried, `LoggedStore::roll_back` puts the pending writes back as they were
+//! before it (the task calls `LoggedStore::keep` once the record succeeded). Writes already sent, by a processor's
 //! `flush`, stay: they are on the changelog.
 
 use super::{Entries, KeyValueStore, Order, StoreError, WriteBatch};
