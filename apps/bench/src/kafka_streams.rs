@@ -37,6 +37,18 @@ struct Measured {
     peak_mib: f64,
 }
 
+impl Measured {
+    /// These figures as multiples of `other`'s: trades/s, trades per CPU second, peak memory.
+    fn against(&self, other: &Measured) -> String {
+        format!(
+            "trades/s {:.2}x, trades per CPU second {:.2}x, peak memory {:.2}x",
+            self.trades_per_s / other.trades_per_s,
+            other.cpu_s / self.cpu_s,
+            self.peak_mib / other.peak_mib
+        )
+    }
+}
+
 pub(crate) fn run(
     bs: &str,
     n: u64,
@@ -75,20 +87,10 @@ pub(crate) fn run(
             }
             let of = |wanted: Engine| figures.iter().find(|(e, _)| *e == wanted).map(|(_, m)| m);
             if let (Some(suite), Some(reference)) = (of(Engine::Suite), of(Engine::KafkaStreams { cache: false })) {
-                ratios.push(format!(
-                    "{setup}: the suite's trades/s {:.2}x, trades per CPU second {:.2}x, peak memory {:.2}x Kafka Streams' (cache off)",
-                    suite.trades_per_s / reference.trades_per_s,
-                    reference.cpu_s / suite.cpu_s,
-                    suite.peak_mib / reference.peak_mib
-                ));
+                ratios.push(format!("{setup}: the suite's {} Kafka Streams' (cache off)", suite.against(reference)));
             }
             if let (Some(suite), Some(earlier)) = (of(Engine::Suite), of(Engine::EarlierSuite)) {
-                ratios.push(format!(
-                    "{setup}: this build's trades/s {:.2}x, trades per CPU second {:.2}x, peak memory {:.2}x the earlier build's",
-                    suite.trades_per_s / earlier.trades_per_s,
-                    earlier.cpu_s / suite.cpu_s,
-                    suite.peak_mib / earlier.peak_mib
-                ));
+                ratios.push(format!("{setup}: this build's {} the earlier build's", suite.against(earlier)));
             }
         }
     }

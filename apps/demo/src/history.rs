@@ -1,9 +1,9 @@
 //! What the live page draws over time, which no service keeps: each thermostat's readings and the commands it was
 //! sent, and the fraud alerts per rule per minute. The page reads them back from the services' topics with a
 //! consumer of its own, a reader like any other outside the services (every partition of the three topics from
-//! the beginning, committing under a group id of its own), and keeps the newest in memory. It commits what it has taken in, and only that, so the demo can wait until the
-//! page has caught up as it waits for the services ([`TOPICS`], [`group_id`]). Times are event times (`ts`), so a
-//! replay draws the same picture.
+//! the beginning, committing under a group id of its own), and keeps the newest in memory. It commits what it has
+//! taken in, and only that, so the demo can wait until the page has caught up as it waits for the services
+//! ([`TOPICS`], [`group_id`]). Times are event times (`ts`), so a replay draws the same picture.
 //!
 //! The figures are for drawing only: temperatures go into `f64` here, never back into a result.
 
