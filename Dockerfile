@@ -1,4 +1,4 @@
-# One image with every service binary: docker build -t streamsuite .  (docker compose up --build does this)
+# One image with every service binary: docker build -t streamsuite .  (docker-compose up --build does this)
 #
 # The base images are build arguments, so the same file builds where no registry is reachable: BASE_IMAGE can be a
 # locally imported Debian bookworm, and the stage `runtime-base` can be built alone (the classic builder builds
