@@ -54,8 +54,8 @@ pub(crate) fn run(
     n: u64,
     partitions: i32,
     symbols: u32,
-    threads: &[usize],
-    guarantees: &[Guarantee],
+    setups: &[(Guarantee, usize)],
+    reference: bool,
     programs: &Programs,
 ) -> anyhow::Result<()> {
     programs.check()?;
@@ -67,31 +67,23 @@ pub(crate) fn run(
     println!("| setup | engine | trades/s | CPU seconds | trades per CPU second | peak memory |");
     println!("|---|---|---:|---:|---:|---:|");
     let mut ratios = Vec::new();
-    for &guarantee in guarantees {
-        for &threads in threads {
-            let setup = format!("{guarantee}, {threads} thread{}", if threads == 1 { "" } else { "s" });
-            let mut figures = Vec::new();
-            let earlier = programs.earlier_ticker.as_ref().map(|_| Engine::EarlierSuite);
-            let engines =
-                earlier.into_iter().chain([Engine::Suite, Engine::KafkaStreams { cache: false }, Engine::KafkaStreams { cache: true }]);
-            for engine in engines {
-                let m = measure(bs, &input, engine, guarantee, threads, programs).with_context(|| format!("{setup}, {engine}"))?;
-                println!(
-                    "| {setup} | {engine} | {:.0} | {:.1} | {:.0} | {:.0} MiB |",
-                    m.trades_per_s,
-                    m.cpu_s,
-                    n as f64 / m.cpu_s,
-                    m.peak_mib
-                );
-                figures.push((engine, m));
-            }
-            let of = |wanted: Engine| figures.iter().find(|(e, _)| *e == wanted).map(|(_, m)| m);
-            if let (Some(suite), Some(reference)) = (of(Engine::Suite), of(Engine::KafkaStreams { cache: false })) {
-                ratios.push(format!("{setup}: the suite's {} Kafka Streams' (cache off)", suite.against(reference)));
-            }
-            if let (Some(suite), Some(earlier)) = (of(Engine::Suite), of(Engine::EarlierSuite)) {
-                ratios.push(format!("{setup}: this build's {} the earlier build's", suite.against(earlier)));
-            }
+    for &(guarantee, threads) in setups {
+        let setup = format!("{guarantee}, {threads} thread{}", if threads == 1 { "" } else { "s" });
+        let mut figures = Vec::new();
+        let earlier = programs.earlier_ticker.as_ref().map(|_| Engine::EarlierSuite);
+        let kafka_streams = [Engine::KafkaStreams { cache: false }, Engine::KafkaStreams { cache: true }].into_iter().filter(|_| reference);
+        let engines = earlier.into_iter().chain([Engine::Suite]).chain(kafka_streams);
+        for engine in engines {
+            let m = measure(bs, &input, engine, guarantee, threads, programs).with_context(|| format!("{setup}, {engine}"))?;
+            println!("| {setup} | {engine} | {:.0} | {:.1} | {:.0} | {:.0} MiB |", m.trades_per_s, m.cpu_s, n as f64 / m.cpu_s, m.peak_mib);
+            figures.push((engine, m));
+        }
+        let of = |wanted: Engine| figures.iter().find(|(e, _)| *e == wanted).map(|(_, m)| m);
+        if let (Some(suite), Some(reference)) = (of(Engine::Suite), of(Engine::KafkaStreams { cache: false })) {
+            ratios.push(format!("{setup}: the suite's {} Kafka Streams' (cache off)", suite.against(reference)));
+        }
+        if let (Some(suite), Some(earlier)) = (of(Engine::Suite), of(Engine::EarlierSuite)) {
+            ratios.push(format!("{setup}: this build's {} the earlier build's", suite.against(earlier)));
         }
     }
     println!();

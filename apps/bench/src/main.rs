@@ -102,6 +102,9 @@ enum Bench {
         /// Guarantees to measure, comma-separated.
         #[arg(long, value_enum, value_delimiter = ',', default_value = "at-least-once,exactly-once")]
         guarantees: Vec<streamcore::runtime::Guarantee>,
+        /// Leave Kafka Streams out: this build beside `--earlier-ticker` only, a quick before and after.
+        #[arg(long)]
+        without_kafka_streams: bool,
         #[command(flatten)]
         programs: engines::Programs,
     },
@@ -210,8 +213,9 @@ fn main() -> anyhow::Result<()> {
                 .collect();
             stock_ticker::run(&cli.bootstrap, cli.records, cli.partitions, symbols, &setups)
         }
-        Some(Bench::KafkaStreams { symbols, threads, guarantees, programs }) => {
-            kafka_streams::run(&cli.bootstrap, cli.records, cli.partitions, symbols, &threads, &guarantees, &programs)
+        Some(Bench::KafkaStreams { symbols, threads, guarantees, without_kafka_streams, programs }) => {
+            let setups: Vec<_> = guarantees.iter().flat_map(|&guarantee| threads.iter().map(move |&t| (guarantee, t))).collect();
+            kafka_streams::run(&cli.bootstrap, cli.records, cli.partitions, symbols, &setups, !without_kafka_streams, &programs)
         }
         Some(Bench::Latency { rate, seconds, warm_up, symbols, guarantees, programs }) => {
             let load = latency::Load { rate, seconds, warm_up, symbols, partitions: cli.partitions };
