@@ -6,8 +6,8 @@
 //! broker fails loudly instead of skipping.
 
 use rdkafka::admin::{AdminClient, AdminOptions, NewPartitions, NewTopic, TopicReplication};
-use rdkafka::client::DefaultClientContext;
-use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::client::{ClientContext, DefaultClientContext};
+use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext};
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::{Headers, Message};
 use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
@@ -155,17 +155,34 @@ impl Consumed {
     }
 }
 
+/// The context of the helpers' consumers that read to a partition's end. rdkafka hands each of a consumer's error
+/// events, a partition's end among them, to its context's `error` as well as to `poll`'s caller, and the default
+/// context logs every one at ERROR level: a benchmark waiting for a group to catch up printed "Global error:
+/// PartitionEOF" twice a second, which read as a failure. The end is what these consumers wait for; every other
+/// error is logged as before.
+struct ReadsToEnd;
+
+impl ClientContext for ReadsToEnd {
+    fn error(&self, error: KafkaError, reason: &str) {
+        if !matches!(error, KafkaError::Global(RDKafkaErrorCode::PartitionEOF)) {
+            tracing::error!("librdkafka: {error}: {reason}");
+        }
+    }
+}
+
+impl ConsumerContext for ReadsToEnd {}
+
 /// Every committed record of `topic` (read_committed), from the beginning to the end of each partition as it is
 /// when each partition is reached: the whole topic, once its writer has caught up, without waiting out a timeout.
 /// Fails if the end is not reached within `timeout`.
 pub fn read_to_end(bootstrap: &str, topic: &str, timeout: Duration) -> Result<Vec<Consumed>, KafkaError> {
-    let c: BaseConsumer = ClientConfig::new()
+    let c: BaseConsumer<ReadsToEnd> = ClientConfig::new()
         .set("bootstrap.servers", bootstrap)
         .set("group.id", unique("reader"))
         .set("isolation.level", "read_committed")
         .set("enable.partition.eof", "true")
         .set("enable.auto.commit", "false")
-        .create()?;
+        .create_with_context(ReadsToEnd)?;
     let md = c.fetch_metadata(Some(topic), Duration::from_secs(10))?;
     let partitions: Vec<i32> = md.topics().iter().flat_map(|t| t.partitions().iter().map(|p| p.id())).collect();
     let mut tpl = TopicPartitionList::new();
@@ -270,12 +287,12 @@ pub fn wait_caught_up(bootstrap: &str, group: &str, topic: &str, timeout: Durati
 
 /// Whether `topic[partition]` holds a committed record at `from` or later (read_committed, to the partition's end).
 fn has_record_from(bootstrap: &str, topic: &str, partition: i32, from: i64) -> bool {
-    let c: BaseConsumer = ClientConfig::new()
+    let c: BaseConsumer<ReadsToEnd> = ClientConfig::new()
         .set("bootstrap.servers", bootstrap)
         .set("group.id", unique("probe"))
         .set("isolation.level", "read_committed")
         .set("enable.partition.eof", "true")
-        .create()
+        .create_with_context(ReadsToEnd)
         .expect("consumer");
     let mut tpl = TopicPartitionList::new();
     if tpl.add_partition_offset(topic, partition, Offset::Offset(from)).is_err() || c.assign(&tpl).is_err() {
