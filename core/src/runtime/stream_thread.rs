@@ -47,9 +47,9 @@ const POLL_BATCH: usize = 256;
 /// suit a consumer that only reads; a stream thread holds state as well, and on a backlog that queue was the largest
 /// part of its peak memory that the state budget does not govern (the stock ticker's benchmark on a million
 /// pre-loaded trades, one thread: 200 MiB with the defaults, 179 MiB with these; the README's benchmark section has
-/// every setup). 10,000 records per partition is still seconds of work. A queue that small is full often, and librdkafka waits `fetch.queue.backoff.ms` (one second by
-/// default) before fetching again for a partition whose queue was full: that left the thread idle half of the time,
-/// so it waits 50 ms. `--kafka-property` overrides each.
+/// every setup). 10,000 records per partition is still seconds of work. A queue that small is full often, and
+/// librdkafka waits `fetch.queue.backoff.ms` (one second by default) before fetching again for a partition whose
+/// queue was full: that left the thread idle half of the time, so it waits 50 ms. `--kafka-property` overrides each.
 fn bound_read_ahead(consumer: &mut ClientConfig) {
     consumer.set("queued.min.messages", "10000").set("queued.max.messages.kbytes", "16384").set("fetch.queue.backoff.ms", "50");
 }
