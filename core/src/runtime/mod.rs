@@ -52,6 +52,7 @@ mod properties;
 mod rebalance;
 mod record_collector;
 mod refusal;
+mod rejoin;
 mod restore;
 mod standby;
 mod state_updater;
@@ -80,7 +81,7 @@ use rdkafka::ClientConfig;
 use std::collections::BTreeSet;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// How long to wait at start for source topics to appear (created by a setup job, or by another application).
 const SOURCE_WAIT: Duration = Duration::from_secs(60);
@@ -98,6 +99,18 @@ impl Shutdown {
     pub fn is_triggered(&self) -> bool {
         self.0.load(Ordering::SeqCst)
     }
+}
+
+/// Sleep for `period`, or until `stop` holds; whether it did.
+fn wait(period: Duration, stop: &dyn Fn() -> bool) -> bool {
+    let until = Instant::now() + period;
+    while Instant::now() < until {
+        if stop() {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    stop()
 }
 
 /// A topology ready to run.

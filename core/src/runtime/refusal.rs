@@ -4,7 +4,7 @@
 //! `max.message.bytes` is below the producer's limit, a timestamp outside the topic's
 //! `message.timestamp.{before,after}.max.ms`, a record the topic's policy rejects. Processing the input again
 //! produces the same output, so without a bound the thread would abort and reprocess it forever (exactly-once) or
-//! restart until the instance gives up (at-least-once), and everything behind it on its partition would wait.
+//! restart it forever (at-least-once), and everything behind it on its partition would wait.
 //!
 //! So a refusal is pinned on the input that caused it (every output carries its input's index as the delivery
 //! opaque), the thread goes back to its last commit, and the suspect is processed *alone*: what was sent before it

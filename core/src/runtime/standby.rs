@@ -31,7 +31,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 /// How often a replica reads what its changelogs gained, and how often placement is worked out again.
 const PASS_INTERVAL: Duration = Duration::from_secs(1);
@@ -171,7 +171,7 @@ impl StandbyKeeper {
                 placement(&owners, &self.url, self.replicas).into_iter().filter(|t| !self.persistent_stores(t).is_empty()).collect();
             let kept = self.standbys.place(&wanted, &owners, |task| self.start(task));
             self.restorer.metrics.standby_tasks.set(kept as i64);
-            wait(PASS_INTERVAL, &|| shutdown.is_triggered());
+            super::wait(PASS_INTERVAL, &|| shutdown.is_triggered());
         }
         self.standbys.stop_all();
         self.restorer.metrics.standby_tasks.set(0);
@@ -213,7 +213,7 @@ fn keep(restorer: &Restorer, registry: &StoreRegistry, specs: &[StoreSpec], task
     };
     let caught_up_at = replica.caught_up_at.clone();
     let _readable = Readable::register(registry, task, replica);
-    while !wait(PASS_INTERVAL, &|| cancel.load(Ordering::Relaxed)) {
+    while !super::wait(PASS_INTERVAL, &|| cancel.load(Ordering::Relaxed)) {
         let pass = Clock::System.now_ms();
         for (changelog, store) in &stores {
             if let Restored::StaleCheckpoint { checkpoint, end } =
@@ -246,18 +246,6 @@ impl Drop for Readable<'_> {
     fn drop(&mut self) {
         self.registry.unregister_replica(self.task);
     }
-}
-
-/// Sleep for `period`, or until `stop` holds; whether it did.
-fn wait(period: Duration, stop: &dyn Fn() -> bool) -> bool {
-    let until = Instant::now() + period;
-    while Instant::now() < until {
-        if stop() {
-            return true;
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    stop()
 }
 
 #[cfg(test)]

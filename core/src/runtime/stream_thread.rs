@@ -11,6 +11,7 @@ use super::engine::{Engine, EngineState};
 use super::guarantee::{CALL_TIMEOUT, TRANSACTION_TIMEOUT};
 use super::ownership::Advertised;
 use super::rebalance::{self, StreamContext};
+use super::rejoin::RejoinPause;
 use super::{global, topics, topics_to_create, Guarantee, Runtime};
 use crate::error::StreamError;
 use crate::metrics::TopicCounters;
@@ -24,12 +25,6 @@ use std::collections::BTreeSet;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
-
-/// A thread that ran this long before its clients failed is restarted however often that happened before.
-const STABLE_RUN: Duration = Duration::from_secs(60);
-
-/// Restarts in a row, each within [`STABLE_RUN`] of the last, before a thread gives up and stops the instance.
-const MAX_QUICK_RESTARTS: u32 = 10;
 
 /// How often tasks get their processing-time hook ([`crate::Processor::punctuate`]).
 const PUNCTUATION_INTERVAL: Duration = Duration::from_secs(1);
@@ -58,23 +53,20 @@ impl Runtime {
     /// Run stream thread `index`. When the Kafka clients fail (a consumer fenced after a broker restart, commits
     /// refused, a producer fenced or in a fatal state, records undeliverable), the thread drops its tasks without
     /// committing, closes its clients and joins the group again with new ones: processing resumes from the committed
-    /// offsets and the checkpointed stores, as after a crash but without one. Store, configuration and processing
-    /// errors stop the instance, and so does a Kafka failure that repeats [`MAX_QUICK_RESTARTS`] times in a row
-    /// without the thread staying up for [`STABLE_RUN`].
+    /// offsets and the checkpointed stores, as after a crash but without one, for as long as the failures last
+    /// (see [`rejoin`](super::rejoin)). Store, configuration and processing errors stop the instance.
     pub(super) fn run_thread(&self, index: usize, globals: &Arc<global::GlobalTables>, instance: &str) -> Result<(), StreamError> {
-        let mut quick_failures = 0;
+        let mut pauses = RejoinPause::new();
         loop {
             let started = Instant::now();
             match self.run_thread_once(index, globals, instance) {
                 Err(e @ (StreamError::Kafka { .. } | StreamError::Delivery(_))) if !self.shutdown.is_triggered() => {
-                    quick_failures = if started.elapsed() >= STABLE_RUN { 1 } else { quick_failures + 1 };
-                    if quick_failures > MAX_QUICK_RESTARTS {
-                        return Err(e);
-                    }
-                    tracing::warn!(error = %e, thread = index, "Kafka client failed; rejoining with new clients");
+                    let pause = pauses.after_failure(started.elapsed());
+                    tracing::warn!(error = %e, thread = index, pause_ms = pause.as_millis() as u64, "Kafka client failed; rejoining with new clients");
                     self.metrics.thread_restarts.inc();
-                    // A pause so that a broker that is down is not hammered by restarts.
-                    std::thread::sleep(Duration::from_secs(1));
+                    if super::wait(pause, &|| self.shutdown.is_triggered()) {
+                        return Ok(());
+                    }
                 }
                 other => return other,
             }
