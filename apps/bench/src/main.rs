@@ -55,6 +55,11 @@ mod restore;
 mod stock_ticker;
 mod timed;
 
+// The services' allocator (see their main.rs), so the engine runs here as it runs in them, and the plain loop
+// it is compared with gets the same.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[derive(Parser)]
 #[command(name = "bench", about = "streamcore throughput beside a plain rdkafka loop")]
 struct Cli {

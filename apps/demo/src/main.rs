@@ -26,6 +26,10 @@ use std::future::IntoFuture;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
+// The services' allocator (see their main.rs).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// Try the suite in one command.
 #[derive(Parser)]
 #[command(name = "demo", version, about)]
