@@ -11,6 +11,10 @@
 //! flushes the store being written; when the cache is full, the least recently used blocks go. Index and filter
 //! blocks live in the cache too (with high priority, the first level pinned), so they are counted as well.
 //! The budget is soft: a write is never refused or stalled, and memtables being flushed count until the flush ends.
+//! And it is enforced by writes: the store written flushes one of its column families, but not one already
+//! flushing, so while one store flushes another's memtable can grow past the share, and after a burst the
+//! memtables can stay above it until the next write (seen in `state::rocksdb`'s test under load: 15 MiB of
+//! memtables under an 8 MiB budget, whose share is 4).
 //!
 //! Kafka Streams users get this only by writing a `RocksDBConfigSetter` by hand (its documentation's
 //! `BoundedMemoryRocksDBConfig`); here it is the default, `--state-memory`, and its use is on `/metrics`.
