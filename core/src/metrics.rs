@@ -1,7 +1,7 @@
 //! The engine's Prometheus metrics. They register into the service's registry, so one `/metrics` page shows the
 //! engine's and the service's metrics together.
 
-use prometheus::{Counter, Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry};
+use prometheus::{Counter, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry};
 
 /// Per-topic counters resolved once for the topics known at start, so the per-record path compares a few short
 /// strings instead of hashing label values; any other topic falls back to the labelled lookup.
@@ -28,6 +28,36 @@ impl TopicCounters {
     }
 }
 
+/// Where a commit's time goes: one histogram per step of the commit protocol (`runtime::commit`), so a slow
+/// commit says which wait made it slow. A commit stops its stream thread, and records arriving meanwhile wait for it:
+/// this is the first place to look when the latency's tail is long.
+#[derive(Clone)]
+pub struct CommitPhases {
+    /// Waiting for the outputs sent since the last commit to be acknowledged (at-least-once only).
+    pub outputs_acked: Histogram,
+    /// Sending the stores' coalesced changelog writes.
+    pub changelogs_sent: Histogram,
+    /// Waiting for those writes to be acknowledged.
+    pub changelogs_acked: Histogram,
+    /// Committing the input offsets (under exactly-once: adding them to the transaction and committing it).
+    pub offsets_committed: Histogram,
+    /// Applying each store's pending batch with its checkpoint.
+    pub stores_applied: Histogram,
+}
+
+impl CommitPhases {
+    fn new(all: &HistogramVec) -> Self {
+        let phase = |p: &str| all.with_label_values(&[p]);
+        CommitPhases {
+            outputs_acked: phase("outputs_acked"),
+            changelogs_sent: phase("changelogs_sent"),
+            changelogs_acked: phase("changelogs_acked"),
+            offsets_committed: phase("offsets_committed"),
+            stores_applied: phase("stores_applied"),
+        }
+    }
+}
+
 /// Metrics of one runtime.
 #[derive(Clone)]
 pub struct Metrics {
@@ -47,6 +77,8 @@ pub struct Metrics {
     pub process_latency: Histogram,
     /// Time to commit: flush, wait for acks, commit offsets, apply stores.
     pub commit_latency: Histogram,
+    /// The same time, per step of the commit.
+    pub commit_phases: CommitPhases,
     /// Changelog records replayed into stores, per store.
     pub restored: IntCounterVec,
     /// Seconds spent replaying changelogs (with `restored`: the restore rate).
@@ -132,6 +164,16 @@ impl Metrics {
                 "Time to commit",
                 prometheus::exponential_buckets(1e-3, 2.0, 14)?,
             )?,
+            commit_phases: {
+                let all = HistogramVec::new(
+                    HistogramOpts::new("streamcore_commit_phase_seconds", "Time to commit, per step of the commit")
+                        .const_label("application_id", application_id)
+                        .buckets(prometheus::exponential_buckets(1e-4, 2.0, 16)?),
+                    &["phase"],
+                )?;
+                registry.register(Box::new(all.clone()))?;
+                CommitPhases::new(&all)
+            },
             restored: counter("streamcore_restored_records_total", "Changelog records replayed into stores", &["store"])?,
             restore_seconds: {
                 let c = Counter::with_opts(opts("streamcore_restore_seconds_total", "Seconds spent replaying changelogs"))?;

@@ -112,6 +112,18 @@ fn metric(registry: &prometheus::Registry, name: &str) -> f64 {
         .sum()
 }
 
+/// How many samples each series of histogram `name` holds, by the value of its label `label` ("" without one).
+fn samples(registry: &prometheus::Registry, name: &str, label: &str) -> BTreeMap<String, u64> {
+    let mut out = BTreeMap::new();
+    for family in registry.gather().iter().filter(|f| f.name() == name) {
+        for m in family.get_metric() {
+            let key = m.get_label().iter().find(|l| l.name() == label).map(|l| l.value().to_owned()).unwrap_or_default();
+            *out.entry(key).or_default() += m.get_histogram().get_sample_count();
+        }
+    }
+    out
+}
+
 fn last_counts(records: &[streamcore::testkit::kafka::Consumed]) -> BTreeMap<String, u64> {
     let mut last = BTreeMap::new();
     for r in records {
@@ -144,7 +156,14 @@ fn keyed_state_dead_letters_restore_and_checkpoint_resume() {
     let run = start(&app, &input, &output, state.path());
     let out = read_topic(&bs, &output, 100, Duration::from_secs(60));
     assert!(wait_caught_up(&bs, &app, &input, Duration::from_secs(60)), "offsets were not committed to the end");
-    run.stop();
+    let registry = run.stop();
+    // Every commit timed each of its steps, so a slow commit says which wait made it slow.
+    let commits = samples(&registry, "streamcore_commit_latency_seconds", "")[""];
+    let phases = samples(&registry, "streamcore_commit_phase_seconds", "phase");
+    assert!(commits >= 1, "the offsets reached the end through at least one commit");
+    for phase in ["outputs_acked", "changelogs_sent", "changelogs_acked", "offsets_committed", "stores_applied"] {
+        assert!(phases.get(phase).is_some_and(|&n| n >= commits), "{phase}: {phases:?} for {commits} commits");
+    }
     assert_eq!(out.len(), 100, "one output per valid event");
     assert!(last_counts(&out).values().all(|&c| c == 10), "every id counted 10 times: {:?}", last_counts(&out));
 

@@ -95,7 +95,7 @@ impl Measured {
     }
 }
 
-pub(crate) fn run(bs: &str, load: &Load, guarantees: &[Guarantee], programs: &Programs) -> anyhow::Result<()> {
+pub(crate) fn run(bs: &str, load: &Load, guarantees: &[Guarantee], with_kafka_streams: bool, programs: &Programs) -> anyhow::Result<()> {
     programs.check()?;
     ensure!(load.rate > 0 && load.seconds > load.warm_up, "--rate must be positive and --seconds longer than --warm-up");
     println!(
@@ -107,7 +107,8 @@ pub(crate) fn run(bs: &str, load: &Load, guarantees: &[Guarantee], programs: &Pr
     println!("| guarantee | engine | commit interval | p50 | p99 | p99.9 | max | trades measured |");
     println!("|---|---|---|---:|---:|---:|---:|---:|");
     for &guarantee in guarantees {
-        for (engine, commit_ms) in setups(guarantee) {
+        let earlier = programs.earlier_ticker.is_some();
+        for (engine, commit_ms) in setups(guarantee, earlier, with_kafka_streams) {
             let interval = match (engine, commit_ms, guarantee) {
                 (_, Some(ms), _) => format!("{ms} ms"),
                 (Engine::Suite | Engine::EarlierSuite, None, _) => "1 s (its default)".to_owned(),
@@ -145,12 +146,17 @@ fn warm_broker(bs: &str, load: &Load) -> anyhow::Result<()> {
 }
 
 /// The rows for one guarantee: each engine at its own default commit interval and at 100 ms, Kafka Streams with
-/// its default cache (under exactly-once its default interval is 100 ms already).
-fn setups(guarantee: Guarantee) -> Vec<(Engine, Option<u64>)> {
-    let streams = Engine::KafkaStreams { cache: true };
-    let mut rows = vec![(Engine::Suite, None), (Engine::Suite, Some(100)), (streams, None)];
-    if guarantee == Guarantee::AtLeastOnce {
-        rows.push((streams, Some(100)));
+/// its default cache (under exactly-once its default interval is 100 ms already). An earlier build of the ticker
+/// runs just before this one at each interval, so a change's before and after sit side by side.
+fn setups(guarantee: Guarantee, earlier: bool, with_kafka_streams: bool) -> Vec<(Engine, Option<u64>)> {
+    let tickers: &[Engine] = if earlier { &[Engine::EarlierSuite, Engine::Suite] } else { &[Engine::Suite] };
+    let mut rows: Vec<_> = [None, Some(100)].into_iter().flat_map(|ms| tickers.iter().map(move |&t| (t, ms))).collect();
+    if with_kafka_streams {
+        let streams = Engine::KafkaStreams { cache: true };
+        rows.push((streams, None));
+        if guarantee == Guarantee::AtLeastOnce {
+            rows.push((streams, Some(100)));
+        }
     }
     rows
 }

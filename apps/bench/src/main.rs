@@ -131,6 +131,9 @@ enum Bench {
         /// Guarantees to measure, comma-separated.
         #[arg(long, value_enum, value_delimiter = ',', default_value = "at-least-once,exactly-once")]
         guarantees: Vec<streamcore::runtime::Guarantee>,
+        /// Leave Kafka Streams out: this build beside `--earlier-ticker` only, a quick before and after.
+        #[arg(long)]
+        without_kafka_streams: bool,
         #[command(flatten)]
         programs: engines::Programs,
     },
@@ -222,9 +225,9 @@ fn main() -> anyhow::Result<()> {
             let setups: Vec<_> = guarantees.iter().flat_map(|&guarantee| threads.iter().map(move |&t| (guarantee, t))).collect();
             kafka_streams::run(&cli.bootstrap, cli.records, cli.partitions, symbols, &setups, !without_kafka_streams, &programs)
         }
-        Some(Bench::Latency { rate, seconds, warm_up, symbols, guarantees, programs }) => {
+        Some(Bench::Latency { rate, seconds, warm_up, symbols, guarantees, without_kafka_streams, programs }) => {
             let load = latency::Load { rate, seconds, warm_up, symbols, partitions: cli.partitions };
-            latency::run(&cli.bootstrap, &load, &guarantees, &programs)
+            latency::run(&cli.bootstrap, &load, &guarantees, !without_kafka_streams, &programs)
         }
         Some(Bench::FraudDetection { cards, state_memory }) => {
             fraud_detection::run(&cli.bootstrap, cli.records, cli.partitions, cards, state_memory)

@@ -30,6 +30,13 @@ impl Engine {
     /// The commit protocol (see the module docs), for all tasks or only `only`.
     pub(super) fn commit(&self, consumer: &GroupConsumer, only: Option<&BTreeSet<TaskId>>) -> Result<(), StreamError> {
         let started = Instant::now();
+        let phases = &self.metrics.commit_phases;
+        let mut step_started = started;
+        let mut step_done = |phase: &prometheus::Histogram| {
+            let now = Instant::now();
+            phase.observe((now - step_started).as_secs_f64());
+            step_started = now;
+        };
         // One transaction holds every task's writes, so it commits them all or none.
         let only = if self.exactly_once { None } else { only };
         let selected = |t: &TaskId| only.is_none_or(|o| o.contains(t));
@@ -38,11 +45,14 @@ impl Engine {
             // of the records it rewinds, which a rebuilt task would restore and then count again. Under
             // exactly-once those writes would be aborted with the transaction anyway.
             self.await_acks()?;
+            step_done(&phases.outputs_acked);
         }
         for (_, slot) in self.lock().tasks.iter_mut().filter(|(p, _)| selected(p)) {
             slot.task.drain_changelogs(&mut ProducerSink { engine: self, origin: NO_ORIGIN })?;
         }
+        step_done(&phases.changelogs_sent);
         self.await_acks()?;
+        step_done(&phases.changelogs_acked);
         // Every record sent so far is acknowledged: no delivery report will name these inputs any more.
         self.origins.lock().unwrap_or_else(|p| p.into_inner()).clear();
         let mut guard = self.lock();
@@ -93,10 +103,12 @@ impl Engine {
                 Err(e) => return Err(StreamError::Kafka { context: "committing offsets".into(), source: e }),
             }
         }
+        step_done(&phases.offsets_committed);
         let tracker = self.producer.context();
         for (id, slot) in tasks.iter_mut().filter(|(id, _)| selected(id)) {
             slot.task.commit_stores(|changelog| tracker.next_offset(changelog, id.partition))?;
         }
+        step_done(&phases.stores_applied);
         self.metrics.commit_latency.observe(started.elapsed().as_secs_f64());
         Ok(())
     }
