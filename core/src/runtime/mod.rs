@@ -62,7 +62,7 @@ mod task_executor;
 mod task_manager;
 mod topics;
 
-pub use config::{StreamsConfig, DEFAULT_MAX_FUTURE};
+pub use config::{linger, StreamsConfig, DEFAULT_MAX_FUTURE};
 pub use copartition::Partitions;
 pub use properties::{check_kafka_properties, parse_kafka_properties, parse_kafka_property_options};
 pub use topics::{topics_to_create, TopicSpec};
